@@ -1,0 +1,20 @@
+/*
+ * analyzer.c — the table of analyzers, looked up by the name a config's
+ * [task] analyzer key gives. Adding a task means adding an analyzer file,
+ * a line here and a config.
+ */
+#include "eosin-private.h"
+
+extern const EosinAnalyzerOps _eosin_analyzer_stain;
+
+static const EosinAnalyzerOps *const ANALYZERS[] = {
+    &_eosin_analyzer_stain,
+    NULL,
+};
+
+const EosinAnalyzerOps *eosin_analyzer_find(const char *name) {
+  for (int i = 0; ANALYZERS[i]; i++)
+    if (name && !strcmp(ANALYZERS[i]->name, name))
+      return ANALYZERS[i];
+  return NULL;
+}

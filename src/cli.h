@@ -1,0 +1,20 @@
+/*
+ * cli.h — what the `eosin` subcommands share: their entry points and the
+ * signal watcher that turns SIGINT/SIGTERM into a clean cancel.
+ */
+#pragma once
+
+#include "eosin.h"
+
+int eosin_cmd_info(int argc, char **argv);
+int eosin_cmd_run(int argc, char **argv);
+int eosin_cmd_batch(int argc, char **argv);
+
+/* Watches SIGINT and SIGTERM on a thread of its own and sets @cancel when
+ * one arrives. Stop with eosin_cli_signals_stop. */
+typedef struct _EosinSignals EosinSignals;
+EosinSignals *eosin_cli_signals_start(EosinCancel *cancel);
+void eosin_cli_signals_stop(EosinSignals *s);
+
+/* Parses @ctx over argv, printing the error and --help hint on failure. */
+bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv);

@@ -1,0 +1,70 @@
+/*
+ * cmd-batch.c — `eosin batch --task CONFIG (--manifest FILE | DIR) -o OUTDIR`:
+ * a queue of slides, resumable, one bad slide never stopping the rest.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int eosin_cmd_batch(int argc, char **argv) {
+  g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
+  int readers = 0;
+  GOptionEntry entries[] = {
+      {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
+      {"manifest", 'm', 0, G_OPTION_ARG_FILENAME, &manifest,
+       "Slide list: one 'path' or 'path,mpp' per line", "FILE"},
+      {"output", 'o', 0, G_OPTION_ARG_FILENAME, &outdir, "Output folder", "OUTDIR"},
+      {"readers", 'j', 0, G_OPTION_ARG_INT, &readers, "Reader threads (overrides the config)",
+       "N"},
+      {NULL}};
+  g_autoptr(GOptionContext) ctx = g_option_context_new("[DIR] - analyse many slides");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_option_context_set_description(
+      ctx, "Slides come from --manifest or from the slide files in DIR. One folder per slide\n"
+           "in OUTDIR; slides already complete there are skipped, so rerunning a killed batch\n"
+           "resumes it. OUTDIR/batch-summary.csv lists every slide with its status and error.\n"
+           "Exit codes: 0 all slides done, 1 the batch could not run, 2 usage or config,\n"
+           "3 finished with failed slides, 130 interrupted.");
+  if (!eosin_cli_parse(ctx, &argc, &argv))
+    return EOSIN_EXIT_USAGE;
+  if (!task || !outdir || (manifest ? argc != 1 : argc != 2)) {
+    fprintf(stderr,
+            "eosin batch: expected --task CONFIG, -o OUTDIR and either --manifest FILE or "
+            "one DIR (see --help)\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  if (readers < 0 || readers > 64) {
+    fprintf(stderr, "eosin batch: --readers must be 1..64\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(task, &err);
+  if (!cfg) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return EOSIN_EXIT_USAGE;
+  }
+  g_autoptr(GPtrArray) items = manifest ? eosin_batch_from_manifest(manifest, &err)
+                                        : eosin_batch_from_dir(argv[1], &err);
+  if (!items) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return EOSIN_EXIT_USAGE;
+  }
+  EosinCancel cancel = {0};
+  EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel};
+  EosinSignals *sig = eosin_cli_signals_start(&cancel);
+  EosinBatchResult res;
+  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), &res, &err);
+  eosin_cli_signals_stop(sig);
+  if (!ok) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return EOSIN_EXIT_FAILED;
+  }
+  printf("batch: %d slides: %d done, %d already complete, %d failed%s; summary in "
+         "%s/batch-summary.csv\n",
+         res.total, res.done, res.skipped, res.failed, res.interrupted ? ", interrupted" : "",
+         outdir);
+  if (res.interrupted)
+    return EOSIN_EXIT_INTERRUPTED;
+  return res.failed ? EOSIN_EXIT_PARTIAL : EOSIN_EXIT_OK;
+}

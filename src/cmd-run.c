@@ -1,0 +1,77 @@
+/*
+ * cmd-run.c — `eosin run --task CONFIG SLIDE -o OUTDIR`: one slide.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+static void progress(int done, int total, double tps, void *data) {
+  gint64 *last = data, now = g_get_monotonic_time();
+  if (done < total && now - *last < 250000)
+    return;
+  *last = now;
+  double eta = tps > 0 ? (total - done) / tps : 0;
+  fprintf(stderr, "\r%d/%d tiles, %.0f tiles/s, ETA %dm%02ds   ", done, total, tps,
+          (int) eta / 60, (int) eta % 60);
+  if (done == total)
+    fprintf(stderr, "\n");
+}
+
+int eosin_cmd_run(int argc, char **argv) {
+  g_autofree char *task = NULL, *outdir = NULL;
+  double mpp = 0;
+  int readers = 0;
+  GOptionEntry entries[] = {
+      {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
+      {"output", 'o', 0, G_OPTION_ARG_FILENAME, &outdir, "Output folder", "OUTDIR"},
+      {"mpp", 0, 0, G_OPTION_ARG_DOUBLE, &mpp, "µm/px when the slide has none", "UM"},
+      {"readers", 'j', 0, G_OPTION_ARG_INT, &readers, "Reader threads (overrides the config)",
+       "N"},
+      {NULL}};
+  g_autoptr(GOptionContext) ctx = g_option_context_new("SLIDE - analyse one slide");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_option_context_set_description(
+      ctx, "Writes OUTDIR/<slide>/{overlay.tif,heatmap.tif,preview.png,tissue.png,tiles.csv,"
+           "report.json}.\nExit codes: 0 ok, 1 the slide failed, 2 usage or config, 130 "
+           "interrupted.");
+  if (!eosin_cli_parse(ctx, &argc, &argv))
+    return EOSIN_EXIT_USAGE;
+  if (argc != 2 || !task || !outdir) {
+    fprintf(stderr, "eosin run: expected --task CONFIG, -o OUTDIR and one SLIDE (see --help)\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  if (readers < 0 || readers > 64 || mpp < 0) {
+    fprintf(stderr, "eosin run: --readers must be 1..64 and --mpp positive\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(task, &err);
+  if (!cfg) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return EOSIN_EXIT_USAGE;
+  }
+  EosinCancel cancel = {0};
+  gint64 last = 0;
+  EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel};
+  if (isatty(STDERR_FILENO)) {
+    opts.progress = progress;
+    opts.progress_data = &last;
+  }
+  EosinSignals *sig = eosin_cli_signals_start(&cancel);
+  EosinRunResult res;
+  bool ok = eosin_run_slide(cfg, argv[1], outdir, &opts, &res, &err);
+  eosin_cli_signals_stop(sig);
+  if (!ok) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED))
+      return EOSIN_EXIT_INTERRUPTED;
+    return g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) ? EOSIN_EXIT_USAGE
+                                                                 : EOSIN_EXIT_FAILED;
+  }
+  printf("%s: %d tiles analysed (%d planned, %d without tissue) in %.1f s, %.0f tiles/s\n",
+         res.outdir, res.tiles_analyzed, res.tiles_planned, res.tiles_skipped, res.seconds,
+         res.tiles_per_s);
+  eosin_run_result_clear(&res);
+  return EOSIN_EXIT_OK;
+}

@@ -1,0 +1,222 @@
+/*
+ * config.c — task configs (GKeyFile .ini) parsed once, strictly, into an
+ * EosinConfig. Every other file receives the struct, never key names; the
+ * analyzer's own group is checked by the analyzer with the helpers here, so
+ * an unknown key or a bad value anywhere is an error naming file, key, value.
+ */
+#include "eosin-private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+static const char *const COMMON_GROUPS[] = {"task", "tiling", "tissue", "scheduler", "overlay", NULL};
+
+static const char *const TASK_KEYS[] = {"name", "analyzer", NULL};
+static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
+static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_side",
+                                          "min_saturation", "closing_um", "min_object_um2",
+                                          "max_hole_um2", NULL};
+static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth", NULL};
+static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max", NULL};
+static const char *const COLORMAPS[] = {"viridis", "jet", "inferno", "gray", NULL};
+
+void eosin_config_free(EosinConfig *cfg) {
+  if (!cfg)
+    return;
+  g_free(cfg->path);
+  g_free(cfg->task);
+  g_free(cfg->analyzer);
+  g_free(cfg->overlay_channel);
+  g_free(cfg->colormap);
+  if (cfg->keyfile)
+    g_key_file_free(cfg->keyfile);
+  g_free(cfg);
+}
+
+static bool config_error(GError **err, const EosinConfig *cfg, const char *group,
+                         const char *key, const char *value, const char *why) {
+  if (value)
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s: [%s] %s = '%s': %s", cfg->path,
+                group, key, value, why);
+  else
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s: [%s] %s: %s", cfg->path, group,
+                key, why);
+  return false;
+}
+
+bool eosin_config_check_keys(const EosinConfig *cfg, const char *group,
+                             const char *const *known, GError **err) {
+  if (!g_key_file_has_group(cfg->keyfile, group))
+    return true;
+  g_auto(GStrv) keys = g_key_file_get_keys(cfg->keyfile, group, NULL, NULL);
+  for (char **k = keys; k && *k; k++) {
+    if (!g_strv_contains(known, *k)) {
+      g_autofree char *v = g_key_file_get_value(cfg->keyfile, group, *k, NULL);
+      g_autofree char *list = g_strjoinv(", ", (char **) known);
+      g_autofree char *why = g_strdup_printf("unknown key (known keys: %s)", list);
+      return config_error(err, cfg, group, *k, v, why);
+    }
+  }
+  return true;
+}
+
+/* The raw value of @group.@key, or NULL when absent. Caller frees. */
+static char *raw_value(const EosinConfig *cfg, const char *group, const char *key) {
+  char *v = g_key_file_get_value(cfg->keyfile, group, key, NULL);
+  if (v)
+    g_strstrip(v);
+  return v;
+}
+
+bool eosin_config_get_double(const EosinConfig *cfg, const char *group, const char *key,
+                             double def, double min, double max, double *out, GError **err) {
+  g_autofree char *v = raw_value(cfg, group, key);
+  if (!v) {
+    if (isnan(def))
+      return config_error(err, cfg, group, key, NULL, "required key is missing");
+    *out = def;
+    return true;
+  }
+  char *end = NULL;
+  errno = 0;
+  double d = g_ascii_strtod(v, &end);
+  if (!*v || *end || errno || !isfinite(d))
+    return config_error(err, cfg, group, key, v, "not a number");
+  if (d < min || d > max) {
+    g_autofree char *why = g_strdup_printf("out of range [%g, %g]", min, max);
+    return config_error(err, cfg, group, key, v, why);
+  }
+  *out = d;
+  return true;
+}
+
+static bool get_int(const EosinConfig *cfg, const char *group, const char *key, int def,
+                    int min, int max, int *out, GError **err) {
+  g_autofree char *v = raw_value(cfg, group, key);
+  if (!v) {
+    *out = def;
+    return true;
+  }
+  char *end = NULL;
+  errno = 0;
+  long long n = g_ascii_strtoll(v, &end, 10);
+  if (!*v || *end || errno)
+    return config_error(err, cfg, group, key, v, "not an integer");
+  if (n < min || n > max) {
+    g_autofree char *why = g_strdup_printf("out of range [%d, %d]", min, max);
+    return config_error(err, cfg, group, key, v, why);
+  }
+  *out = (int) n;
+  return true;
+}
+
+bool eosin_config_get_choice(const EosinConfig *cfg, const char *group, const char *key,
+                             const char *def, const char *const *choices, char **out,
+                             GError **err) {
+  g_autofree char *v = raw_value(cfg, group, key);
+  if (!v) {
+    if (!def)
+      return config_error(err, cfg, group, key, NULL, "required key is missing");
+    *out = g_strdup(def);
+    return true;
+  }
+  if (choices && !g_strv_contains(choices, v)) {
+    g_autofree char *list = g_strjoinv(", ", (char **) choices);
+    g_autofree char *why = g_strdup_printf("must be one of: %s", list);
+    return config_error(err, cfg, group, key, v, why);
+  }
+  if (!*v)
+    return config_error(err, cfg, group, key, v, "must not be empty");
+  *out = g_steal_pointer(&v);
+  return true;
+}
+
+EosinConfig *eosin_config_load(const char *path, GError **err) {
+  g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
+  cfg->path = g_strdup(path);
+  cfg->keyfile = g_key_file_new();
+  g_autoptr(GError) kerr = NULL;
+  if (!g_key_file_load_from_file(cfg->keyfile, path, G_KEY_FILE_NONE, &kerr)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: %s", path, kerr->message);
+    return NULL;
+  }
+
+  if (!eosin_config_get_choice(cfg, "task", "name", NULL, NULL, &cfg->task, err) ||
+      !eosin_config_get_choice(cfg, "task", "analyzer", NULL, NULL, &cfg->analyzer, err))
+    return NULL;
+  if (!eosin_analyzer_find(cfg->analyzer))
+    return config_error(err, cfg, "task", "analyzer", cfg->analyzer, "no such analyzer"),
+           NULL;
+
+  /* Only the common groups and the analyzer's own group may appear. */
+  g_auto(GStrv) groups = g_key_file_get_groups(cfg->keyfile, NULL);
+  for (char **g = groups; *g; g++) {
+    if (!g_strv_contains(COMMON_GROUPS, *g) && strcmp(*g, cfg->analyzer) != 0) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "%s: unknown group [%s] (known: task, tiling, tissue, scheduler, overlay, %s)",
+                  path, *g, cfg->analyzer);
+      return NULL;
+    }
+  }
+  if (!eosin_config_check_keys(cfg, "task", TASK_KEYS, err) ||
+      !eosin_config_check_keys(cfg, "tiling", TILING_KEYS, err) ||
+      !eosin_config_check_keys(cfg, "tissue", TISSUE_KEYS, err) ||
+      !eosin_config_check_keys(cfg, "scheduler", SCHED_KEYS, err) ||
+      !eosin_config_check_keys(cfg, "overlay", OVERLAY_KEYS, err))
+    return NULL;
+
+  if (!get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||
+      !get_int(cfg, "tiling", "overlap", 0, 0, 4095, &cfg->overlap, err) ||
+      !eosin_config_get_double(cfg, "tiling", "mpp", NAN, 0.05, 100, &cfg->mpp, err))
+    return NULL;
+  if (cfg->overlap >= cfg->tile_size) {
+    g_autofree char *v = g_strdup_printf("%d", cfg->overlap);
+    return config_error(err, cfg, "tiling", "overlap", v, "must be smaller than tile_size"),
+           NULL;
+  }
+
+  if (!eosin_config_get_double(cfg, "tissue", "min_fraction", 0.25, 0, 1,
+                               &cfg->tissue_min_fraction, err) ||
+      !eosin_config_get_double(cfg, "tissue", "thumbnail_mpp", 16, 1, 200,
+                               &cfg->tissue_thumbnail_mpp, err) ||
+      !get_int(cfg, "tissue", "max_side", 4096, 256, 16384, &cfg->tissue_max_side, err) ||
+      !eosin_config_get_double(cfg, "tissue", "min_saturation", 0.07, 0, 1,
+                               &cfg->tissue_min_saturation, err) ||
+      !eosin_config_get_double(cfg, "tissue", "closing_um", 50, 0, 5000,
+                               &cfg->tissue_closing_um, err) ||
+      !eosin_config_get_double(cfg, "tissue", "min_object_um2", 50000, 0, 1e12,
+                               &cfg->tissue_min_object_um2, err) ||
+      !eosin_config_get_double(cfg, "tissue", "max_hole_um2", 50000, 0, 1e12,
+                               &cfg->tissue_max_hole_um2, err))
+    return NULL;
+
+  if (!get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
+      !get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
+      !get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
+    return NULL;
+
+  if (!eosin_config_get_choice(cfg, "overlay", "channel", "", NULL, &cfg->overlay_channel,
+                               err) ||
+      !eosin_config_get_choice(cfg, "overlay", "colormap", "viridis", COLORMAPS,
+                               &cfg->colormap, err) ||
+      !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err))
+    return NULL;
+  bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
+  bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);
+  if (has_min != has_max)
+    return config_error(err, cfg, "overlay", has_min ? "max" : "min", NULL,
+                        "min and max must be given together"),
+           NULL;
+  if (has_min) {
+    if (!eosin_config_get_double(cfg, "overlay", "min", 0, -1e9, 1e9, &cfg->overlay_min, err) ||
+        !eosin_config_get_double(cfg, "overlay", "max", 0, -1e9, 1e9, &cfg->overlay_max, err))
+      return NULL;
+    if (!(cfg->overlay_max > cfg->overlay_min)) {
+      g_autofree char *v = g_strdup_printf("%g", cfg->overlay_max);
+      return config_error(err, cfg, "overlay", "max", v, "must be greater than min"), NULL;
+    }
+    cfg->overlay_range_set = true;
+  }
+  return g_steal_pointer(&cfg);
+}

@@ -1,0 +1,139 @@
+/*
+ * eosin-private.h — helpers shared between Eosin's source files and not part
+ * of the public API: the tile scheduler, the stitched grid, the output
+ * writers and small utilities.
+ */
+#pragma once
+
+#include "eosin.h"
+
+#include <vips/vips.h>
+
+G_BEGIN_DECLS
+
+/* libvips only declares g_autoptr support for its types from 8.15 on. */
+#if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION < 15
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsImage, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsRegion, g_object_unref)
+#endif
+
+/* ---------------------------------------------------------------- util */
+
+/* Writes @len bytes to @path through a temporary file in the same folder,
+ * renamed over @path only when complete. */
+bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError **err);
+
+/* Sets @err from libvips's error buffer, prefixed with @what, and clears it. */
+void _eosin_set_vips_error(GError **err, const char *what);
+
+/* Removes @path and everything below it; missing is not an error. */
+bool _eosin_rm_rf(const char *path, GError **err);
+
+/* Calls vips_init once per process; safe from any thread. */
+bool _eosin_vips_init(GError **err);
+
+/* ---------------------------------------------------------------- scheduler */
+
+typedef struct {
+  double read_s;        /* summed over reader threads */
+  double analyze_s;     /* consumer time inside the analyzer */
+  double wall_s;
+  int readers;
+  int batches;
+} EosinSchedStats;
+
+/* Reads every tile of @plan with @readers threads (each its own handle on
+ * @slide) into batches of @batch_size held in at most @queue_depth+@readers
+ * preallocated buffers, and runs @ops on each batch in one consumer thread
+ * (the caller's). @values receives plan->tiles->len * n_channels floats. */
+bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
+                     const EosinAnalyzerOps *ops, void *actx, int n_channels,
+                     int readers, int batch_size, int queue_depth,
+                     const EosinRunOptions *opts, float *values,
+                     EosinSchedStats *stats, GError **err);
+
+/* ---------------------------------------------------------------- stitch */
+
+/* Per-tile values on a grid of cells one tile stride wide; a cell's value is
+ * the mean of the tiles that cover its centre; NaN where none does. */
+typedef struct {
+  int width, height;        /* cells */
+  double cell_x, cell_y;    /* level-0 pixels per cell (the stride) */
+  int64_t origin_x, origin_y;
+  int64_t clip_x, clip_y, clip_w, clip_h;  /* the slide bounds */
+  int n_channels;
+  float *values;            /* width*height*n_channels, NaN = empty */
+} EosinGrid;
+
+bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channels,
+                   const EosinSlideInfo *info, EosinGrid *grid, GError **err);
+void _eosin_grid_clear(EosinGrid *grid);
+
+/* ---------------------------------------------------------------- outputs */
+
+typedef struct {
+  const char *name;   /* viridis, jet, inferno, gray */
+  uint8_t lut[256][3];
+} EosinColormap;
+
+bool _eosin_colormap_get(const char *name, EosinColormap *out, GError **err);
+
+/* Colourises channel @channel of @grid into cells of RGBA (width*height*4),
+ * empty cells transparent. Caller frees with g_free. */
+uint8_t *_eosin_grid_colorize(const EosinGrid *grid, int channel, const EosinColormap *cmap,
+                              double vmin, double vmax, double alpha);
+/* Quantises channel @channel into 8 bits: 0 = empty, 1..255 = vmin..vmax. */
+uint8_t *_eosin_grid_quantize(const EosinGrid *grid, int channel, double vmin, double vmax);
+
+/* A lazy VipsImage of @width x @height pixels, each @scale_x/@scale_y level-0
+ * pixels, painted with the cell colours @cells (@bands per cell) of @grid:
+ * computed region by region so a level-0-sized overlay needs no memory of
+ * its size. The image holds a reference to a copy of @cells. */
+VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int bands,
+                             int width, int height, double scale_x, double scale_y);
+
+/* Writes @img as a tiled, pyramidal, deflate-compressed BigTIFF whose
+ * resolution says @mpp_x/@mpp_y µm/px, via a temporary name. */
+bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
+                         const char *description, GError **err);
+
+/* Re-opens a written overlay with OpenSlide and checks its level-0 size and
+ * µm/px against the slide's. */
+bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err);
+
+/* preview.png: the heatmap cells over the thumbnail. */
+bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
+                         const uint8_t *rgba_cells, const char *path, GError **err);
+
+bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
+                            const EosinAnalyzerInfo *ainfo, const float *values,
+                            GError **err);
+
+G_END_DECLS
+
+/* ---------------------------------------------------------------- slide backends */
+
+/* A slide reader (OpenSlide or libvips): open fills slide->info (except µm/px,
+ * resolved by slide.c from get_property) and slide->ctx. */
+typedef struct {
+  const char *name;
+  bool (*open)(EosinSlide *slide, const char *path, GError **err);
+  bool (*read_region)(EosinSlide *slide, int level, int64_t x, int64_t y, int w, int h,
+                      uint8_t *rgb, GError **err);
+  /* A lazy image of the whole of @level, RGB on white; caller unrefs. */
+  VipsImage *(*level_image)(EosinSlide *slide, int level, GError **err);
+  const char *(*get_property)(void *ctx, const char *name);
+  void (*close)(void *ctx);
+} EosinSlideOps;
+
+struct _EosinSlide {
+  const EosinSlideOps *ops;
+  void *ctx;
+  EosinSlideInfo info;
+  double mpp_override;
+};
+
+extern const EosinSlideOps _eosin_slide_openslide_ops;
+extern const EosinSlideOps _eosin_slide_vips_ops;
+/* True when OpenSlide recognises @path (its vendor, owned by OpenSlide). */
+const char *_eosin_openslide_detect(const char *path);

@@ -1,0 +1,353 @@
+/*
+ * eosin.h — the one public header of the Eosin whole-slide analysis engine.
+ *
+ * A slide is opened (OpenSlide, or libvips for plain images), its tissue is
+ * found on a thumbnail, a grid of tiles at the task's µm/px is planned, reader
+ * threads stream the tiles through a bounded queue into an analyzer, and the
+ * per-tile values are stitched into a grid that is written as pyramidal
+ * overlay TIFFs aligned with the slide, plus CSV and JSON reports.
+ *
+ * Conventions: every fallible function takes `GError **err` last and returns
+ * bool or a pointer; coordinates are level-0 pixels of the slide unless a name
+ * says otherwise; objects are freed with their `_free` function or g_autoptr.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define EOSIN_ERROR (eosin_error_quark())
+GQuark eosin_error_quark(void);
+
+typedef enum {
+  EOSIN_ERROR_FAILED,      /* anything not below */
+  EOSIN_ERROR_IO,          /* a file could not be read or written */
+  EOSIN_ERROR_SLIDE,       /* the slide cannot be opened or read */
+  EOSIN_ERROR_NO_MPP,      /* no trustworthy µm/px for the slide */
+  EOSIN_ERROR_CONFIG,      /* bad config file, key or value */
+  EOSIN_ERROR_NO_TISSUE,   /* nothing to analyse on the slide */
+  EOSIN_ERROR_VERIFY,      /* a written output did not re-open as expected */
+  EOSIN_ERROR_CANCELLED,   /* stopped by a signal or the caller */
+} EosinError;
+
+/* Process exit codes of the `eosin` CLI (documented in README.md). */
+enum {
+  EOSIN_EXIT_OK = 0,
+  EOSIN_EXIT_FAILED = 1,      /* the slide / job failed; message on stderr */
+  EOSIN_EXIT_USAGE = 2,       /* bad command line or config */
+  EOSIN_EXIT_PARTIAL = 3,     /* batch finished, some slides failed */
+  EOSIN_EXIT_INTERRUPTED = 130,
+};
+
+const char *eosin_version(void);
+
+/* ---------------------------------------------------------------- slides */
+
+typedef enum {
+  EOSIN_MPP_SOURCE_NONE,
+  EOSIN_MPP_SOURCE_OPENSLIDE,  /* openslide.mpp-x / -y */
+  EOSIN_MPP_SOURCE_TIFF,       /* TIFF XResolution + ResolutionUnit */
+  EOSIN_MPP_SOURCE_USER,       /* --mpp on the command line / manifest */
+} EosinMppSource;
+
+const char *eosin_mpp_source_name(EosinMppSource src);
+
+typedef struct {
+  int64_t width, height;  /* pixels at this level */
+  double downsample;      /* level-0 pixels per pixel of this level */
+} EosinLevel;
+
+typedef struct {
+  char *path;
+  char *name;            /* file name without extension: the output folder */
+  char *backend;         /* "openslide" or "vips" */
+  char *vendor;          /* OpenSlide vendor, or the libvips loader */
+  int64_t width, height; /* level 0 */
+  int n_levels;
+  EosinLevel *levels;
+  double mpp_x, mpp_y;
+  EosinMppSource mpp_source;
+  double objective_power;  /* 0 when the slide does not say */
+  bool has_bounds;         /* openslide.bounds-* present */
+  int64_t bounds_x, bounds_y, bounds_w, bounds_h;  /* the whole slide if not */
+  char **associated;       /* NULL-terminated names of associated images */
+} EosinSlideInfo;
+
+typedef struct _EosinSlide EosinSlide;
+
+/* Opens @path with OpenSlide, or through libvips for plain images that
+ * OpenSlide does not read. @mpp_override > 0 is used only when the file has
+ * no µm/px of its own. Returns a new slide, freed with eosin_slide_free. */
+EosinSlide *eosin_slide_open(const char *path, double mpp_override, GError **err);
+/* A second, independent handle on the same slide, for another thread. */
+EosinSlide *eosin_slide_reopen(EosinSlide *slide, GError **err);
+void eosin_slide_free(EosinSlide *slide);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinSlide, eosin_slide_free)
+
+/* Borrowed: valid while the slide is open. */
+const EosinSlideInfo *eosin_slide_get_info(EosinSlide *slide);
+/* Adds @info as a JSON object value to @b (report.json's "slide" and
+ * `eosin info --json`). */
+void eosin_slide_info_json(const EosinSlideInfo *info, JsonBuilder *b);
+
+/* Reads a @w x @h region of @level whose top-left is (@x, @y) in level-0
+ * pixels into @rgb (w*h*3 bytes), transparent areas composited on white. */
+bool eosin_slide_read_region(EosinSlide *slide, int level, int64_t x, int64_t y,
+                             int w, int h, uint8_t *rgb, GError **err);
+
+/* A whole-slide RGB thumbnail whose longer side is at most @max_side and
+ * whose pixels are at least @min_mpp µm (unless that needs more than
+ * @max_side). Returned pixels are owned by the caller (g_free). */
+typedef struct {
+  int width, height;
+  double scale_x, scale_y;  /* level-0 pixels per thumbnail pixel */
+  uint8_t *rgb;
+} EosinThumbnail;
+bool eosin_slide_thumbnail(EosinSlide *slide, int max_side, double min_mpp,
+                           EosinThumbnail *out, GError **err);
+void eosin_thumbnail_clear(EosinThumbnail *thumb);
+
+/* How a tile at a target µm/px is read: from @level, scaled by @scale (level
+ * pixels per output pixel); @resample is false when the level is within 5 %
+ * of the target and is read as it is. */
+typedef struct {
+  int level;
+  double scale;
+  bool resample;
+} EosinLevelChoice;
+
+/* Picks the level for @want_downsample (level-0 pixels per output pixel):
+ * a level within 5 % is used directly; otherwise the next finer level is
+ * read and resampled. Pure function of the downsample list. */
+EosinLevelChoice eosin_choose_level(const double *downsamples, int n_levels,
+                                    double want_downsample);
+
+/* Resolves µm/px: openslide.mpp-x/y, else tiff.XResolution/YResolution with
+ * tiff.ResolutionUnit (centimeter or inch), else @user_mpp > 0, else an
+ * EOSIN_ERROR_NO_MPP error that names the slide and what was looked at.
+ * @get returns a property value or NULL. Values outside 0.02–200 µm/px are
+ * not physical (e.g. a 72 dpi default) and are passed over with a reason. */
+typedef const char *(*EosinPropertyGetter)(void *data, const char *name);
+bool eosin_resolve_mpp(const char *slide_name, EosinPropertyGetter get, void *data,
+                       double user_mpp, double *mpp_x, double *mpp_y,
+                       EosinMppSource *source, GError **err);
+
+/* ---------------------------------------------------------------- config */
+
+typedef struct {
+  char *path;               /* the config file */
+  char *task;               /* [task] name */
+  char *analyzer;           /* [task] analyzer */
+  /* [tiling] */
+  int tile_size;            /* pixels at mpp */
+  int overlap;              /* pixels at mpp, < tile_size */
+  double mpp;               /* µm per pixel the analyzer sees */
+  /* [tissue] */
+  double tissue_min_fraction;   /* tiles below are skipped */
+  double tissue_thumbnail_mpp;  /* µm/px of the thumbnail */
+  int tissue_max_side;          /* thumbnail size cap */
+  double tissue_min_saturation; /* floor under the Otsu threshold */
+  double tissue_closing_um;     /* closing radius */
+  double tissue_min_object_um2; /* smaller objects removed */
+  double tissue_max_hole_um2;   /* smaller holes filled */
+  /* [scheduler] */
+  int readers;              /* reader threads, each with its own slide handle */
+  int batch_size;           /* tiles per batch */
+  int queue_depth;          /* batches buffered between readers and analyzer */
+  /* [overlay] */
+  char *overlay_channel;    /* which analyzer channel is drawn */
+  char *colormap;           /* viridis, jet, inferno, gray */
+  double overlay_alpha;     /* 0..1 opacity of drawn cells */
+  double overlay_min, overlay_max;  /* value range of the colour map */
+  bool overlay_range_set;   /* false: the analyzer's default range */
+  GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
+} EosinConfig;
+
+/* Loads @path strictly: an unknown group or key, a missing required key or
+ * a bad value is an EOSIN_ERROR_CONFIG error naming file, key and value.
+ * Groups other than the common ones belong to the analyzer, which checks
+ * them in its init. Free with eosin_config_free. */
+EosinConfig *eosin_config_load(const char *path, GError **err);
+void eosin_config_free(EosinConfig *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinConfig, eosin_config_free)
+
+/* Helpers for analyzers reading their own group with the same strictness. */
+bool eosin_config_check_keys(const EosinConfig *cfg, const char *group,
+                             const char *const *known, GError **err);
+bool eosin_config_get_double(const EosinConfig *cfg, const char *group,
+                             const char *key, double def, double min, double max,
+                             double *out, GError **err);
+bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
+                             const char *key, const char *def,
+                             const char *const *choices, char **out, GError **err);
+
+/* ---------------------------------------------------------------- tissue */
+
+typedef struct {
+  int width, height;       /* thumbnail pixels */
+  double scale_x, scale_y; /* level-0 pixels per mask pixel */
+  uint8_t *mask;           /* 1 = tissue */
+  double threshold;        /* saturation threshold used */
+  double fraction;         /* tissue pixels / pixels inside bounds */
+  int64_t *integral;       /* (w+1)*(h+1) summed-area table of mask */
+} EosinTissueMask;
+
+/* Saturation + Otsu (floored at cfg->tissue_min_saturation), closing,
+ * small-object removal and hole filling on @thumb, inside the slide bounds. */
+bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
+                         const EosinConfig *cfg, EosinTissueMask *out, GError **err);
+/* Fraction of tissue in a level-0 rectangle. */
+double eosin_tissue_fraction(const EosinTissueMask *mask, double x, double y,
+                             double w, double h);
+bool eosin_tissue_save_png(const EosinTissueMask *mask, const char *path, GError **err);
+void eosin_tissue_clear(EosinTissueMask *mask);
+
+/* ---------------------------------------------------------------- tiling */
+
+typedef struct {
+  int64_t x, y;        /* level-0 top-left (rounded down) */
+  int col, row;        /* grid position */
+  float tissue;        /* tissue fraction */
+} EosinTile;
+
+typedef struct {
+  int tile_size, overlap;  /* pixels at the target µm/px */
+  double mpp;
+  double tile_l0_x, tile_l0_y;      /* tile extent in level-0 pixels */
+  double stride_l0_x, stride_l0_y;  /* tile stride in level-0 pixels */
+  int64_t origin_x, origin_y;       /* level-0 top-left of tile (0,0) */
+  int cols, rows;                   /* tiles across and down */
+  int planned;                      /* cols * rows */
+  int skipped;                      /* below the tissue fraction */
+  EosinLevelChoice level;
+  GArray *tiles;                    /* EosinTile, the tiles to analyse */
+} EosinTilePlan;
+
+/* Plans tiles of cfg->tile_size at cfg->mpp over the slide bounds and keeps
+ * those with at least cfg->tissue_min_fraction tissue (all, if @mask is NULL). */
+bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
+                     const EosinTissueMask *mask, EosinTilePlan *plan, GError **err);
+void eosin_tile_plan_clear(EosinTilePlan *plan);
+
+/* Reads tile @t of @plan into @rgb (tile_size^2 * 3 bytes). */
+bool eosin_tile_read(EosinSlide *slide, const EosinTilePlan *plan, const EosinTile *t,
+                     uint8_t *rgb, GError **err);
+
+/* ---------------------------------------------------------------- analyzers */
+
+typedef struct {
+  int n;                  /* tiles in this batch */
+  int tile_size;          /* each tile is tile_size^2 RGB */
+  const int *tile_ids;    /* indices into plan->tiles */
+  const uint8_t *pixels;  /* n * tile_size^2 * 3, row-major RGB */
+} EosinTileBatch;
+
+typedef struct {
+  int n_channels;
+  char **channel_names;     /* NULL-terminated, owned by the analyzer */
+  double *default_min, *default_max;  /* per channel colour-map range */
+} EosinAnalyzerInfo;
+
+/* The interface every task implements (ggml-backend style: ops + context).
+ * run() is called from one thread, batch by batch in any order; it must
+ * write n * n_channels values and depend only on the pixels, so results do
+ * not change with the thread count. finish() gets all values in tile order. */
+typedef struct {
+  const char *name;
+  bool (*init)(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info, GError **err);
+  bool (*run)(void *ctx, const EosinTileBatch *batch, float *values, GError **err);
+  bool (*finish)(void *ctx, const EosinTilePlan *plan, const float *values,
+                 JsonBuilder *scores, GError **err);
+  void (*destroy)(void *ctx);
+} EosinAnalyzerOps;
+
+/* The analyzer named @name, or NULL. */
+const EosinAnalyzerOps *eosin_analyzer_find(const char *name);
+
+/* Ruifrok–Johnston colour deconvolution: optical density -log10(I/255),
+ * clamped at I >= 1e-6*255 like scikit-image, times the inverse of the
+ * stain matrix (rows = stain RGB vectors), clamped at 0. Writes 3 values
+ * per pixel. Equals 6 x scikit-image's separate_stains(), whose OD is
+ * divided by -log10(1e-6). */
+void eosin_stain_deconvolve(const uint8_t *rgb, size_t n_pixels,
+                            const double stain_from_rgb[3][3], float *out);
+bool eosin_stain_matrix_invert(const double rgb_from_stain[3][3],
+                               double stain_from_rgb[3][3], GError **err);
+
+/* ---------------------------------------------------------------- pipeline */
+
+typedef struct {
+  volatile gint cancelled;  /* set (g_atomic_int_set) to stop cleanly */
+} EosinCancel;
+
+typedef void (*EosinProgressFunc)(int done, int total, double tiles_per_s, void *data);
+
+typedef struct {
+  int readers_override;     /* > 0: replaces cfg->readers */
+  double mpp_override;      /* > 0: used when the slide has no µm/px */
+  EosinCancel *cancel;      /* may be NULL */
+  EosinProgressFunc progress;
+  void *progress_data;
+} EosinRunOptions;
+
+typedef struct {
+  char *outdir;         /* OUTDIR/<slide> on success */
+  int tiles_analyzed;
+  int tiles_planned;
+  int tiles_skipped;
+  double seconds;
+  double tiles_per_s;
+  JsonNode *scores;     /* the analyzer's slide-level scores */
+} EosinRunResult;
+void eosin_run_result_clear(EosinRunResult *res);
+
+/* Runs @cfg on the slide at @path and writes OUTDIR/<slide>/: overlay.tif,
+ * heatmap.tif, preview.png, tissue.png, tiles.csv and report.json (last).
+ * Outputs are built in OUTDIR/.<slide>.partial and moved into place only
+ * after overlay.tif re-opens with the slide's size and µm/px; on failure or
+ * cancellation nothing is left behind. */
+bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
+                     const EosinRunOptions *opts, EosinRunResult *res, GError **err);
+
+/* True when OUTDIR/<name>/report.json exists and says the run completed. */
+bool eosin_output_is_complete(const char *outdir, const char *name);
+
+/* The output folder name of a slide path (basename without extension). */
+char *eosin_slide_name_from_path(const char *path);
+
+G_END_DECLS
+
+G_BEGIN_DECLS
+/* ---------------------------------------------------------------- batch */
+
+typedef struct {
+  char *path;
+  double mpp;  /* > 0: used when the slide has none */
+} EosinBatchItem;
+
+/* A manifest: one slide per line, "path" or "path,mpp"; blank lines, '#'
+ * comments and a "path[,mpp]" header are ignored; relative paths are taken
+ * from the manifest's folder. Returns a GPtrArray of EosinBatchItem
+ * (owned, with its free function). */
+GPtrArray *eosin_batch_from_manifest(const char *path, GError **err);
+/* Every slide-like file (by extension) directly in @dir, sorted by name. */
+GPtrArray *eosin_batch_from_dir(const char *dir, GError **err);
+
+typedef struct {
+  int total, done, skipped, failed;
+  bool interrupted;
+} EosinBatchResult;
+
+/* Runs every item; slides whose OUTDIR/<name>/report.json is complete are
+ * skipped (so a killed batch resumes), a failing slide is recorded in
+ * OUTDIR/batch-summary.csv with its error and the batch goes on. The
+ * summary is rewritten after every slide. @progress: print progress lines
+ * to stderr. Returns false only when the batch itself cannot run. */
+bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
+                     const EosinRunOptions *opts, bool progress, EosinBatchResult *res,
+                     GError **err);
+G_END_DECLS

@@ -1,0 +1,111 @@
+/*
+ * main.c — the `eosin` command: dispatches to a subcommand (info, run,
+ * batch) and owns the process-wide pieces a library must not touch:
+ * signal handling and the exit code.
+ */
+#include "cli.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+
+struct _EosinSignals {
+  GMainContext *ctx;
+  GMainLoop *loop;
+  GThread *thread;
+  EosinCancel *cancel;
+};
+
+static gboolean on_signal(gpointer data) {
+  EosinSignals *s = data;
+  if (!g_atomic_int_get(&s->cancel->cancelled))
+    fprintf(stderr, "\neosin: stopping (signal received); unfinished outputs are removed\n");
+  g_atomic_int_set(&s->cancel->cancelled, 1);
+  return G_SOURCE_CONTINUE;
+}
+
+static gpointer signal_thread(gpointer data) {
+  EosinSignals *s = data;
+  g_main_context_push_thread_default(s->ctx);
+  g_main_loop_run(s->loop);
+  g_main_context_pop_thread_default(s->ctx);
+  return NULL;
+}
+
+EosinSignals *eosin_cli_signals_start(EosinCancel *cancel) {
+  EosinSignals *s = g_new0(EosinSignals, 1);
+  s->cancel = cancel;
+  s->ctx = g_main_context_new();
+  s->loop = g_main_loop_new(s->ctx, FALSE);
+  int sigs[] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; i++) {
+    GSource *src = g_unix_signal_source_new(sigs[i]);
+    g_source_set_callback(src, on_signal, s, NULL);
+    g_source_attach(src, s->ctx);
+    g_source_unref(src);
+  }
+  s->thread = g_thread_new("eosin-signals", signal_thread, s);
+  return s;
+}
+
+void eosin_cli_signals_stop(EosinSignals *s) {
+  if (!s)
+    return;
+  g_main_loop_quit(s->loop);
+  g_main_context_wakeup(s->ctx);
+  g_thread_join(s->thread);
+  g_main_loop_unref(s->loop);
+  g_main_context_unref(s->ctx);
+  g_free(s);
+}
+
+bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv) {
+  g_autoptr(GError) err = NULL;
+  if (!g_option_context_parse(ctx, argc, argv, &err)) {
+    fprintf(stderr, "eosin: %s (see --help)\n", err->message);
+    return false;
+  }
+  return true;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: eosin COMMAND [OPTION…]\n\n"
+          "Whole-slide pathology analysis.\n\n"
+          "Commands:\n"
+          "  info SLIDE [--json]                        describe a slide\n"
+          "  run --task CONFIG SLIDE -o OUTDIR          analyse one slide\n"
+          "  batch --task CONFIG (--manifest FILE | DIR) -o OUTDIR\n"
+          "                                             analyse many slides, resumable\n"
+          "  version                                    print versions\n\n"
+          "Each command takes --help. Exit codes: 0 success, 1 the slide or job failed,\n"
+          "2 bad command line or config, 3 batch finished with failed slides,\n"
+          "130 interrupted (SIGINT/SIGTERM; unfinished outputs are removed).\n");
+}
+
+int main(int argc, char **argv) {
+  setlocale(LC_ALL, "");
+  if (argc < 2) {
+    usage(stderr);
+    return EOSIN_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "info"))
+    return eosin_cmd_info(argc - 1, argv + 1);
+  if (!strcmp(cmd, "run"))
+    return eosin_cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "batch"))
+    return eosin_cmd_batch(argc - 1, argv + 1);
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("eosin %s\n", eosin_version());
+    return EOSIN_EXIT_OK;
+  }
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    usage(stdout);
+    return EOSIN_EXIT_OK;
+  }
+  fprintf(stderr, "eosin: unknown command '%s'\n\n", cmd);
+  usage(stderr);
+  return EOSIN_EXIT_USAGE;
+}

@@ -1,0 +1,260 @@
+/*
+ * output-overlay.c — the stitched grid drawn as images that line up with
+ * the slide: overlay.tif (colour map + alpha, transparent where empty) and
+ * heatmap.tif (8-bit values) at the slide's level-0 size and µm/px, as
+ * tiled pyramidal BigTIFFs, and preview.png over the thumbnail. The level-0
+ * images are lazy libvips images painted region by region from the cell
+ * array, so a 100k x 100k overlay costs no more memory than a small one.
+ * After writing, the overlay is re-opened with OpenSlide and checked.
+ */
+#include "eosin-private.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+
+typedef struct {
+  double at;
+  uint8_t rgb[3];
+} Stop;
+
+/* Nine samples of matplotlib's perceptually uniform maps, linearly
+ * interpolated to 256 entries. */
+static const Stop VIRIDIS[] = {
+    {0.000, {68, 1, 84}},     {0.125, {71, 44, 122}},  {0.250, {59, 81, 139}},
+    {0.375, {44, 113, 142}},  {0.500, {33, 144, 141}}, {0.625, {39, 173, 129}},
+    {0.750, {92, 200, 99}},   {0.875, {170, 220, 50}}, {1.000, {253, 231, 37}}};
+static const Stop INFERNO[] = {
+    {0.000, {0, 0, 4}},       {0.125, {31, 12, 72}},   {0.250, {85, 15, 109}},
+    {0.375, {136, 34, 106}},  {0.500, {186, 54, 85}},  {0.625, {227, 89, 51}},
+    {0.750, {249, 140, 10}},  {0.875, {249, 201, 50}}, {1.000, {252, 255, 164}}};
+
+static void from_stops(const Stop *s, int n, EosinColormap *cm) {
+  for (int i = 0; i < 256; i++) {
+    double v = i / 255.0;
+    int k = 0;
+    while (k < n - 2 && v > s[k + 1].at)
+      k++;
+    double f = (v - s[k].at) / (s[k + 1].at - s[k].at);
+    for (int c = 0; c < 3; c++)
+      cm->lut[i][c] = (uint8_t) lround(s[k].rgb[c] + f * (s[k + 1].rgb[c] - s[k].rgb[c]));
+  }
+}
+
+bool _eosin_colormap_get(const char *name, EosinColormap *cm, GError **err) {
+  cm->name = name;
+  if (!strcmp(name, "viridis")) {
+    from_stops(VIRIDIS, G_N_ELEMENTS(VIRIDIS), cm);
+  } else if (!strcmp(name, "inferno")) {
+    from_stops(INFERNO, G_N_ELEMENTS(INFERNO), cm);
+  } else if (!strcmp(name, "jet")) {
+    for (int i = 0; i < 256; i++) {
+      double v = i / 255.0;
+      double rgb[3] = {1.5 - fabs(4 * v - 3), 1.5 - fabs(4 * v - 2), 1.5 - fabs(4 * v - 1)};
+      for (int c = 0; c < 3; c++)
+        cm->lut[i][c] = (uint8_t) lround(255 * CLAMP(rgb[c], 0, 1));
+    }
+  } else if (!strcmp(name, "gray")) {
+    for (int i = 0; i < 256; i++)
+      cm->lut[i][0] = cm->lut[i][1] = cm->lut[i][2] = (uint8_t) i;
+  } else {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "unknown colour map '%s'", name);
+    return false;
+  }
+  return true;
+}
+
+static double unit(double v, double vmin, double vmax) {
+  return CLAMP((v - vmin) / (vmax - vmin), 0.0, 1.0);
+}
+
+uint8_t *_eosin_grid_colorize(const EosinGrid *g, int channel, const EosinColormap *cm,
+                              double vmin, double vmax, double alpha) {
+  size_t cells = (size_t) g->width * g->height;
+  uint8_t *out = g_malloc0(cells * 4);
+  uint8_t a = (uint8_t) lround(255 * alpha);
+  for (size_t c = 0; c < cells; c++) {
+    float v = g->values[c * g->n_channels + channel];
+    if (isnan(v))
+      continue;
+    int idx = (int) lround(255 * unit(v, vmin, vmax));
+    memcpy(out + c * 4, cm->lut[idx], 3);
+    out[c * 4 + 3] = a;
+  }
+  return out;
+}
+
+uint8_t *_eosin_grid_quantize(const EosinGrid *g, int channel, double vmin, double vmax) {
+  size_t cells = (size_t) g->width * g->height;
+  uint8_t *out = g_malloc0(cells);
+  for (size_t c = 0; c < cells; c++) {
+    float v = g->values[c * g->n_channels + channel];
+    if (!isnan(v))
+      out[c] = (uint8_t) (1 + lround(254 * unit(v, vmin, vmax)));
+  }
+  return out;
+}
+
+typedef struct {
+  uint8_t *cells;
+  int gw, gh, bands;
+  double origin_x, origin_y, cell_x, cell_y;
+  double clip_x0, clip_y0, clip_x1, clip_y1;
+  double scale_x, scale_y;
+} Paint;
+
+static void paint_free(gpointer data) {
+  Paint *p = data;
+  g_free(p->cells);
+  g_free(p);
+}
+
+/* The cell under the centre of output pixel @i along one axis, or -1. */
+static int cell_of(int i, double scale, double origin, double cell, double lo, double hi,
+                   int n) {
+  double l0 = (i + 0.5) * scale;
+  if (l0 < lo || l0 >= hi)
+    return -1;
+  int c = (int) floor((l0 - origin) / cell);
+  return c >= 0 && c < n ? c : -1;
+}
+
+static int paint_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+  const Paint *p = a;
+  const VipsRect *r = &out->valid;
+  g_autofree int *cx = g_new(int, r->width);
+  for (int x = 0; x < r->width; x++)
+    cx[x] = cell_of(r->left + x, p->scale_x, p->origin_x, p->cell_x, p->clip_x0, p->clip_x1,
+                    p->gw);
+  for (int y = 0; y < r->height; y++) {
+    VipsPel *row = VIPS_REGION_ADDR(out, r->left, r->top + y);
+    int cy = cell_of(r->top + y, p->scale_y, p->origin_y, p->cell_y, p->clip_y0, p->clip_y1,
+                     p->gh);
+    if (cy < 0) {
+      memset(row, 0, (size_t) r->width * p->bands);
+      continue;
+    }
+    const uint8_t *src = p->cells + (size_t) cy * p->gw * p->bands;
+    for (int x = 0; x < r->width; x++) {
+      if (cx[x] < 0)
+        memset(row + (size_t) x * p->bands, 0, p->bands);
+      else
+        memcpy(row + (size_t) x * p->bands, src + (size_t) cx[x] * p->bands, p->bands);
+    }
+  }
+  return 0;
+}
+
+VipsImage *_eosin_grid_image(const EosinGrid *g, const uint8_t *cells, int bands, int width,
+                             int height, double scale_x, double scale_y) {
+  Paint *p = g_new0(Paint, 1);
+  p->cells = g_memdup2(cells, (size_t) g->width * g->height * bands);
+  p->gw = g->width, p->gh = g->height, p->bands = bands;
+  p->origin_x = g->origin_x, p->origin_y = g->origin_y;
+  p->cell_x = g->cell_x, p->cell_y = g->cell_y;
+  p->clip_x0 = g->clip_x, p->clip_y0 = g->clip_y;
+  p->clip_x1 = g->clip_x + g->clip_w, p->clip_y1 = g->clip_y + g->clip_h;
+  p->scale_x = scale_x, p->scale_y = scale_y;
+  VipsImage *img = vips_image_new();
+  vips_image_init_fields(img, width, height, bands, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
+                         bands >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W, 1.0,
+                         1.0);
+  g_object_set_data_full(G_OBJECT(img), "eosin-paint", p, paint_free);
+  if (vips_image_pipelinev(img, VIPS_DEMAND_STYLE_ANY, NULL) ||
+      vips_image_generate(img, NULL, paint_generate, NULL, p, NULL)) {
+    g_object_unref(img);
+    return NULL;
+  }
+  return img;
+}
+
+bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
+                         const char *description, GError **err) {
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp", dir, base);
+  g_autoptr(VipsImage) copy = NULL;
+  if (vips_copy(img, &copy, NULL)) {
+    _eosin_set_vips_error(err, path);
+    return false;
+  }
+  vips_image_set_string(copy, "image-description", description);
+  /* libvips takes resolution in pixels per millimetre; nearest-neighbour
+   * pyramid levels keep empty cells empty and values unblended. */
+  if (vips_tiffsave(copy, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid",
+                    TRUE, "bigtiff", TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE,
+                    "region_shrink", VIPS_REGION_SHRINK_NEAREST, "xres", 1000.0 / mpp_x, "yres",
+                    1000.0 / mpp_y, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, NULL)) {
+    g_autofree char *what = g_strdup_printf("writing %s", path);
+    _eosin_set_vips_error(err, what);
+    g_unlink(tmp);
+    return false;
+  }
+  if (g_rename(tmp, path) != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "renaming %s: %s", tmp, g_strerror(errno));
+    g_unlink(tmp);
+    return false;
+  }
+  return true;
+}
+
+bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err) {
+  g_autoptr(GError) oerr = NULL;
+  g_autoptr(EosinSlide) ov = eosin_slide_open(path, 0, &oerr);
+  if (!ov) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_VERIFY, "verify %s: does not re-open: %s", path,
+                oerr->message);
+    return false;
+  }
+  const EosinSlideInfo *o = eosin_slide_get_info(ov);
+  if (strcmp(o->backend, "openslide") != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_VERIFY,
+                "verify %s: OpenSlide does not read it (opened by %s)", path, o->backend);
+    return false;
+  }
+  if (o->width != info->width || o->height != info->height) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_VERIFY,
+                "verify %s: size %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                " differs from the slide's %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
+                path, o->width, o->height, info->width, info->height);
+    return false;
+  }
+  /* TIFF stores the resolution as a 32-bit rational: allow its rounding */
+  if (fabs(o->mpp_x / info->mpp_x - 1) > 1e-3 || fabs(o->mpp_y / info->mpp_y - 1) > 1e-3) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_VERIFY,
+                "verify %s: %g x %g µm/px differs from the slide's %g x %g", path, o->mpp_x,
+                o->mpp_y, info->mpp_x, info->mpp_y);
+    return false;
+  }
+  return true;
+}
+
+bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
+                         const uint8_t *rgba_cells, const char *path, GError **err) {
+  g_autoptr(VipsImage) base = vips_image_new_from_memory(
+      thumb->rgb, (size_t) thumb->width * thumb->height * 3, thumb->width, thumb->height, 3,
+      VIPS_FORMAT_UCHAR);
+  g_autoptr(VipsImage) over = _eosin_grid_image(grid, rgba_cells, 4, thumb->width,
+                                                thumb->height, thumb->scale_x, thumb->scale_y);
+  VipsImage *comp = NULL;
+  if (!base || !over || vips_composite2(base, over, &comp, VIPS_BLEND_MODE_OVER, NULL)) {
+    _eosin_set_vips_error(err, "preview.png");
+    return false;
+  }
+  g_autoptr(VipsImage) compp = comp;
+  VipsImage *flat = NULL;
+  if (vips_flatten(comp, &flat, NULL)) {
+    _eosin_set_vips_error(err, "preview.png");
+    return false;
+  }
+  g_autoptr(VipsImage) flatp = flat;
+  g_autoptr(VipsImage) u8 = NULL;
+  void *buf = NULL;
+  size_t len = 0;
+  if (vips_cast_uchar(flat, &u8, NULL) || vips_image_write_to_buffer(u8, ".png", &buf, &len, NULL)) {
+    _eosin_set_vips_error(err, "preview.png");
+    return false;
+  }
+  bool ok = _eosin_write_atomic(path, buf, len, err);
+  g_free(buf);
+  return ok;
+}

@@ -1,0 +1,410 @@
+/*
+ * pipeline.c — one slide, end to end: open, tissue mask, tile plan,
+ * scheduler + analyzer, stitch, outputs, verification, report. Outputs are
+ * built in OUTDIR/.<slide>.partial and the folder is moved to OUTDIR/<slide>
+ * only when every file is written and the overlay re-opened correctly, so
+ * a crash, a kill or a failure never leaves a partial result behind.
+ */
+#include "eosin-private.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <openslide.h>
+
+/* preview.png's longer side: enough to see the tiles of a whole slide */
+#define PREVIEW_SIDE 1600
+
+void eosin_run_result_clear(EosinRunResult *res) {
+  g_clear_pointer(&res->outdir, g_free);
+  g_clear_pointer(&res->scores, json_node_unref);
+}
+
+typedef struct {
+  double open_s, tissue_s, write_s, verify_s;
+} Timing;
+
+static double since(gint64 t0) {
+  return (g_get_monotonic_time() - t0) / 1e6;
+}
+
+static void add_num(JsonBuilder *b, const char *k, double v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_double_value(b, v);
+}
+static void add_int(JsonBuilder *b, const char *k, gint64 v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_int_value(b, v);
+}
+static void add_str(JsonBuilder *b, const char *k, const char *v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_string_value(b, v);
+}
+static void add_bool(JsonBuilder *b, const char *k, bool v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_boolean_value(b, v);
+}
+
+/* The slide description shared by report.json and `eosin info --json`. */
+void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
+  json_builder_begin_object(b);
+  add_str(b, "path", i->path);
+  add_str(b, "name", i->name);
+  add_str(b, "backend", i->backend);
+  add_str(b, "vendor", i->vendor);
+  add_int(b, "width", i->width);
+  add_int(b, "height", i->height);
+  add_num(b, "mpp_x", i->mpp_x);
+  add_num(b, "mpp_y", i->mpp_y);
+  add_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
+  if (i->objective_power > 0)
+    add_num(b, "objective_power", i->objective_power);
+  json_builder_set_member_name(b, "bounds");
+  json_builder_begin_object(b);
+  add_int(b, "x", i->bounds_x);
+  add_int(b, "y", i->bounds_y);
+  add_int(b, "width", i->bounds_w);
+  add_int(b, "height", i->bounds_h);
+  add_bool(b, "from_slide", i->has_bounds);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "levels");
+  json_builder_begin_array(b);
+  for (int l = 0; l < i->n_levels; l++) {
+    json_builder_begin_object(b);
+    add_int(b, "width", i->levels[l].width);
+    add_int(b, "height", i->levels[l].height);
+    add_num(b, "downsample", i->levels[l].downsample);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "associated_images");
+  json_builder_begin_array(b);
+  for (char **a = i->associated; a && *a; a++)
+    json_builder_add_string_value(b, *a);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+}
+
+static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, GError **err) {
+  if (!*cfg->overlay_channel)
+    return 0;
+  for (int c = 0; c < ai->n_channels; c++)
+    if (!strcmp(ai->channel_names[c], cfg->overlay_channel))
+      return c;
+  g_autofree char *list = g_strjoinv(", ", ai->channel_names);
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+              "%s: [overlay] channel = '%s': the %s analyzer has channels %s", cfg->path,
+              cfg->overlay_channel, cfg->analyzer, list);
+  return -1;
+}
+
+/* Moves the finished @staging folder to @final, replacing an older result. */
+static bool promote(const char *staging, const char *final, GError **err) {
+  g_autofree char *old = NULL;
+  if (g_file_test(final, G_FILE_TEST_EXISTS)) {
+    old = g_strconcat(final, ".old", NULL);
+    if (!_eosin_rm_rf(old, err))
+      return false;
+    if (g_rename(final, old) != 0) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s aside: %s", final,
+                  g_strerror(errno));
+      return false;
+    }
+  }
+  if (g_rename(staging, final) != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s to %s: %s", staging, final,
+                g_strerror(errno));
+    if (old)
+      g_rename(old, final);
+    return false;
+  }
+  return old ? _eosin_rm_rf(old, err) : true;
+}
+
+typedef struct {
+  const EosinConfig *cfg;
+  EosinSlide *slide;
+  EosinThumbnail thumb;     /* at the tissue detector's µm/px */
+  EosinThumbnail preview;   /* larger, for preview.png */
+  EosinTissueMask mask;
+  EosinTilePlan plan;
+  const EosinAnalyzerOps *ops;
+  void *actx;
+  EosinAnalyzerInfo ainfo;
+  float *values;
+  EosinGrid grid;
+  EosinSchedStats sched;
+  Timing timing;
+  JsonNode *scores;
+  char *staging;
+} Run;
+
+static void run_clear(Run *r) {
+  eosin_thumbnail_clear(&r->thumb);
+  eosin_thumbnail_clear(&r->preview);
+  eosin_tissue_clear(&r->mask);
+  eosin_tile_plan_clear(&r->plan);
+  if (r->ops && r->actx)
+    r->ops->destroy(r->actx);
+  g_free(r->values);
+  _eosin_grid_clear(&r->grid);
+  if (r->scores)
+    json_node_unref(r->scores);
+  if (r->staging)
+    _eosin_rm_rf(r->staging, NULL);  /* nothing partial survives a failure */
+  g_free(r->staging);
+  eosin_slide_free(r->slide);
+}
+
+static bool write_report(Run *r, int channel, double vmin, double vmax, double wall_s,
+                         const char *path, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinSlideInfo *i = eosin_slide_get_info(r->slide);
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  add_str(b, "status", "complete");
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autofree char *iso = g_date_time_format_iso8601(now);
+  add_str(b, "created", iso);
+  json_builder_set_member_name(b, "versions");
+  json_builder_begin_object(b);
+  add_str(b, "eosin", eosin_version());
+  add_str(b, "openslide", openslide_get_version());
+  add_str(b, "libvips", vips_version_string());
+  g_autofree char *glibv =
+      g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version, glib_micro_version);
+  add_str(b, "glib", glibv);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "slide");
+  eosin_slide_info_json(i, b);
+
+  json_builder_set_member_name(b, "config");
+  json_builder_begin_object(b);
+  add_str(b, "path", cfg->path);
+  add_str(b, "task", cfg->task);
+  add_str(b, "analyzer", cfg->analyzer);
+  add_int(b, "tile_size", cfg->tile_size);
+  add_int(b, "overlap", cfg->overlap);
+  add_num(b, "mpp", cfg->mpp);
+  add_num(b, "tissue_min_fraction", cfg->tissue_min_fraction);
+  add_num(b, "tissue_min_saturation", cfg->tissue_min_saturation);
+  add_int(b, "readers", r->sched.readers);
+  add_int(b, "batch_size", cfg->batch_size);
+  add_int(b, "queue_depth", cfg->queue_depth);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "tiling");
+  json_builder_begin_object(b);
+  add_num(b, "mpp_effective", r->plan.mpp);
+  add_int(b, "level", r->plan.level.level);
+  add_bool(b, "resampled", r->plan.level.resample);
+  add_num(b, "level_pixels_per_tile_pixel", r->plan.level.scale);
+  add_num(b, "tile_level0_px", r->plan.tile_l0_x);
+  add_num(b, "stride_level0_px", r->plan.stride_l0_x);
+  add_int(b, "columns", r->plan.cols);
+  add_int(b, "rows", r->plan.rows);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "tissue");
+  json_builder_begin_object(b);
+  add_num(b, "saturation_threshold", r->mask.threshold);
+  add_num(b, "fraction", r->mask.fraction);
+  add_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "tiles");
+  json_builder_begin_object(b);
+  add_int(b, "planned", r->plan.planned);
+  add_int(b, "skipped_no_tissue", r->plan.skipped);
+  add_int(b, "analyzed", r->plan.tiles->len);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "timing");
+  json_builder_begin_object(b);
+  add_num(b, "open_s", r->timing.open_s);
+  add_num(b, "tissue_s", r->timing.tissue_s);
+  add_num(b, "read_s_all_readers", r->sched.read_s);
+  add_num(b, "analyze_s", r->sched.analyze_s);
+  add_num(b, "tiles_wall_s", r->sched.wall_s);
+  add_num(b, "write_s", r->timing.write_s);
+  add_num(b, "verify_s", r->timing.verify_s);
+  add_num(b, "wall_s", wall_s);
+  add_num(b, "tiles_per_s", r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "channels");
+  json_builder_begin_array(b);
+  for (int c = 0; c < r->ainfo.n_channels; c++)
+    json_builder_add_string_value(b, r->ainfo.channel_names[c]);
+  json_builder_end_array(b);
+
+  json_builder_set_member_name(b, "overlay");
+  json_builder_begin_object(b);
+  add_str(b, "channel", r->ainfo.channel_names[channel]);
+  add_str(b, "colormap", cfg->colormap);
+  add_num(b, "alpha", cfg->overlay_alpha);
+  add_num(b, "min", vmin);
+  add_num(b, "max", vmax);
+  add_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
+  add_num(b, "cell_level0_px", r->grid.cell_x);
+  json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "scores");
+  json_builder_add_value(b, json_node_ref(r->scores));
+
+  json_builder_set_member_name(b, "outputs");
+  json_builder_begin_array(b);
+  const char *files[] = {"overlay.tif", "heatmap.tif", "preview.png", "tissue.png",
+                         "tiles.csv", "report.json", NULL};
+  for (int f = 0; files[f]; f++)
+    json_builder_add_string_value(b, files[f]);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  gsize len;
+  g_autofree char *text = json_generator_to_data(gen, &len);
+  return _eosin_write_atomic(path, text, len, err);
+}
+
+static bool cancelled(const EosinRunOptions *o) {
+  return o && o->cancel && g_atomic_int_get(&o->cancel->cancelled);
+}
+
+static bool run_slide(Run *r, const char *path, const char *outdir, const EosinRunOptions *o,
+                      EosinRunResult *res, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  gint64 t_start = g_get_monotonic_time(), t0 = t_start;
+  r->slide = eosin_slide_open(path, o ? o->mpp_override : 0, err);
+  if (!r->slide)
+    return false;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
+  r->timing.open_s = since(t0);
+
+  r->ops = eosin_analyzer_find(cfg->analyzer);
+  if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
+    return false;
+  int channel = find_channel(cfg, &r->ainfo, err);
+  if (channel < 0)
+    return false;
+  double vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[channel];
+  double vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[channel];
+
+  t0 = g_get_monotonic_time();
+  if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
+                             &r->thumb, err) ||
+      !eosin_tissue_detect(&r->thumb, info, cfg, &r->mask, err) ||
+      !eosin_tile_plan(info, cfg, &r->mask, &r->plan, err))
+    return false;
+  r->timing.tissue_s = since(t0);
+  if (r->plan.tiles->len == 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NO_TISSUE,
+                "slide %s: no tissue found (tissue fraction %.4f of the slide; none of %d "
+                "tiles has %.0f%% tissue at saturation threshold %.3f)",
+                path, r->mask.fraction, r->plan.planned, 100 * cfg->tissue_min_fraction,
+                r->mask.threshold);
+    return false;
+  }
+
+  r->staging = g_strdup_printf("%s/.%s.partial", outdir, info->name);
+  if (!_eosin_rm_rf(r->staging, err))
+    return false;
+  if (g_mkdir_with_parents(r->staging, 0755) != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "creating %s: %s", r->staging,
+                g_strerror(errno));
+    return false;
+  }
+
+  size_t n = r->plan.tiles->len;
+  r->values = g_new0(float, n * r->ainfo.n_channels);
+  int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
+  if (!_eosin_schedule(r->slide, &r->plan, r->ops, r->actx, r->ainfo.n_channels, readers,
+                       cfg->batch_size, cfg->queue_depth, o, r->values, &r->sched, err))
+    return false;
+
+  g_autoptr(JsonBuilder) sb = json_builder_new();
+  json_builder_begin_object(sb);
+  if (!r->ops->finish(r->actx, &r->plan, r->values, sb, err))
+    return false;
+  json_builder_end_object(sb);
+  r->scores = json_builder_get_root(sb);
+
+  t0 = g_get_monotonic_time();
+  if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, info, &r->grid, err))
+    return false;
+  EosinColormap cm;
+  if (!_eosin_colormap_get(cfg->colormap, &cm, err))
+    return false;
+  g_autofree uint8_t *rgba = _eosin_grid_colorize(&r->grid, channel, &cm, vmin, vmax,
+                                                  cfg->overlay_alpha);
+  g_autofree uint8_t *q = _eosin_grid_quantize(&r->grid, channel, vmin, vmax);
+  g_autofree char *desc = g_strdup_printf(
+      "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s",
+      eosin_version(), cfg->task, r->ainfo.channel_names[channel], cfg->colormap, vmin, vmax,
+      info->name);
+  g_autofree char *overlay = g_build_filename(r->staging, "overlay.tif", NULL);
+  g_autofree char *heatmap = g_build_filename(r->staging, "heatmap.tif", NULL);
+  g_autofree char *preview = g_build_filename(r->staging, "preview.png", NULL);
+  g_autofree char *tissue = g_build_filename(r->staging, "tissue.png", NULL);
+  g_autofree char *csv = g_build_filename(r->staging, "tiles.csv", NULL);
+  g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
+  g_autoptr(VipsImage) ov = _eosin_grid_image(&r->grid, rgba, 4, info->width, info->height, 1, 1);
+  g_autoptr(VipsImage) hm = _eosin_grid_image(&r->grid, q, 1, info->width, info->height, 1, 1);
+  if (!ov || !hm) {
+    _eosin_set_vips_error(err, "building overlay images");
+    return false;
+  }
+  if (cancelled(o) ||
+      !_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, desc, err) ||
+      cancelled(o) ||
+      !_eosin_save_pyramid(hm, heatmap, info->mpp_x, info->mpp_y, desc, err) ||
+      !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
+      !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
+      !eosin_tissue_save_png(&r->mask, tissue, err) ||
+      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err)) {
+    if (cancelled(o) && (!err || !*err))
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
+    return false;
+  }
+  r->timing.write_s = since(t0);
+  t0 = g_get_monotonic_time();
+  if (!_eosin_verify_overlay(overlay, info, err))
+    return false;
+  r->timing.verify_s = since(t0);
+  if (!write_report(r, channel, vmin, vmax, since(t_start), report, err))
+    return false;
+  if (cancelled(o)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
+    return false;
+  }
+  g_autofree char *final = g_build_filename(outdir, info->name, NULL);
+  if (!promote(r->staging, final, err))
+    return false;
+  g_clear_pointer(&r->staging, g_free);
+
+  if (res) {
+    res->outdir = g_steal_pointer(&final);
+    res->tiles_analyzed = n;
+    res->tiles_planned = r->plan.planned;
+    res->tiles_skipped = r->plan.skipped;
+    res->seconds = since(t_start);
+    res->tiles_per_s = r->sched.wall_s > 0 ? n / r->sched.wall_s : 0;
+    res->scores = json_node_ref(r->scores);
+  }
+  return true;
+}
+
+bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
+                     const EosinRunOptions *opts, EosinRunResult *res, GError **err) {
+  Run r = {.cfg = cfg};
+  if (res)
+    memset(res, 0, sizeof *res);
+  bool ok = run_slide(&r, path, outdir, opts, res, err);
+  run_clear(&r);
+  g_assert(ok || !err || *err);  /* a failure always says why */
+  return ok;
+}

@@ -1,0 +1,203 @@
+/*
+ * tissue.c — where the tissue is, on a thumbnail: HSV saturation (stained
+ * tissue is coloured, glass and background are grey or white), an Otsu
+ * threshold floored so an empty slide stays empty, a morphological closing,
+ * then small objects removed and small holes filled (sizes in µm², so the
+ * result does not depend on the scanner). The mask decides which tiles run.
+ */
+#include "eosin-private.h"
+
+#include <math.h>
+
+void eosin_tissue_clear(EosinTissueMask *m) {
+  g_clear_pointer(&m->mask, g_free);
+  g_clear_pointer(&m->integral, g_free);
+}
+
+/* Otsu's threshold of a 256-bin histogram: the bin maximising the
+ * between-class variance; values above the returned bin are foreground. */
+static int otsu(const uint64_t hist[256]) {
+  uint64_t total = 0;
+  double sum = 0;
+  for (int i = 0; i < 256; i++)
+    total += hist[i], sum += (double) i * hist[i];
+  double sum_b = 0, best = -1;
+  uint64_t w_b = 0;
+  int thr = 0;
+  for (int t = 0; t < 256; t++) {
+    w_b += hist[t];
+    if (!w_b)
+      continue;
+    uint64_t w_f = total - w_b;
+    if (!w_f)
+      break;
+    sum_b += (double) t * hist[t];
+    double m_b = sum_b / w_b, m_f = (sum - sum_b) / w_f;
+    double between = (double) w_b * w_f * (m_b - m_f) * (m_b - m_f);
+    if (between > best)
+      best = between, thr = t;
+  }
+  return thr;
+}
+
+/* Dilation or erosion of a 0/255 mask with a disc of @radius pixels. */
+static VipsImage *morph_disc(VipsImage *in, int radius, VipsOperationMorphology op) {
+  int size = 2 * radius + 1;
+  g_autoptr(VipsImage) disc = vips_image_new_matrix(size, size);
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++) {
+      int dx = x - radius, dy = y - radius;
+      /* 255: this neighbour counts; 128: don't care */
+      *VIPS_MATRIX(disc, x, y) = dx * dx + dy * dy <= radius * radius ? 255 : 128;
+    }
+  VipsImage *out = NULL;
+  if (vips_morph(in, &out, disc, op, NULL))
+    return NULL;
+  return out;
+}
+
+/* Removes regions of value @value whose area is below @min_area pixels by
+ * giving them @replace; with @keep_border, regions touching the image edge
+ * stay (the background around the tissue is not a hole). */
+static bool remove_small(uint8_t *mask, int w, int h, uint8_t value, double min_area,
+                         uint8_t replace, bool keep_border, GError **err) {
+  if (min_area <= 0)
+    return true;
+  g_autoptr(VipsImage) img = vips_image_new_from_memory(mask, (size_t) w * h, w, h, 1,
+                                                        VIPS_FORMAT_UCHAR);
+  VipsImage *lab = NULL;
+  int n = 0;
+  if (!img || vips_labelregions(img, &lab, "segments", &n, NULL)) {
+    _eosin_set_vips_error(err, "tissue: labelling regions");
+    return false;
+  }
+  g_autoptr(VipsImage) labp = lab;
+  size_t len;
+  g_autofree int *labels = vips_image_write_to_memory(lab, &len);
+  if (!labels) {
+    _eosin_set_vips_error(err, "tissue: labelling regions");
+    return false;
+  }
+  g_autofree int64_t *area = g_new0(int64_t, n + 1);
+  g_autofree bool *border = g_new0(bool, n + 1);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      int l = labels[(size_t) y * w + x];
+      area[l]++;
+      if (x == 0 || y == 0 || x == w - 1 || y == h - 1)
+        border[l] = true;
+    }
+  for (size_t p = 0; p < (size_t) w * h; p++) {
+    int l = labels[p];
+    if (mask[p] == value && area[l] < min_area && !(keep_border && border[l]))
+      mask[p] = replace;
+  }
+  return true;
+}
+
+bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
+                         const EosinConfig *cfg, EosinTissueMask *out, GError **err) {
+  int w = thumb->width, h = thumb->height;
+  memset(out, 0, sizeof *out);
+  out->width = w, out->height = h;
+  out->scale_x = thumb->scale_x, out->scale_y = thumb->scale_y;
+  /* the bounds in thumbnail pixels: outside them there is no scanned tissue */
+  int bx0 = (int) floor(info->bounds_x / thumb->scale_x);
+  int by0 = (int) floor(info->bounds_y / thumb->scale_y);
+  int bx1 = MIN(w, (int) ceil((info->bounds_x + info->bounds_w) / thumb->scale_x));
+  int by1 = MIN(h, (int) ceil((info->bounds_y + info->bounds_h) / thumb->scale_y));
+
+  g_autofree uint8_t *sat = g_malloc0((size_t) w * h);
+  uint64_t hist[256] = {0};
+  for (int y = by0; y < by1; y++)
+    for (int x = bx0; x < bx1; x++) {
+      const uint8_t *p = thumb->rgb + ((size_t) y * w + x) * 3;
+      int mx = MAX(p[0], MAX(p[1], p[2])), mn = MIN(p[0], MIN(p[1], p[2]));
+      int s = mx ? (255 * (mx - mn) + mx / 2) / mx : 0;
+      sat[(size_t) y * w + x] = (uint8_t) s;
+      hist[s]++;
+    }
+  int thr = MAX(otsu(hist), (int) ceil(cfg->tissue_min_saturation * 255));
+  out->threshold = thr / 255.0;
+
+  g_autofree uint8_t *mask = g_malloc0((size_t) w * h);
+  for (int y = by0; y < by1; y++)
+    for (int x = bx0; x < bx1; x++)
+      mask[(size_t) y * w + x] = sat[(size_t) y * w + x] > thr ? 255 : 0;
+
+  double um_per_px = thumb->scale_x * info->mpp_x;
+  int radius = (int) lround(cfg->tissue_closing_um / um_per_px);
+  if (radius > 0) {
+    g_autoptr(VipsImage) m = vips_image_new_from_memory(mask, (size_t) w * h, w, h, 1,
+                                                        VIPS_FORMAT_UCHAR);
+    g_autoptr(VipsImage) dil = m ? morph_disc(m, radius, VIPS_OPERATION_MORPHOLOGY_DILATE) : NULL;
+    g_autoptr(VipsImage) clo = dil ? morph_disc(dil, radius, VIPS_OPERATION_MORPHOLOGY_ERODE)
+                                   : NULL;
+    size_t len;
+    uint8_t *closed = clo ? vips_image_write_to_memory(clo, &len) : NULL;
+    if (!closed) {
+      _eosin_set_vips_error(err, "tissue: closing");
+      return false;
+    }
+    g_free(mask);
+    mask = closed;
+  }
+  double px_area = um_per_px * thumb->scale_y * info->mpp_y;
+  if (!remove_small(mask, w, h, 255, cfg->tissue_min_object_um2 / px_area, 0, false, err) ||
+      !remove_small(mask, w, h, 0, cfg->tissue_max_hole_um2 / px_area, 255, true, err))
+    return false;
+
+  out->integral = g_new0(int64_t, (size_t) (w + 1) * (h + 1));
+  int64_t count = 0;
+  for (int y = 0; y < h; y++) {
+    int64_t row = 0;
+    for (int x = 0; x < w; x++) {
+      bool in = x >= bx0 && x < bx1 && y >= by0 && y < by1;
+      uint8_t v = in && mask[(size_t) y * w + x] ? 1 : 0;
+      mask[(size_t) y * w + x] = v;
+      row += v;
+      out->integral[(size_t) (y + 1) * (w + 1) + x + 1] =
+          out->integral[(size_t) y * (w + 1) + x + 1] + row;
+    }
+    count += row;
+  }
+  int64_t inside = (int64_t) (bx1 - bx0) * (by1 - by0);
+  out->fraction = inside > 0 ? (double) count / inside : 0;
+  out->mask = g_steal_pointer(&mask);
+  return true;
+}
+
+double eosin_tissue_fraction(const EosinTissueMask *m, double x, double y, double w, double h) {
+  double fx0 = x / m->scale_x, fy0 = y / m->scale_y;
+  double fx1 = (x + w) / m->scale_x, fy1 = (y + h) / m->scale_y;
+  int64_t x0 = (int64_t) floor(fx0), y0 = (int64_t) floor(fy0);
+  int64_t x1 = (int64_t) ceil(fx1), y1 = (int64_t) ceil(fy1);
+  int64_t area = (x1 - x0) * (y1 - y0);
+  if (area <= 0)
+    return 0;
+  /* the part outside the thumbnail counts as background */
+  int64_t cx0 = CLAMP(x0, 0, m->width), cx1 = CLAMP(x1, 0, m->width);
+  int64_t cy0 = CLAMP(y0, 0, m->height), cy1 = CLAMP(y1, 0, m->height);
+  const int64_t *I = m->integral;
+  size_t W = (size_t) m->width + 1;
+  int64_t s = I[cy1 * W + cx1] - I[cy0 * W + cx1] - I[cy1 * W + cx0] + I[cy0 * W + cx0];
+  return (double) s / area;
+}
+
+bool eosin_tissue_save_png(const EosinTissueMask *m, const char *path, GError **err) {
+  size_t n = (size_t) m->width * m->height;
+  g_autofree uint8_t *px = g_malloc(n);
+  for (size_t p = 0; p < n; p++)
+    px[p] = m->mask[p] ? 255 : 0;
+  g_autoptr(VipsImage) img = vips_image_new_from_memory(px, n, m->width, m->height, 1,
+                                                        VIPS_FORMAT_UCHAR);
+  void *buf = NULL;
+  size_t len = 0;
+  if (!img || vips_image_write_to_buffer(img, ".png", &buf, &len, NULL)) {
+    _eosin_set_vips_error(err, "tissue.png");
+    return false;
+  }
+  bool ok = _eosin_write_atomic(path, buf, len, err);
+  g_free(buf);
+  return ok;
+}
