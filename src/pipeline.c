@@ -301,7 +301,8 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
       !eosin_tile_plan(info, cfg, &r->mask, &r->plan, err))
     return false;
   r->timing.tissue_s = since(t0);
-  if (r->plan.tiles->len == 0) {
+  /* min_fraction = 0 analyses every tile, but only of a slide with tissue */
+  if (r->plan.tiles->len == 0 || r->mask.fraction == 0) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NO_TISSUE,
                 "slide %s: no tissue found (tissue fraction %.4f of the slide; none of %d "
                 "tiles has %.0f%% tissue at saturation threshold %.3f)",

@@ -55,7 +55,7 @@ bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
       double x = plan->origin_x + c * plan->stride_l0_x;
       double y = plan->origin_y + r * plan->stride_l0_y;
       double f = mask ? eosin_tissue_fraction(mask, x, y, plan->tile_l0_x, plan->tile_l0_y) : 1;
-      if (mask && (f < cfg->tissue_min_fraction || f == 0)) {
+      if (f < cfg->tissue_min_fraction) {
         plan->skipped++;
         continue;
       }

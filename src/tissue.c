@@ -23,7 +23,7 @@ static int otsu(const uint64_t hist[256]) {
     total += hist[i], sum += (double) i * hist[i];
   double sum_b = 0, best = -1;
   uint64_t w_b = 0;
-  int thr = 0;
+  int thr = 0, thr_last = 0;
   for (int t = 0; t < 256; t++) {
     w_b += hist[t];
     if (!w_b)
@@ -35,9 +35,13 @@ static int otsu(const uint64_t hist[256]) {
     double m_b = sum_b / w_b, m_f = (sum - sum_b) / w_f;
     double between = (double) w_b * w_f * (m_b - m_f) * (m_b - m_f);
     if (between > best)
-      best = between, thr = t;
+      best = between, thr = thr_last = t;
+    else if (between == best)
+      thr_last = t;
   }
-  return thr;
+  /* between two well-separated populations every bin of the gap splits
+   * them alike: take the middle of the gap, not its edge */
+  return (thr + thr_last) / 2;
 }
 
 /* Dilation or erosion of a 0/255 mask with a disc of @radius pixels. */

@@ -1,0 +1,111 @@
+/*
+ * test-util.c — see test-util.h.
+ */
+#include "test-util.h"
+
+#include <glib/gstdio.h>
+#include <openslide.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+char *td(const char *name) {
+  const char *dir = g_getenv("EOSIN_TESTDATA");
+  cr_assert(dir, "EOSIN_TESTDATA is not set: run the tests with `make test`");
+  return g_build_filename(dir, name, NULL);
+}
+
+char *shared_data(const char *rel) {
+  const char *root = g_getenv("EOSIN_SHARED");
+  char *p = g_build_filename(root ? root : "../shared", "data", rel, NULL);
+  if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
+    g_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+char *tmp_dir(void) {
+  GError *e = NULL;
+  char *d = g_dir_make_tmp("eosin-test-XXXXXX", &e);
+  cr_assert(d, "tmp dir: %s", e ? e->message : "?");
+  return d;
+}
+
+char *write_config(const char *text) {
+  g_autofree char *dir = tmp_dir();
+  char *path = g_build_filename(dir, "task.ini", NULL);
+  cr_assert(g_file_set_contents(path, text, -1, NULL));
+  return path;
+}
+
+char *stain_config(int tile_size, double mpp, int overlap, double min_fraction, const char *tail) {
+  char mppbuf[G_ASCII_DTOSTR_BUF_SIZE], fracbuf[G_ASCII_DTOSTR_BUF_SIZE];
+  g_autofree char *text = g_strdup_printf(
+      "[task]\nname = stain-test\nanalyzer = stain\n"
+      "[tiling]\ntile_size = %d\noverlap = %d\nmpp = %s\n"
+      "[tissue]\nmin_fraction = %s\nthumbnail_mpp = 4\nmin_object_um2 = 5000\n"
+      "[scheduler]\nreaders = 2\nbatch_size = 8\nqueue_depth = 2\n"
+      "[overlay]\nchannel = hematoxylin\ncolormap = viridis\nalpha = 0.8\nmin = 0\nmax = 1.5\n"
+      "[stain]\nmatrix = hed\n%s",
+      tile_size, overlap, g_ascii_dtostr(mppbuf, sizeof mppbuf, mpp),
+      g_ascii_dtostr(fracbuf, sizeof fracbuf, min_fraction), tail ? tail : "");
+  return write_config(text);
+}
+
+int run_eosin(const char *const *argv, char **out, char **err) {
+  const char *bin = g_getenv("EOSIN_BIN");
+  cr_assert(bin, "EOSIN_BIN is not set: run the tests with `make test`");
+  g_autoptr(GPtrArray) a = g_ptr_array_new();
+  g_ptr_array_add(a, (char *) bin);
+  for (int i = 0; argv[i]; i++)
+    g_ptr_array_add(a, (char *) argv[i]);
+  g_ptr_array_add(a, NULL);
+  int status = -1;
+  GError *e = NULL;
+  char *o = NULL, *r = NULL;
+  cr_assert(g_spawn_sync(NULL, (char **) a->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &o, &r,
+                         &status, &e),
+            "spawn %s: %s", bin, e ? e->message : "?");
+  if (out)
+    *out = o;
+  else
+    g_free(o);
+  if (err)
+    *err = r;
+  else
+    g_free(r);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool openslide_pixel(const char *path, int64_t x, int64_t y, uint8_t rgba[4]) {
+  openslide_t *osr = openslide_open(path);
+  if (!osr)
+    return false;
+  uint32_t px = 0;
+  openslide_read_region(osr, &px, x, y, 0, 1, 1);
+  bool ok = openslide_get_error(osr) == NULL;
+  openslide_close(osr);
+  uint8_t a = px >> 24;
+  rgba[3] = a;
+  for (int c = 0; c < 3; c++) {
+    uint8_t v = (px >> (16 - 8 * c)) & 0xff;
+    /* OpenSlide returns premultiplied ARGB */
+    rgba[c] = a ? (uint8_t) MIN(255, (v * 255 + a / 2) / a) : 0;
+  }
+  return ok;
+}
+
+int openslide_levels(const char *path) {
+  openslide_t *osr = openslide_open(path);
+  if (!osr)
+    return 0;
+  int n = openslide_get_error(osr) ? 0 : openslide_get_level_count(osr);
+  openslide_close(osr);
+  return n;
+}
+
+char *slurp(const char *path) {
+  char *text = NULL;
+  cr_assert(g_file_get_contents(path, &text, NULL, NULL), "cannot read %s", path);
+  return text;
+}

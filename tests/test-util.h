@@ -1,0 +1,43 @@
+/*
+ * test-util.h — helpers shared by the Criterion tests: where the generated
+ * test data and ../shared live, running the eosin CLI, temporary folders
+ * and configs, and reading pixels back through OpenSlide.
+ */
+#pragma once
+
+#include "eosin.h"
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+
+/* A generated test file (EOSIN_TESTDATA, made by scripts/make-test-data). */
+char *td(const char *name);
+/* A file under ../shared/data, or NULL when ../shared is absent. */
+char *shared_data(const char *rel);
+/* Skips the current test with a message unless @path exists. */
+#define REQUIRE_SHARED(path, rel)                                                        \
+  do {                                                                                   \
+    if (!(path))                                                                         \
+      cr_skip_test("../shared/data/%s is absent: skipped (CI has ../shared beside the " \
+                   "clone)", rel);                                                       \
+  } while (0)
+
+/* A new empty temporary folder (removed by the OS's tmp cleaning). */
+char *tmp_dir(void);
+/* Writes @text to a new .ini file in a temporary folder; returns its path. */
+char *write_config(const char *text);
+/* The standard stain config text with @extra lines appended to [tiling]
+ * (so tests can vary tile_size / mpp / overlap) and @tail at the end. */
+char *stain_config(int tile_size, double mpp, int overlap, double min_fraction, const char *tail);
+
+/* Runs build/eosin with @argv (NULL-terminated, without the program);
+ * returns the exit status and hands out stdout/stderr (caller frees). */
+int run_eosin(const char *const *argv, char **out, char **err);
+
+/* One level-0 RGBA pixel of an image through OpenSlide (un-premultiplied). */
+bool openslide_pixel(const char *path, int64_t x, int64_t y, uint8_t rgba[4]);
+/* Number of levels OpenSlide sees in @path (0 if it cannot open it). */
+int openslide_levels(const char *path);
+
+/* Reads a whole small file. */
+char *slurp(const char *path);
