@@ -12,9 +12,9 @@
 
 struct _EosinSignals {
   GMainContext *ctx;
-  GMainLoop *loop;
   GThread *thread;
   EosinCancel *cancel;
+  gint stop;  /* atomic */
 };
 
 static gboolean on_signal(gpointer data) {
@@ -28,7 +28,9 @@ static gboolean on_signal(gpointer data) {
 static gpointer signal_thread(gpointer data) {
   EosinSignals *s = data;
   g_main_context_push_thread_default(s->ctx);
-  g_main_loop_run(s->loop);
+  /* a flag, not g_main_loop_quit: a quit before the loop runs would be lost */
+  while (!g_atomic_int_get(&s->stop))
+    g_main_context_iteration(s->ctx, TRUE);
   g_main_context_pop_thread_default(s->ctx);
   return NULL;
 }
@@ -37,7 +39,6 @@ EosinSignals *eosin_cli_signals_start(EosinCancel *cancel) {
   EosinSignals *s = g_new0(EosinSignals, 1);
   s->cancel = cancel;
   s->ctx = g_main_context_new();
-  s->loop = g_main_loop_new(s->ctx, FALSE);
   int sigs[] = {SIGINT, SIGTERM};
   for (int i = 0; i < 2; i++) {
     GSource *src = g_unix_signal_source_new(sigs[i]);
@@ -52,10 +53,9 @@ EosinSignals *eosin_cli_signals_start(EosinCancel *cancel) {
 void eosin_cli_signals_stop(EosinSignals *s) {
   if (!s)
     return;
-  g_main_loop_quit(s->loop);
+  g_atomic_int_set(&s->stop, 1);
   g_main_context_wakeup(s->ctx);
   g_thread_join(s->thread);
-  g_main_loop_unref(s->loop);
   g_main_context_unref(s->ctx);
   g_free(s);
 }
