@@ -18,7 +18,9 @@ static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_
                                           "min_saturation", "closing_um", "min_object_um2",
                                           "max_hole_um2", NULL};
 static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth", NULL};
-static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max", NULL};
+static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max",
+                                           "compression", NULL};
+static const char *const COMPRESSIONS[] = {"deflate", "zstd", "lzw", NULL};
 static const char *const COLORMAPS[] = {"viridis", "jet", "inferno", "gray", NULL};
 
 void eosin_config_free(EosinConfig *cfg) {
@@ -29,6 +31,7 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->analyzer);
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
+  g_free(cfg->overlay_compression);
   if (cfg->keyfile)
     g_key_file_free(cfg->keyfile);
   g_free(cfg);
@@ -200,7 +203,9 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                err) ||
       !eosin_config_get_choice(cfg, "overlay", "colormap", "viridis", COLORMAPS,
                                &cfg->colormap, err) ||
-      !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err))
+      !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err) ||
+      !eosin_config_get_choice(cfg, "overlay", "compression", "deflate", COMPRESSIONS,
+                               &cfg->overlay_compression, err))
     return NULL;
   bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
   bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);

@@ -92,10 +92,11 @@ uint8_t *_eosin_grid_quantize(const EosinGrid *grid, int channel, double vmin, d
 VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int bands,
                              int width, int height, double scale_x, double scale_y);
 
-/* Writes @img as a tiled, pyramidal, deflate-compressed BigTIFF whose
+/* Writes @img as a tiled, pyramidal BigTIFF (@compression: deflate, zstd
+ * or lzw) whose
  * resolution says @mpp_x/@mpp_y µm/px, via a temporary name. */
 bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
-                         const char *description, GError **err);
+                         const char *compression, const char *description, GError **err);
 
 /* Re-opens a written overlay with OpenSlide and checks its level-0 size and
  * µm/px against the slide's. */

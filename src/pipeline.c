@@ -244,6 +244,7 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   add_str(b, "channel", r->ainfo.channel_names[channel]);
   add_str(b, "colormap", cfg->colormap);
   add_num(b, "alpha", cfg->overlay_alpha);
+  add_str(b, "compression", cfg->overlay_compression);
   add_num(b, "min", vmin);
   add_num(b, "max", vmax);
   add_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
@@ -360,9 +361,11 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     return false;
   }
   if (cancelled(o) ||
-      !_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, desc, err) ||
+      !_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, cfg->overlay_compression,
+                           desc, err) ||
       cancelled(o) ||
-      !_eosin_save_pyramid(hm, heatmap, info->mpp_x, info->mpp_y, desc, err) ||
+      !_eosin_save_pyramid(hm, heatmap, info->mpp_x, info->mpp_y, cfg->overlay_compression,
+                           desc, err) ||
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||
