@@ -26,7 +26,7 @@ ifeq ($(CUDA),auto)
 else
   CUDA_ON := $(CUDA)
 endif
-NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC \
+NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
