@@ -164,7 +164,7 @@ typedef struct {
   double overlay_alpha;     /* 0..1 opacity of drawn cells */
   double overlay_min, overlay_max;  /* value range of the colour map */
   bool overlay_range_set;   /* false: the analyzer's default range */
-  char *overlay_compression; /* deflate (any viewer), zstd (5x faster), lzw */
+  char *overlay_compression; /* deflate (any viewer), zstd (faster to write), lzw */
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
 } EosinConfig;
 
