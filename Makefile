@@ -85,7 +85,7 @@ $(TESTBIN): $(TESTS:tests/%.c=$(BUILD)/tobj/%.o) $(BUILD)/tobj/test-util.o $(BUI
 test: setup
 	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp
 	EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
-	  $(TESTBIN) --jobs 2 $(TEST_ARGS)
+	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
 
 # Leak checking is off: glib/libvips keep process-lifetime caches that
 # LeakSanitizer reports; memory errors and undefined behaviour abort.
