@@ -9,13 +9,13 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0
+PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c
 CFLAGS  ?= -O2 -g
 # SANITIZE: extra compile+link flags (make asan sets AddressSanitizer + UBSan)
 SANITIZE ?=
 ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -pthread \
-           -DEOSIN_VERSION=\"$(VERSION)\" $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           -DEOSIN_VERSION=\"$(VERSION)\" -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
@@ -32,7 +32,10 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
 
 SRCS    := $(filter-out src/main.c src/cmd-%.c,$(wildcard src/*.c))
 CLI     := src/main.c $(wildcard src/cmd-*.c)
-OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/onnx.pb-c.o
+# ONNX's protobuf schema as Debian's libonnx-dev installs it; C code for it
+# is generated at build time by protoc-c, never committed.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 CLIOBJS := $(CLI:src/%.c=$(BUILD)/obj/%.o)
 KERNELS := $(wildcard kernels/*.cu)
 KOBJS   := $(KERNELS:kernels/%.cu=$(BUILD)/kernels/%.o)
@@ -45,6 +48,17 @@ all: $(BUILD)/eosin $(if $(filter 1,$(CUDA_ON)),kernels)
 
 setup:
 	@scripts/setup
+
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	@echo "  PROTOC  $<"
+	@cp $< $(BUILD)/gen/onnx.proto && cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
+
+$(BUILD)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c | $(BUILD)/obj
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/onnx-load.o $(BUILD)/obj/graph.o: $(BUILD)/gen/onnx.pb-c.h src/graph-private.h
 
 $(BUILD)/obj/%.o: src/%.c src/eosin.h src/eosin-private.h | $(BUILD)/obj
 	@echo "  CC      $<"
@@ -70,7 +84,8 @@ $(BUILD)/libeosin-cuda.a: $(KOBJS)
 	$(NVCC) $(NVCCFLAGS) -shared $^ -o $(BUILD)/libeosin-cuda-linkcheck.so -lcudart
 
 # Test data: generated slides and the scikit-image reference, never from ../shared.
-$(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py
+$(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py \
+                    scripts/make-test-onnx.py
 	scripts/make-test-data $(TESTDATA)
 	touch $@
 

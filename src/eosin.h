@@ -32,6 +32,7 @@ typedef enum {
   EOSIN_ERROR_NO_TISSUE,   /* nothing to analyse on the slide */
   EOSIN_ERROR_VERIFY,      /* a written output did not re-open as expected */
   EOSIN_ERROR_CANCELLED,   /* stopped by a signal or the caller */
+  EOSIN_ERROR_MODEL,       /* a model file Eosin cannot run */
 } EosinError;
 
 /* Process exit codes of the `eosin` CLI (documented in README.md). */
@@ -351,4 +352,28 @@ typedef struct {
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
                      const EosinRunOptions *opts, bool progress, EosinBatchResult *res,
                      GError **err);
+G_END_DECLS
+
+G_BEGIN_DECLS
+/* ---------------------------------------------------------------- models */
+
+typedef struct _EosinModel EosinModel;
+
+/* Loads an ONNX model (opsets 11-17, float32) into a graph ready to run:
+ * every node checked, sorted, its shapes inferred for a batch of @batch
+ * (which resolves a symbolic batch dimension), BatchNormalization folded
+ * into the convolution before it. A corrupt or truncated file, an
+ * unsupported op, opset or data type, a missing input, a cycle or a shape
+ * that cannot be resolved is an error naming the node and the reason.
+ * Free with eosin_model_free. */
+EosinModel *eosin_model_load(const char *path, int batch, GError **err);
+void eosin_model_free(EosinModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinModel, eosin_model_free)
+
+/* The shape of the model's image input / first output; returns the rank. */
+int eosin_model_input_shape(const EosinModel *model, int64_t dims[6]);
+int eosin_model_output_shape(const EosinModel *model, int64_t dims[6]);
+/* Nodes left to run (after folding), and how many BatchNormalizations were folded. */
+int eosin_model_n_nodes(const EosinModel *model);
+int eosin_model_n_folded(const EosinModel *model);
 G_END_DECLS

@@ -1,0 +1,117 @@
+/*
+ * test-model.c — the ONNX loader and graph preparation on small models
+ * built by scripts/make-test-onnx.py: every intermediate shape equals ONNX's
+ * own shape inference, BatchNormalization is folded into the convolution
+ * before it, and each broken model gets its own clear error.
+ */
+#include "test-util.h"
+
+#include "../src/graph-private.h"
+
+#include <math.h>
+
+static char *model_path(const char *name) {
+  g_autofree char *dir = td("onnx");
+  return g_build_filename(dir, name, NULL);
+}
+
+/* Compares every tensor listed in @name.shapes.tsv with Eosin's shape. */
+static void check_shapes(const char *name, int batch) {
+  g_autofree char *path = model_path(name);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(path, batch, &err);
+  cr_assert(m, "%s", err ? err->message : "");
+  g_autofree char *tsv_name = g_strdup(name);
+  strcpy(strstr(tsv_name, ".onnx"), ".shapes.tsv");
+  g_autofree char *tsv = model_path(tsv_name);
+  g_autofree char *text = slurp(tsv);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  int checked = 0;
+  for (int i = 0; lines[i] && *lines[i]; i++) {
+    g_auto(GStrv) f = g_strsplit(lines[i], "\t", 2);
+    gpointer v = g_hash_table_lookup(m->by_name, f[0]);
+    cr_assert(v, "%s: tensor %s unknown to Eosin", name, f[0]);
+    const EosinTensor *t = m->tensors->pdata[GPOINTER_TO_INT(v) - 1];
+    g_auto(GStrv) dims = g_strsplit(f[1], ",", -1);
+    cr_assert_eq(t->ndim, (int) g_strv_length(dims), "%s: %s rank", name, f[0]);
+    for (int d = 0; d < t->ndim; d++) {
+      if (!strcmp(dims[d], "?"))
+        continue;
+      int64_t want = !strcmp(dims[d], "N") ? batch : g_ascii_strtoll(dims[d], NULL, 10);
+      cr_expect_eq(t->dims[d], want, "%s: %s dim %d is %ld, ONNX says %ld", name, f[0], d,
+                   (long) t->dims[d], (long) want);
+    }
+    checked++;
+  }
+  cr_expect_gt(checked, 10);
+}
+
+Test(model, shapes_match_onnx_inference_cnn) {
+  check_shapes("tiny-cnn.onnx", 1);
+  check_shapes("tiny-cnn.onnx", 7);
+}
+
+Test(model, shapes_match_onnx_inference_unet) {
+  check_shapes("tiny-unet.onnx", 4);
+}
+
+Test(model, batchnorm_folded_into_conv) {
+  g_autofree char *path = model_path("tiny-cnn.onnx");
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(path, 2, &err);
+  cr_assert(m, "%s", err ? err->message : "");
+  cr_expect_eq(eosin_model_n_folded(m), 2);
+  cr_expect_eq(eosin_model_n_nodes(m), 11, "13 nodes less the 2 folded");
+  int64_t d[6];
+  cr_assert_eq(eosin_model_input_shape(m, d), 4);
+  cr_expect(d[0] == 2 && d[1] == 3 && d[2] == 32 && d[3] == 32);
+  cr_assert_eq(eosin_model_output_shape(m, d), 2);
+  cr_expect(d[0] == 2 && d[1] == 2);
+  /* the first convolution now writes what the normalisation wrote, with
+   * w' = w s / sqrt(v + eps), b' = (b - mean) s / sqrt(v + eps) + beta */
+  for (guint i = 0; i < m->nodes->len; i++) {
+    const EosinNode *n = &g_array_index(m->nodes, EosinNode, i);
+    if (n->op != EOSIN_OP_CONV || strcmp(((EosinTensor *) m->tensors->pdata[n->out])->name, "b1"))
+      continue;
+    gpointer s = g_hash_table_lookup(m->by_name, "bn1_s"), v = g_hash_table_lookup(m->by_name, "bn1_v");
+    gpointer w = g_hash_table_lookup(m->by_name, "c1_w");
+    const EosinTensor *ts = m->tensors->pdata[GPOINTER_TO_INT(s) - 1];
+    const EosinTensor *tv = m->tensors->pdata[GPOINTER_TO_INT(v) - 1];
+    const EosinTensor *tw = m->tensors->pdata[GPOINTER_TO_INT(w) - 1];
+    const EosinTensor *nw = m->tensors->pdata[n->in[1]];
+    double k = ts->data[3] / sqrt(tv->data[3] + 1e-5);
+    cr_expect_float_eq(nw->data[3 * 27 + 5], tw->data[3 * 27 + 5] * k, 1e-6);
+    return;
+  }
+  cr_assert_fail("no convolution writes b1 after folding");
+}
+
+Test(model, broken_models_give_their_own_errors) {
+  g_autofree char *list = model_path("bad-models.tsv");
+  g_autofree char *text = slurp(list);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  int n = 0;
+  for (int i = 0; lines[i] && *lines[i]; i++, n++) {
+    g_auto(GStrv) f = g_strsplit(lines[i], "\t", 2);
+    g_autofree char *path = model_path(f[0]);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinModel) m = eosin_model_load(path, 4, &err);
+    cr_expect_null(m, "%s loaded", f[0]);
+    if (!err)
+      continue;
+    cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_MODEL), "%s: %s", f[0], err->message);
+    cr_expect(strstr(err->message, f[1]), "%s: '%s' lacks '%s'", f[0], err->message, f[1]);
+    cr_expect(strstr(err->message, f[0]), "names the file: %s", err->message);
+  }
+  cr_expect_eq(n, 11, "every broken model of scripts/make-test-onnx.py");
+  g_autoptr(GError) err = NULL;
+  g_autofree char *missing = model_path("no-such.onnx");
+  cr_expect_null(eosin_model_load(missing, 1, &err));
+  cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_IO));
+}
+
+Test(model, fixed_batch_must_match) {
+  g_autofree char *path = model_path("tiny-cnn.onnx");
+  g_autoptr(GError) err = NULL;
+  cr_expect_null(eosin_model_load(path, 0, &err), "batch 0 is refused");
+}
