@@ -113,6 +113,13 @@ static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *
   return true;
 }
 
+/* A protobuf string attribute (bytes, not NUL-terminated) into @dst. */
+static void copy_bytes(char *dst, size_t size, const ProtobufCBinaryData *b) {
+  size_t n = MIN(size - 1, b->len);
+  memcpy(dst, b->data, n);
+  dst[n] = 0;
+}
+
 static void ints2(const Onnx__AttributeProto *a, int64_t out[2]) {
   for (size_t i = 0; i < 2 && i < a->n_ints; i++)
     out[i] = a->ints[i];
@@ -181,9 +188,9 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
     } else if (!strcmp(k, "count_include_pad")) {
       a->count_include_pad = at->i;
     } else if (!strcmp(k, "mode")) {
-      g_strlcpy(a->mode, (const char *) at->s.data, MIN(sizeof a->mode, at->s.len + 1));
+      copy_bytes(a->mode, sizeof a->mode, &at->s);
     } else if (!strcmp(k, "coordinate_transformation_mode")) {
-      g_strlcpy(a->coord_mode, (const char *) at->s.data, MIN(sizeof a->coord_mode, at->s.len + 1));
+      copy_bytes(a->coord_mode, sizeof a->coord_mode, &at->s);
     } else if (!strcmp(k, "value") && n->op == EOSIN_OP_CONSTANT) {
       if (!at->t)
         return load_error(err, m, "node %s (Constant): value is not a tensor", n->name);

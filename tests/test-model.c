@@ -21,8 +21,8 @@ static void check_shapes(const char *name, int batch) {
   g_autoptr(GError) err = NULL;
   g_autoptr(EosinModel) m = eosin_model_load(path, batch, &err);
   cr_assert(m, "%s", err ? err->message : "");
-  g_autofree char *tsv_name = g_strdup(name);
-  strcpy(strstr(tsv_name, ".onnx"), ".shapes.tsv");
+  g_autofree char *stem = g_strndup(name, strlen(name) - strlen(".onnx"));
+  g_autofree char *tsv_name = g_strconcat(stem, ".shapes.tsv", NULL);
   g_autofree char *tsv = model_path(tsv_name);
   g_autofree char *text = slurp(tsv);
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
