@@ -43,7 +43,7 @@ TESTS   := $(wildcard tests/test-*.c)
 TESTBIN := $(BUILD)/eosin-tests
 TESTDATA:= $(BUILD)/testdata
 
-.PHONY: all setup test demo asan bench clean kernels
+.PHONY: all setup test demo asan bench clean kernels fuzz
 all: $(BUILD)/eosin $(if $(filter 1,$(CUDA_ON)),kernels)
 
 setup:
@@ -128,6 +128,19 @@ bench: setup
 
 $(BUILD)/bench-read: scripts/bench-read.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)
+
+# libFuzzer on the ONNX loader, seeded with the test models (clang from Debian).
+FUZZ_SECONDS ?= 180
+FUZZ_SRCS := src/onnx-load.c src/graph.c src/util.c $(BUILD)/gen/onnx.pb-c.c
+fuzz: setup
+	@scripts/setup fuzz
+	$(MAKE) $(BUILD)/gen/onnx.pb-c.c $(TESTDATA)/.stamp
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc -I$(BUILD)/gen \
+	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz-onnx.c $(FUZZ_SRCS) -o $(BUILD)/fuzz-onnx \
+	  $(shell pkg-config --libs $(PKGS)) -lm
+	mkdir -p $(BUILD)/fuzz-corpus && cp $(TESTDATA)/onnx/*.onnx $(BUILD)/fuzz-corpus/
+	$(BUILD)/fuzz-onnx -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 $(BUILD)/fuzz-corpus
 
 clean:
 	rm -rf build build-asan

@@ -367,6 +367,9 @@ typedef struct _EosinModel EosinModel;
  * that cannot be resolved is an error naming the node and the reason.
  * Free with eosin_model_free. */
 EosinModel *eosin_model_load(const char *path, int batch, GError **err);
+/* The same from @len bytes in memory; @name is used in messages. */
+EosinModel *eosin_model_load_from_memory(const char *name, const void *data, size_t len,
+                                         int batch, GError **err);
 void eosin_model_free(EosinModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinModel, eosin_model_free)
 

@@ -10,6 +10,10 @@
 
 #include <math.h>
 
+/* Bounds on computed shapes: overflow guards, far above any real network. */
+#define MAX_DIM (INT64_C(1) << 31)
+#define MAX_ELEMENTS (INT64_C(1) << 34)
+
 static const char *const OP_NAMES[EOSIN_OP_COUNT] = {
     [EOSIN_OP_CONV] = "Conv",
     [EOSIN_OP_CONV_TRANSPOSE] = "ConvTranspose",
@@ -274,9 +278,9 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
         infer_at = i;
         continue;
       }
-      if (v <= 0)
+      if (v <= 0 || __builtin_mul_overflow(known, v, &known))
         return node_error(err, m, n, "shape value %" G_GINT64_FORMAT " is invalid", s->idata[i]);
-      d[i] = v, known *= v;
+      d[i] = v;
     }
     if (infer_at >= 0)
       d[infer_at] = known ? total / known : 0;
@@ -295,8 +299,12 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
     if (sizes && sizes->idata && numel(sizes) == 4) {
       memcpy(d, sizes->idata, 4 * sizeof(int64_t));
     } else if (scales && numel(scales) == 4 && const_floats(scales, 4, sc)) {
-      for (int i = 0; i < 4; i++)
-        d[i] = (int64_t) floorf(x->dims[i] * sc[i]);
+      for (int i = 0; i < 4; i++) {
+        double v = floor((double) x->dims[i] * sc[i]);
+        if (!(v >= 1 && v <= MAX_DIM))
+          return node_error(err, m, n, "scale %g gives an invalid size", sc[i]);
+        d[i] = (int64_t) v;
+      }
     } else {
       return node_error(err, m, n, "needs constant scales or sizes (dynamic sizes cannot be "
                         "resolved)");
@@ -311,6 +319,9 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
     if (x->ndim != 4 || !p || !p->idata || numel(p) != 8)
       return node_error(err, m, n, "needs a 4-D input and constant pads of 8 values");
     const int64_t *v = p->idata; /* N, C, H, W begins then ends */
+    for (int i = 0; i < 8; i++)
+      if (v[i] < 0 || v[i] > MAX_DIM)
+        return node_error(err, m, n, "pad %" G_GINT64_FORMAT " is not supported", v[i]);
     if (v[0] || v[1] || v[4] || v[5])
       return node_error(err, m, n, "only pads H and W");
     if (n->n_in > 2 && n->in[2] >= 0) {
@@ -321,8 +332,6 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
     a->pads[0] = v[2], a->pads[1] = v[3], a->pads[2] = v[6], a->pads[3] = v[7];
     d[2] += v[2] + v[6];
     d[3] += v[3] + v[7];
-    if (v[2] < 0 || v[3] < 0 || v[6] < 0 || v[7] < 0)
-      return node_error(err, m, n, "negative pads are not supported");
     set_shape(y, 4, d);
     return true;
   }
@@ -433,10 +442,19 @@ bool _eosin_graph_prepare(EosinModel *m, GError **err) {
     if (n->op != EOSIN_OP_CONSTANT)
       T(m, n->out)->producer = i;
   }
-  /* shapes, in order */
-  for (guint i = 0; i < nn; i++)
-    if (!infer(m, &g_array_index(m->nodes, EosinNode, i), err))
+  /* shapes, in order; every result within bounds, so later arithmetic
+   * on them cannot overflow */
+  for (guint i = 0; i < nn; i++) {
+    EosinNode *n = &g_array_index(m->nodes, EosinNode, i);
+    if (!infer(m, n, err))
       return false;
+    const EosinTensor *y = T(m, n->out);
+    int64_t total = 1;
+    for (int k = 0; k < y->ndim; k++)
+      if (y->dims[k] < 1 || y->dims[k] > MAX_DIM ||
+          __builtin_mul_overflow(total, y->dims[k], &total) || total > MAX_ELEMENTS)
+        return node_error(err, m, n, "output '%s' would have an impossible shape", y->name);
+  }
   EosinTensor *out = T(m, m->output);
   if (!out->shape_known)
     return g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "model %s: output '%s' is not "

@@ -67,6 +67,8 @@ static bool load_error(GError **err, const EosinModel *m, const char *fmt, ...) 
 /* Copies an ONNX tensor's dims and float32/int64 data into @t. */
 static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *t,
                         const char *what, GError **err) {
+  if (t->data || t->idata || t->is_input)
+    return load_error(err, m, "%s '%s' is defined twice", what, t->name);
   if (p->n_dims > EOSIN_MAX_DIMS)
     return load_error(err, m, "%s '%s': %zu dimensions (at most %d)", what, t->name, p->n_dims,
                       EOSIN_MAX_DIMS);
@@ -83,29 +85,28 @@ static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *
   if (p->n_external_data || (p->has_data_location && p->data_location != 0))
     return load_error(err, m, "%s '%s': external data files are not supported", what, t->name);
   int type = p->has_data_type ? p->data_type : 0;
+  /* check the data is all there before allocating: dims come from the
+   * file and may claim gigabytes the file does not hold */
   if (type == ONNX_FLOAT) {
-    t->data = g_new(float, MAX(n, 1));
-    if (p->has_raw_data && p->raw_data.len == (size_t) n * 4)
-      memcpy(t->data, p->raw_data.data, (size_t) n * 4);  /* little-endian, like ONNX */
-    else if (!p->has_raw_data && p->n_float_data == (size_t) n)
-      memcpy(t->data, p->float_data, (size_t) n * 4);
-    else
+    size_t have = p->has_raw_data ? p->raw_data.len / 4 : p->n_float_data;
+    if (have != (size_t) n || (p->has_raw_data && p->raw_data.len % 4))
       return load_error(err, m, "%s '%s': %" G_GINT64_FORMAT " float values expected, found %zu",
-                        what, t->name, n,
-                        p->has_raw_data ? p->raw_data.len / 4 : p->n_float_data);
+                        what, t->name, n, have);
+    t->data = g_new(float, MAX(n, 1));
+    memcpy(t->data, p->has_raw_data ? (const void *) p->raw_data.data : p->float_data,
+           (size_t) n * 4); /* raw data is little-endian, like this machine */
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(t->data[i]))
         return load_error(err, m, "%s '%s': value %" G_GINT64_FORMAT " is not finite", what,
                           t->name, i);
   } else if (type == ONNX_INT64) {
+    size_t have = p->has_raw_data ? p->raw_data.len / 8 : p->n_int64_data;
+    if (have != (size_t) n || (p->has_raw_data && p->raw_data.len % 8))
+      return load_error(err, m, "%s '%s': %" G_GINT64_FORMAT " int64 values expected, found %zu",
+                        what, t->name, n, have);
     t->idata = g_new(int64_t, MAX(n, 1));
-    if (p->has_raw_data && p->raw_data.len == (size_t) n * 8)
-      memcpy(t->idata, p->raw_data.data, (size_t) n * 8);
-    else if (!p->has_raw_data && p->n_int64_data == (size_t) n)
-      memcpy(t->idata, p->int64_data, (size_t) n * 8);
-    else
-      return load_error(err, m, "%s '%s': %" G_GINT64_FORMAT " int64 values expected", what,
-                        t->name, n);
+    memcpy(t->idata, p->has_raw_data ? (const void *) p->raw_data.data : p->int64_data,
+           (size_t) n * 8);
   } else {
     return load_error(err, m, "%s '%s': data type %d is not supported (float32 and int64 only)",
                       what, t->name, type);
@@ -201,13 +202,18 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
     /* other attributes (e.g. Dropout's seed, MaxPool's storage_order) do
      * not change what inference computes */
   }
-  if (a->group < 1)
-    return load_error(err, m, "node %s (%s): group %" G_GINT64_FORMAT " is invalid", n->name,
-                      p->op_type, a->group);
+  /* integer attributes within sane bounds, so shape arithmetic cannot overflow */
+  const int64_t lim = INT64_C(1) << 20;
+  bool bad = a->group < 1 || a->group > lim;
   for (int i = 0; i < 2; i++)
-    if (a->strides[i] < 1 || a->dilations[i] < 1)
-      return load_error(err, m, "node %s (%s): strides and dilations must be positive", n->name,
-                        p->op_type);
+    bad |= a->strides[i] < 1 || a->strides[i] > lim || a->dilations[i] < 1 ||
+           a->dilations[i] > lim || a->kernel[i] < 0 || a->kernel[i] > lim ||
+           a->output_padding[i] < 0 || a->output_padding[i] > lim;
+  for (int i = 0; i < 4; i++)
+    bad |= a->pads[i] < 0 || a->pads[i] > lim;
+  if (bad)
+    return load_error(err, m, "node %s (%s): group, kernel_shape, strides, dilations, pads or "
+                      "output_padding out of range", n->name, p->op_type);
   if (n->op == EOSIN_OP_RESIZE && strcmp(a->mode, "nearest") && strcmp(a->mode, "linear"))
     return load_error(err, m, "node %s (Resize): mode %s is not supported (nearest, linear)",
                       n->name, a->mode);
@@ -259,16 +265,6 @@ static bool read_input(EosinModel *m, const Onnx__ValueInfoProto *vi, int batch,
 }
 
 EosinModel *eosin_model_load(const char *path, int batch, GError **err) {
-  g_autoptr(EosinModel) m = g_new0(EosinModel, 1);
-  m->path = g_strdup(path);
-  m->tensors = g_ptr_array_new_with_free_func(tensor_free);
-  m->nodes = g_array_new(FALSE, TRUE, sizeof(EosinNode));
-  m->by_name = g_hash_table_new(g_str_hash, g_str_equal);
-  m->input = m->output = -1;
-  m->batch = batch;
-  if (batch < 1 || batch > 4096)
-    return load_error(err, m, "batch %d is outside 1-4096", batch), NULL;
-
   g_autofree char *buf = NULL;
   gsize len = 0;
   g_autoptr(GError) ferr = NULL;
@@ -276,6 +272,20 @@ EosinModel *eosin_model_load(const char *path, int batch, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "model %s: %s", path, ferr->message);
     return NULL;
   }
+  return eosin_model_load_from_memory(path, buf, len, batch, err);
+}
+
+EosinModel *eosin_model_load_from_memory(const char *name, const void *buf, size_t len,
+                                         int batch, GError **err) {
+  g_autoptr(EosinModel) m = g_new0(EosinModel, 1);
+  m->path = g_strdup(name);
+  m->tensors = g_ptr_array_new_with_free_func(tensor_free);
+  m->nodes = g_array_new(FALSE, TRUE, sizeof(EosinNode));
+  m->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+  m->input = m->output = -1;
+  m->batch = batch;
+  if (batch < 1 || batch > 4096)
+    return load_error(err, m, "batch %d is outside 1-4096", batch), NULL;
   if ((int64_t) len > MAX_MODEL_BYTES)
     return load_error(err, m, "%zu bytes is larger than the 2 GiB ONNX protobuf limit", len), NULL;
   Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *) buf);
