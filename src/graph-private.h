@@ -71,6 +71,7 @@ typedef struct {
   int64_t ceil_mode, count_include_pad;
   char mode[16];         /* Resize: nearest | linear; Pad: constant */
   char coord_mode[32];   /* Resize coordinate_transformation_mode */
+  char nearest_mode[24]; /* Resize nearest_mode */
 } EosinAttrs;
 
 typedef struct {

@@ -141,6 +141,7 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
   a->clip_min = -INFINITY, a->clip_max = INFINITY;
   g_strlcpy(a->mode, n->op == EOSIN_OP_PAD ? "constant" : "nearest", sizeof a->mode);
   g_strlcpy(a->coord_mode, "half_pixel", sizeof a->coord_mode);
+  g_strlcpy(a->nearest_mode, "round_prefer_floor", sizeof a->nearest_mode);
   for (size_t i = 0; i < p->n_attribute; i++) {
     const Onnx__AttributeProto *at = p->attribute[i];
     const char *k = at->name ? at->name : "";
@@ -192,6 +193,8 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
       copy_bytes(a->mode, sizeof a->mode, &at->s);
     } else if (!strcmp(k, "coordinate_transformation_mode")) {
       copy_bytes(a->coord_mode, sizeof a->coord_mode, &at->s);
+    } else if (!strcmp(k, "nearest_mode")) {
+      copy_bytes(a->nearest_mode, sizeof a->nearest_mode, &at->s);
     } else if (!strcmp(k, "value") && n->op == EOSIN_OP_CONSTANT) {
       if (!at->t)
         return load_error(err, m, "node %s (Constant): value is not a tensor", n->name);
@@ -217,6 +220,15 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
   if (n->op == EOSIN_OP_RESIZE && strcmp(a->mode, "nearest") && strcmp(a->mode, "linear"))
     return load_error(err, m, "node %s (Resize): mode %s is not supported (nearest, linear)",
                       n->name, a->mode);
+  static const char *const COORD[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                      "asymmetric", NULL};
+  static const char *const NEAREST[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+                                        "ceil", NULL};
+  if (n->op == EOSIN_OP_RESIZE &&
+      (!g_strv_contains(COORD, a->coord_mode) || !g_strv_contains(NEAREST, a->nearest_mode)))
+    return load_error(err, m, "node %s (Resize): coordinate_transformation_mode %s / "
+                      "nearest_mode %s is not supported", n->name, a->coord_mode,
+                      a->nearest_mode);
   if (n->op == EOSIN_OP_PAD && strcmp(a->mode, "constant"))
     return load_error(err, m, "node %s (Pad): mode %s is not supported (constant)", n->name,
                       a->mode);

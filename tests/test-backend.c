@@ -1,0 +1,67 @@
+/*
+ * test-backend.c — backends against ONNX Runtime: the test models run on
+ * every available backend with the fixed input scripts/onnx-reference.py
+ * fed ONNX Runtime, and the outputs must agree to 1e-4 (fp32).
+ */
+#include "test-util.h"
+
+#include "../src/backend.h"
+
+#include <math.h>
+
+static float *read_f32(const char *path, size_t *n) {
+  gsize len = 0;
+  char *data = NULL;
+  cr_assert(g_file_get_contents(path, &data, &len, NULL), "cannot read %s", path);
+  *n = len / sizeof(float);
+  return (float *) data;
+}
+
+static void check_model(const EosinBackendOps *be, const char *stem) {
+  g_autofree char *dir = td("onnx");
+  g_autofree char *onnx = g_strdup_printf("%s/%s.onnx", dir, stem);
+  g_autofree char *inp = g_strdup_printf("%s/%s.in.f32", dir, stem);
+  g_autofree char *outp = g_strdup_printf("%s/%s.out.f32", dir, stem);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(onnx, 3, &err);
+  cr_assert(m, "%s", err ? err->message : "");
+  size_t nin, nout;
+  g_autofree float *x = read_f32(inp, &nin);
+  g_autofree float *want = read_f32(outp, &nout);
+  int64_t d[6];
+  int nd = eosin_model_input_shape(m, d);
+  int64_t expect_in = 1;
+  for (int i = 0; i < nd; i++)
+    expect_in *= d[i];
+  cr_assert_eq((int64_t) nin, expect_in, "%s: input size", stem);
+  nd = eosin_model_output_shape(m, d);
+  int64_t expect_out = 1;
+  for (int i = 0; i < nd; i++)
+    expect_out *= d[i];
+  cr_assert_eq((int64_t) nout, expect_out, "%s: output size", stem);
+
+  void *ctx = NULL;
+  cr_assert(be->init(&ctx, &err), "%s: %s", be->name, err ? err->message : "");
+  for (guint i = 0; i < m->nodes->len; i++)
+    cr_assert(be->supports(ctx, m, &g_array_index(m->nodes, EosinNode, i)));
+  cr_assert(be->load(ctx, m, &err), "%s", err ? err->message : "");
+  g_autofree float *got = g_new(float, nout);
+  cr_assert(be->run(ctx, x, got, &err), "%s", err ? err->message : "");
+  double worst = 0;
+  for (size_t i = 0; i < nout; i++)
+    worst = fmax(worst, fabs(got[i] - want[i]));
+  cr_expect_lt(worst, 1e-4, "%s on %s: max |eosin - onnxruntime| = %g", stem, be->name, worst);
+  /* a second run on the same loaded model gives the same answer */
+  g_autofree float *again = g_new(float, nout);
+  cr_assert(be->run(ctx, x, again, &err));
+  cr_expect_eq(memcmp(got, again, nout * sizeof(float)), 0, "runs are repeatable");
+  be->destroy(ctx);
+}
+
+Test(backend, ref_cnn_matches_onnxruntime) {
+  check_model(&_eosin_backend_ref, "tiny-cnn");
+}
+
+Test(backend, ref_unet_matches_onnxruntime) {
+  check_model(&_eosin_backend_ref, "tiny-unet");
+}
