@@ -62,15 +62,33 @@ static bool ref_load(void *ctx, const EosinModel *m, GError **err) {
 
 #define TN(i) ((const EosinTensor *) c->m->tensors->pdata[i])
 
-static void conv(RefCtx *c, const EosinNode *n) {
+/* What Conv and ConvTranspose both need: buffers and sizes. */
+typedef struct {
+  const float *X, *W, *B;
+  float *Y;
+  int64_t N, C, H, Wd, M, OH, OW, CG, MG, KH, KW;
+} ConvGeom;
+
+static ConvGeom conv_geom(RefCtx *c, const EosinNode *n) {
   const EosinTensor *x = TN(n->in[0]), *w = TN(n->in[1]), *y = TN(n->out);
-  const float *X = c->buf[n->in[0]], *W = c->buf[n->in[1]];
-  const float *B = n->n_in > 2 && n->in[2] >= 0 ? c->buf[n->in[2]] : NULL;
-  float *Y = c->buf[n->out];
+  ConvGeom g = {
+      .X = c->buf[n->in[0]], .W = c->buf[n->in[1]],
+      .B = n->n_in > 2 && n->in[2] >= 0 ? c->buf[n->in[2]] : NULL, .Y = c->buf[n->out],
+      .N = x->dims[0], .C = x->dims[1], .H = x->dims[2], .Wd = x->dims[3],
+      .M = y->dims[1], .OH = y->dims[2], .OW = y->dims[3],
+      .KH = w->dims[2], .KW = w->dims[3]};
+  g.CG = g.C / n->a.group;
+  g.MG = g.M / n->a.group;
+  return g;
+}
+
+static void conv(RefCtx *c, const EosinNode *n) {
+  ConvGeom q = conv_geom(c, n);
+  const float *X = q.X, *W = q.W, *B = q.B;
+  float *Y = q.Y;
   const EosinAttrs *a = &n->a;
-  int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], Wd = x->dims[3];
-  int64_t M = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-  int64_t G = a->group, CG = C / G, MG = M / G, KH = w->dims[2], KW = w->dims[3];
+  int64_t N = q.N, C = q.C, H = q.H, Wd = q.Wd, M = q.M, OH = q.OH, OW = q.OW;
+  int64_t CG = q.CG, MG = q.MG, KH = q.KH, KW = q.KW;
   for (int64_t b = 0; b < N; b++)
     for (int64_t o = 0; o < M; o++) {
       int64_t g = o / MG;
@@ -96,14 +114,12 @@ static void conv(RefCtx *c, const EosinNode *n) {
 }
 
 static void conv_transpose(RefCtx *c, const EosinNode *n) {
-  const EosinTensor *x = TN(n->in[0]), *w = TN(n->in[1]), *y = TN(n->out);
-  const float *X = c->buf[n->in[0]], *W = c->buf[n->in[1]];
-  const float *B = n->n_in > 2 && n->in[2] >= 0 ? c->buf[n->in[2]] : NULL;
-  float *Y = c->buf[n->out];
+  ConvGeom q = conv_geom(c, n);
+  const float *X = q.X, *W = q.W, *B = q.B;
+  float *Y = q.Y;
   const EosinAttrs *a = &n->a;
-  int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], Wd = x->dims[3];
-  int64_t M = y->dims[1], OH = y->dims[2], OW = y->dims[3];
-  int64_t G = a->group, CG = C / G, MG = M / G, KH = w->dims[2], KW = w->dims[3];
+  int64_t N = q.N, C = q.C, H = q.H, Wd = q.Wd, M = q.M, OH = q.OH, OW = q.OW;
+  int64_t CG = q.CG, MG = q.MG, KH = q.KH, KW = q.KW;
   for (int64_t i = 0; i < N * M * OH * OW; i++)
     Y[i] = B ? B[(i / (OH * OW)) % M] : 0;
   /* scatter: each input pixel adds its kernel-weighted value to outputs */
