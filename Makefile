@@ -60,7 +60,7 @@ $(BUILD)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c | $(BUILD)/obj
 
 $(BUILD)/obj/onnx-load.o $(BUILD)/obj/graph.o: $(BUILD)/gen/onnx.pb-c.h src/graph-private.h
 
-$(BUILD)/obj/%.o: src/%.c src/eosin.h src/eosin-private.h | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -85,11 +85,12 @@ $(BUILD)/libeosin-cuda.a: $(KOBJS)
 
 # Test data: generated slides and the scikit-image reference, never from ../shared.
 $(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py \
-                    scripts/make-test-onnx.py scripts/onnx-reference.py
+                    scripts/make-test-onnx.py scripts/onnx-reference.py \
+                    scripts/export-test-models.py
 	scripts/make-test-data $(TESTDATA)
 	touch $@
 
-$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h src/eosin.h | $(BUILD)/tobj
+$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(wildcard src/*.h) | $(BUILD)/tobj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
 

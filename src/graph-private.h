@@ -11,7 +11,7 @@
 G_BEGIN_DECLS
 
 #define EOSIN_MAX_DIMS 6
-#define EOSIN_MAX_NODE_INPUTS 16
+#define EOSIN_MAX_NODE_INPUTS 128 /* DenseNet concatenates up to 33 */
 
 typedef enum {
   EOSIN_OP_CONV,

@@ -381,7 +381,29 @@ static void fold_bn(EosinModel *m, EosinNode *bn) {
   m->folded_bn++;
 }
 
+/* Exporters share identical weights through Identity nodes: an Identity
+ * (or Dropout) of a constant is itself a constant. */
+static void fold_constant_copies(EosinModel *m) {
+  for (guint i = 0; i < m->nodes->len; i++) {
+    EosinNode *n = &g_array_index(m->nodes, EosinNode, i);
+    if ((n->op != EOSIN_OP_IDENTITY && n->op != EOSIN_OP_DROPOUT) || n->n_in < 1)
+      continue;
+    EosinTensor *x = T(m, n->in[0]), *y = T(m, n->out);
+    if (!is_const(x) || y->is_output)
+      continue;
+    int64_t count = numel(x);
+    if (x->data)
+      y->data = g_memdup2(x->data, MAX(count, 1) * sizeof(float));
+    if (x->idata)
+      y->idata = g_memdup2(x->idata, MAX(count, 1) * sizeof(int64_t));
+    set_shape(y, x->ndim, x->dims);
+    y->producer = -1;
+    n->op = EOSIN_OP_CONSTANT;
+  }
+}
+
 bool _eosin_graph_prepare(EosinModel *m, GError **err) {
+  fold_constant_copies(m);
   guint nn = m->nodes->len;
   /* every input exists and has enough of them */
   for (guint i = 0; i < nn; i++) {

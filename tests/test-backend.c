@@ -65,3 +65,42 @@ Test(backend, ref_cnn_matches_onnxruntime) {
 Test(backend, ref_unet_matches_onnxruntime) {
   check_model(&_eosin_backend_ref, "tiny-unet");
 }
+
+/* The torchvision architectures (scripts/export-test-models.py): Eosin's
+ * output against PyTorch's computed in float64, |diff| <= rtol max(1, |y|). */
+Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  g_autofree char *dir = td("torch");
+  g_autofree char *list = g_build_filename(dir, "models.tsv", NULL);
+  g_autofree char *text = slurp(list);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  int checked = 0;
+  for (int l = 0; lines[l] && *lines[l]; l++) {
+    g_auto(GStrv) f = g_strsplit(lines[l], "\t", -1);
+    cr_assert_eq(g_strv_length(f), 4, "models.tsv: %s", lines[l]);
+    double rtol = g_ascii_strtod(f[3], NULL);
+    g_autofree char *onnx = g_strdup_printf("%s/%s.onnx", dir, f[0]);
+    g_autofree char *inp = g_strdup_printf("%s/%s.in.f32", dir, f[0]);
+    g_autofree char *outp = g_strdup_printf("%s/%s.out.f32", dir, f[0]);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinModel) m = eosin_model_load(onnx, 2, &err);
+    cr_assert(m, "%s", err ? err->message : "");
+    size_t nin, nout;
+    g_autofree float *x = read_f32(inp, &nin);
+    g_autofree float *want = read_f32(outp, &nout);
+    void *ctx = NULL;
+    cr_assert(_eosin_backend_ref.init(&ctx, &err) && _eosin_backend_ref.load(ctx, m, &err));
+    g_autofree float *got = g_new(float, nout);
+    cr_assert(_eosin_backend_ref.run(ctx, x, got, &err), "%s", err ? err->message : "");
+    _eosin_backend_ref.destroy(ctx);
+    double worst = 0, scale = 1;
+    for (size_t i = 0; i < nout; i++) {
+      worst = fmax(worst, fabs(got[i] - want[i]));
+      scale = fmax(scale, fabs(want[i]));
+    }
+    cr_expect_leq(worst, rtol * scale, "%s: max |eosin - pytorch(float64)| = %g, allowed %g",
+                  f[0], worst, rtol * scale);
+    checked++;
+  }
+  cr_expect_eq(checked, 9, "ResNet-18/34/50, DenseNet-121, MobileNetV2/V3, EfficientNet-B0, "
+                           "Inception-v3 and a U-Net");
+}
