@@ -16,7 +16,7 @@ SANITIZE ?=
 ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -pthread \
            -DEOSIN_VERSION=\"$(VERSION)\" -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)

@@ -15,6 +15,26 @@ typedef struct {
   bool *owned;
 } RefCtx;
 
+/* Tensor buffers for @m: constants borrowed, activations allocated.
+ * Caller frees the owned ones (see ref_destroy). */
+void _eosin_ref_buffers(const EosinModel *m, float ***buf, bool **owned) {
+  guint nt = m->tensors->len;
+  *buf = g_new0(float *, nt);
+  *owned = g_new0(bool, nt);
+  for (guint i = 0; i < nt; i++) {
+    EosinTensor *t = m->tensors->pdata[i];
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+      n *= t->dims[d];
+    if (t->data) {
+      (*buf)[i] = t->data;
+    } else if (t->shape_known && (t->producer >= 0 || t->is_input)) {
+      (*buf)[i] = g_new0(float, MAX(n, 1));
+      (*owned)[i] = true;
+    }
+  }
+}
+
 static bool ref_init(void **ctx, GError **err) {
   *ctx = g_new0(RefCtx, 1);
   return true;
@@ -45,18 +65,7 @@ static int64_t numel(const EosinTensor *t) {
 static bool ref_load(void *ctx, const EosinModel *m, GError **err) {
   RefCtx *c = ctx;
   c->m = m;
-  guint nt = m->tensors->len;
-  c->buf = g_new0(float *, nt);
-  c->owned = g_new0(bool, nt);
-  for (guint i = 0; i < nt; i++) {
-    EosinTensor *t = m->tensors->pdata[i];
-    if (t->data) {
-      c->buf[i] = t->data;
-    } else if (t->shape_known && (t->producer >= 0 || t->is_input)) {
-      c->buf[i] = g_new0(float, MAX(numel(t), 1));
-      c->owned[i] = true;
-    }
-  }
+  _eosin_ref_buffers(m, &c->buf, &c->owned);
   return true;
 }
 
@@ -369,41 +378,45 @@ static void batch_norm(RefCtx *c, const EosinNode *n) {
   }
 }
 
+void _eosin_ref_node(const EosinModel *m, float **buf, const EosinNode *n) {
+  RefCtx cc = {.m = m, .buf = buf};
+  RefCtx *c = &cc;
+  if (n->removed || n->op == EOSIN_OP_CONSTANT)
+    return;
+  switch (n->op) {
+  case EOSIN_OP_CONV: conv(c, n); break;
+  case EOSIN_OP_CONV_TRANSPOSE: conv_transpose(c, n); break;
+  case EOSIN_OP_BATCH_NORM: batch_norm(c, n); break;
+  case EOSIN_OP_MUL: binary(c, n, true); break;
+  case EOSIN_OP_ADD: binary(c, n, false); break;
+  case EOSIN_OP_CONCAT: concat(c, n); break;
+  case EOSIN_OP_MAX_POOL: pool(c, n, true); break;
+  case EOSIN_OP_AVERAGE_POOL: pool(c, n, false); break;
+  case EOSIN_OP_GLOBAL_AVERAGE_POOL: {
+    EosinNode g = *n;
+    const EosinTensor *x = TN(n->in[0]);
+    g.a.kernel[0] = x->dims[2], g.a.kernel[1] = x->dims[3];
+    g.a.strides[0] = g.a.strides[1] = 1;
+    g.a.dilations[0] = g.a.dilations[1] = 1;
+    memset(g.a.pads, 0, sizeof g.a.pads);
+    pool(c, &g, false);
+    break;
+  }
+  case EOSIN_OP_GEMM:
+  case EOSIN_OP_MATMUL: gemm(c, n); break;
+  case EOSIN_OP_SOFTMAX: softmax(c, n); break;
+  case EOSIN_OP_RESIZE: resize(c, n); break;
+  case EOSIN_OP_PAD: pad(c, n); break;
+  default: unary(c, n); break;
+  }
+}
+
 static bool ref_run(void *ctx, const float *input, float *output, GError **err) {
   RefCtx *c = ctx;
   const EosinModel *m = c->m;
   memcpy(c->buf[m->input], input, numel(TN(m->input)) * sizeof(float));
-  for (guint i = 0; i < m->nodes->len; i++) {
-    const EosinNode *n = &g_array_index(m->nodes, EosinNode, i);
-    if (n->removed || n->op == EOSIN_OP_CONSTANT)
-      continue;
-    switch (n->op) {
-    case EOSIN_OP_CONV: conv(c, n); break;
-    case EOSIN_OP_CONV_TRANSPOSE: conv_transpose(c, n); break;
-    case EOSIN_OP_BATCH_NORM: batch_norm(c, n); break;
-    case EOSIN_OP_MUL: binary(c, n, true); break;
-    case EOSIN_OP_ADD: binary(c, n, false); break;
-    case EOSIN_OP_CONCAT: concat(c, n); break;
-    case EOSIN_OP_MAX_POOL: pool(c, n, true); break;
-    case EOSIN_OP_AVERAGE_POOL: pool(c, n, false); break;
-    case EOSIN_OP_GLOBAL_AVERAGE_POOL: {
-      EosinNode g = *n;
-      const EosinTensor *x = TN(n->in[0]);
-      g.a.kernel[0] = x->dims[2], g.a.kernel[1] = x->dims[3];
-      g.a.strides[0] = g.a.strides[1] = 1;
-      g.a.dilations[0] = g.a.dilations[1] = 1;
-      memset(g.a.pads, 0, sizeof g.a.pads);
-      pool(c, &g, false);
-      break;
-    }
-    case EOSIN_OP_GEMM:
-    case EOSIN_OP_MATMUL: gemm(c, n); break;
-    case EOSIN_OP_SOFTMAX: softmax(c, n); break;
-    case EOSIN_OP_RESIZE: resize(c, n); break;
-    case EOSIN_OP_PAD: pad(c, n); break;
-    default: unary(c, n); break;
-    }
-  }
+  for (guint i = 0; i < m->nodes->len; i++)
+    _eosin_ref_node(m, c->buf, &g_array_index(m->nodes, EosinNode, i));
   memcpy(output, c->buf[m->output], numel(TN(m->output)) * sizeof(float));
   return true;
 }

@@ -26,5 +26,11 @@ typedef struct {
 } EosinBackendOps;
 
 extern const EosinBackendOps _eosin_backend_ref;
+extern const EosinBackendOps _eosin_backend_cpu;
+
+/* The reference implementation of one node over per-tensor buffers: what
+ * the other backends run for ops they do not accelerate. */
+void _eosin_ref_node(const EosinModel *m, float **buf, const EosinNode *n);
+void _eosin_ref_buffers(const EosinModel *m, float ***buf, bool **owned);
 
 G_END_DECLS

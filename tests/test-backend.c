@@ -77,7 +77,7 @@ Test(backend, ref_unet_matches_onnxruntime) {
 
 /* The torchvision architectures (scripts/export-test-models.py): Eosin's
  * output against PyTorch's computed in float64, |diff| <= rtol max(1, |y|). */
-Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+static void torchvision_models(const EosinBackendOps *be) {
   g_autofree char *dir = td("torch");
   g_autofree char *list = g_build_filename(dir, "models.tsv", NULL);
   g_autofree char *text = slurp(list);
@@ -86,9 +86,23 @@ Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) 
   for (int l = 0; lines[l] && *lines[l]; l++) {
     g_auto(GStrv) f = g_strsplit(lines[l], "\t", -1);
     cr_assert_eq(g_strv_length(f), 4, "models.tsv: %s", lines[l]);
-    check_model(&_eosin_backend_ref, dir, f[0], 2, g_ascii_strtod(f[3], NULL));
+    check_model(be, dir, f[0], 2, g_ascii_strtod(f[3], NULL));
     checked++;
   }
   cr_expect_eq(checked, 9, "ResNet-18/34/50, DenseNet-121, MobileNetV2/V3, EfficientNet-B0, "
                            "Inception-v3 and a U-Net");
+}
+
+Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  torchvision_models(&_eosin_backend_ref);
+}
+
+Test(backend, cpu_onednn_matches_onnxruntime) {
+  g_autofree char *dir = td("onnx");
+  check_model(&_eosin_backend_cpu, dir, "tiny-cnn", 3, 1e-4);
+  check_model(&_eosin_backend_cpu, dir, "tiny-unet", 3, 1e-4);
+}
+
+Test(backend, cpu_onednn_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  torchvision_models(&_eosin_backend_cpu);
 }
