@@ -124,10 +124,11 @@ demo: setup
 
 bench: setup
 	@scripts/setup bench
-	$(MAKE) all $(BUILD)/bench-read
+	$(MAKE) all $(BUILD)/bench-read $(BUILD)/bench-inference
 	scripts/bench-read $(BUILD)
+	scripts/bench-inference $(BUILD)
 
-$(BUILD)/bench-read: scripts/bench-read.c $(BUILD)/libeosin.a
+$(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)
 
 # libFuzzer on the ONNX loader, seeded with the test models (clang from Debian).

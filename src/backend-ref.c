@@ -202,6 +202,12 @@ static void binary(RefCtx *c, const EosinNode *n, bool mul) {
   const float *a = c->buf[n->in[0]], *b = c->buf[n->in[1]];
   float *Y = c->buf[n->out];
   int64_t pos[EOSIN_MAX_DIMS] = {0}, total = numel(y);
+  if (numel(A) == total && numel(B) == total) {
+    /* same shapes (residual connections): no index arithmetic */
+    for (int64_t i = 0; i < total; i++)
+      Y[i] = mul ? a[i] * b[i] : a[i] + b[i];
+    return;
+  }
   for (int64_t i = 0; i < total; i++) {
     int64_t r = i;
     for (int d = y->ndim - 1; d >= 0; d--)

@@ -1,0 +1,60 @@
+/*
+ * bench-inference.c — images/s of an ONNX model on one of Eosin's backends
+ * (`make bench-inference`): load once for the batch size, one warm-up run,
+ * then the mean of RUNS timed runs. Prints one JSON line.
+ *
+ *   bench-inference MODEL.onnx BATCH RUNS [cpu|ref]
+ */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+int main(int argc, char **argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: bench-inference MODEL.onnx BATCH RUNS [cpu|ref]\n");
+    return 2;
+  }
+  int batch = atoi(argv[2]), runs = atoi(argv[3]);
+  const EosinBackendOps *be = argc > 4 && !strcmp(argv[4], "ref") ? &_eosin_backend_ref
+                                                                   : &_eosin_backend_cpu;
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(argv[1], batch, &err);
+  void *ctx = NULL;
+  if (!m || !be->init(&ctx, &err) || !be->load(ctx, m, &err)) {
+    fprintf(stderr, "bench-inference: %s\n", err ? err->message : "?");
+    return 1;
+  }
+  int64_t d[6], nin = 1, nout = 1;
+  int nd = eosin_model_input_shape(m, d);
+  for (int i = 0; i < nd; i++)
+    nin *= d[i];
+  nd = eosin_model_output_shape(m, d);
+  for (int i = 0; i < nd; i++)
+    nout *= d[i];
+  g_autofree float *x = g_new(float, nin);
+  g_autofree float *y = g_new(float, nout);
+  GRand *r = g_rand_new_with_seed(1);
+  for (int64_t i = 0; i < nin; i++)
+    x[i] = (float) g_rand_double_range(r, -1, 1);
+  g_rand_free(r);
+  if (!be->run(ctx, x, y, &err)) { /* warm-up */
+    fprintf(stderr, "bench-inference: %s\n", err->message);
+    return 1;
+  }
+  gint64 t0 = g_get_monotonic_time();
+  for (int i = 0; i < runs; i++)
+    if (!be->run(ctx, x, y, &err)) {
+      fprintf(stderr, "bench-inference: %s\n", err->message);
+      return 1;
+    }
+  double s = (g_get_monotonic_time() - t0) / 1e6;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("{\"engine\":\"eosin-%s\",\"batch\":%d,\"runs\":%d,\"images_per_s\":%.1f,"
+         "\"peak_rss_mb\":%.0f}\n",
+         be->name, batch, runs, batch * runs / s, ru.ru_maxrss / 1024.0);
+  be->destroy(ctx);
+  return 0;
+}
