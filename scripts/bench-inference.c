@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
   g_autoptr(GError) err = NULL;
   g_autoptr(EosinModel) m = eosin_model_load(argv[1], batch, &err);
   void *ctx = NULL;
-  if (!m || !be->init(&ctx, &err) || !be->load(ctx, m, &err)) {
+  if (!m || !be->init(&ctx, &(EosinBackendOptions){0}, &err) || !be->load(ctx, m, &err)) {
     fprintf(stderr, "bench-inference: %s\n", err ? err->message : "?");
     return 1;
   }

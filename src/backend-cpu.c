@@ -37,7 +37,7 @@ typedef struct {
     }                                                                                   \
   } while (0)
 
-static bool cpu_init(void **ctx, GError **err) {
+static bool cpu_init(void **ctx, const EosinBackendOptions *opt, GError **err) {
   CpuCtx *c = g_new0(CpuCtx, 1);
   *ctx = c;
   CHECK(dnnl_engine_create(&c->engine, dnnl_cpu, 0), "engine");

@@ -35,7 +35,7 @@ void _eosin_ref_buffers(const EosinModel *m, float ***buf, bool **owned) {
   }
 }
 
-static bool ref_init(void **ctx, GError **err) {
+static bool ref_init(void **ctx, const EosinBackendOptions *opt, GError **err) {
   *ctx = g_new0(RefCtx, 1);
   return true;
 }

@@ -11,10 +11,29 @@
 
 G_BEGIN_DECLS
 
+/* What the caller asks of a backend when starting it. */
+typedef struct {
+  int device;   /* GPU index for GPU backends (cuda:N); ignored on the CPU */
+  bool fp16;    /* compute in half precision where the backend can */
+} EosinBackendOptions;
+
+/* How uint8 RGB tiles become the network's float input:
+ * x = (v / 255 - mean[c]) / std[c], channels reversed when @bgr. */
+typedef struct {
+  float mean[3], std[3];
+  bool bgr;
+} EosinPreprocess;
+
+/* Plain C preprocessing of @n tiles of size^2 HWC RGB into NCHW floats:
+ * the reference for every backend's run_rgb. */
+void _eosin_preprocess(const uint8_t *rgb, int n, int size, const EosinPreprocess *pp,
+                       float *nchw);
+
 typedef struct {
   const char *name;
-  /* Starts the backend (device, library handles); false if unavailable. */
-  bool (*init)(void **ctx, GError **err);
+  /* Starts the backend (device, library handles); false with a reason if
+   * it is unavailable here (no GPU, no driver), never aborting. */
+  bool (*init)(void **ctx, const EosinBackendOptions *opt, GError **err);
   /* Whether this backend can run @node of @model. */
   bool (*supports)(void *ctx, const EosinModel *model, const EosinNode *node);
   /* Prepares @model for repeated runs. */
@@ -22,11 +41,19 @@ typedef struct {
   /* Runs the model on @input (the input tensor's shape, NCHW float32) and
    * writes the first output (its shape) to @output. */
   bool (*run)(void *ctx, const float *input, float *output, GError **err);
+  /* Optional (NULL: the caller preprocesses with _eosin_preprocess and calls
+   * run): the same from @n uint8 RGB tiles (n <= the model's batch, the rest
+   * of the batch is zero), preprocessed on the device. */
+  bool (*run_rgb)(void *ctx, const uint8_t *rgb, int n, const EosinPreprocess *pp,
+                  float *output, GError **err);
   void (*destroy)(void *ctx);
 } EosinBackendOps;
 
 extern const EosinBackendOps _eosin_backend_ref;
 extern const EosinBackendOps _eosin_backend_cpu;
+#ifdef EOSIN_HAVE_CUDA
+extern const EosinBackendOps _eosin_backend_cuda;
+#endif
 
 /* The reference implementation of one node over per-tensor buffers: what
  * the other backends run for ops they do not accelerate. */

@@ -43,7 +43,7 @@ static void check_model(const EosinBackendOps *be, const char *dir, const char *
   cr_assert_eq((int64_t) nout, expect_out, "%s: output size", stem);
 
   void *ctx = NULL;
-  cr_assert(be->init(&ctx, &err), "%s: %s", be->name, err ? err->message : "");
+  cr_assert(be->init(&ctx, &(EosinBackendOptions){0}, &err), "%s: %s", be->name, err ? err->message : "");
   for (guint i = 0; i < m->nodes->len; i++)
     cr_assert(be->supports(ctx, m, &g_array_index(m->nodes, EosinNode, i)));
   cr_assert(be->load(ctx, m, &err), "%s", err ? err->message : "");
