@@ -33,6 +33,8 @@ typedef enum {
   EOSIN_ERROR_VERIFY,      /* a written output did not re-open as expected */
   EOSIN_ERROR_CANCELLED,   /* stopped by a signal or the caller */
   EOSIN_ERROR_MODEL,       /* a model file Eosin cannot run */
+  EOSIN_ERROR_DEVICE,      /* the device failed mid-run (GPU out of memory, driver
+                            * error): worth retrying smaller or on the CPU */
 } EosinError;
 
 /* Process exit codes of the `eosin` CLI (documented in README.md). */
