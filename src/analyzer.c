@@ -6,9 +6,11 @@
 #include "eosin-private.h"
 
 extern const EosinAnalyzerOps _eosin_analyzer_stain;
+extern const EosinAnalyzerOps _eosin_analyzer_cnn;
 
 static const EosinAnalyzerOps *const ANALYZERS[] = {
     &_eosin_analyzer_stain,
+    &_eosin_analyzer_cnn,
     NULL,
 };
 

@@ -17,13 +17,6 @@ typedef struct {
   bool fp16;    /* compute in half precision where the backend can */
 } EosinBackendOptions;
 
-/* How uint8 RGB tiles become the network's float input:
- * x = (v / 255 - mean[c]) / std[c], channels reversed when @bgr. */
-typedef struct {
-  float mean[3], std[3];
-  bool bgr;
-} EosinPreprocess;
-
 /* Plain C preprocessing of @n tiles of size^2 HWC RGB into NCHW floats:
  * the reference for every backend's run_rgb. */
 void _eosin_preprocess(const uint8_t *rgb, int n, int size, const EosinPreprocess *pp,
@@ -54,6 +47,11 @@ extern const EosinBackendOps _eosin_backend_cpu;
 #ifdef EOSIN_HAVE_CUDA
 extern const EosinBackendOps _eosin_backend_cuda;
 #endif
+
+/* eosin_infer_new with @gpu as the GPU backend (tests use a failing one to
+ * check the retry and fallback path). */
+EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOptions *opts,
+                                  const EosinBackendOps *gpu, GError **err);
 
 /* The reference implementation of one node over per-tensor buffers: what
  * the other backends run for ops they do not accelerate. */

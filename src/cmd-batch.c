@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 int eosin_cmd_batch(int argc, char **argv) {
+  g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
   GOptionEntry entries[] = {
@@ -17,6 +18,11 @@ int eosin_cmd_batch(int argc, char **argv) {
       {"output", 'o', 0, G_OPTION_ARG_FILENAME, &outdir, "Output folder", "OUTDIR"},
       {"readers", 'j', 0, G_OPTION_ARG_INT, &readers, "Reader threads (overrides the config)",
        "N"},
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "ONNX model (replaces [model] path)",
+       "M.onnx"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device,
+       "auto (GPU if it starts, else CPU), cpu, cuda or cuda:N (replaces [model] device)",
+       "DEV"},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("[DIR] - analyse many slides");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -44,6 +50,8 @@ int eosin_cmd_batch(int argc, char **argv) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return EOSIN_EXIT_USAGE;
   }
+  if (!eosin_cli_model_options(cfg, model, device))
+    return EOSIN_EXIT_USAGE;
   g_autoptr(GPtrArray) items = manifest ? eosin_batch_from_manifest(manifest, &err)
                                         : eosin_batch_from_dir(argv[1], &err);
   if (!items) {

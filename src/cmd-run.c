@@ -19,6 +19,7 @@ static void progress(int done, int total, double tps, void *data) {
 }
 
 int eosin_cmd_run(int argc, char **argv) {
+  g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL;
   double mpp = 0;
   int readers = 0;
@@ -28,6 +29,11 @@ int eosin_cmd_run(int argc, char **argv) {
       {"mpp", 0, 0, G_OPTION_ARG_DOUBLE, &mpp, "µm/px when the slide has none", "UM"},
       {"readers", 'j', 0, G_OPTION_ARG_INT, &readers, "Reader threads (overrides the config)",
        "N"},
+      {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "ONNX model (replaces [model] path)",
+       "M.onnx"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &device,
+       "auto (GPU if it starts, else CPU), cpu, cuda or cuda:N (replaces [model] device)",
+       "DEV"},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("SLIDE - analyse one slide");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -51,6 +57,8 @@ int eosin_cmd_run(int argc, char **argv) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return EOSIN_EXIT_USAGE;
   }
+  if (!eosin_cli_model_options(cfg, model, device))
+    return EOSIN_EXIT_USAGE;
   EosinCancel cancel = {0};
   gint64 last = 0;
   EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel};

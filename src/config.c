@@ -10,7 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-static const char *const COMMON_GROUPS[] = {"task", "tiling", "tissue", "scheduler", "overlay", NULL};
+static const char *const COMMON_GROUPS[] = {"task",    "tiling", "tissue", "scheduler",
+                                            "overlay", "model",  NULL};
 
 static const char *const TASK_KEYS[] = {"name", "analyzer", NULL};
 static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
@@ -20,6 +21,13 @@ static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_
 static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth", NULL};
 static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max",
                                            "compression", NULL};
+static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
+                                         "std", "channel_order", "device", "precision",
+                                         "cell", NULL};
+static const char *const KINDS[] = {"classification", "segmentation", NULL};
+static const char *const ACTIVATIONS[] = {"none", "softmax", "sigmoid", NULL};
+static const char *const ORDERS[] = {"rgb", "bgr", NULL};
+static const char *const PRECISIONS[] = {"fp32", "fp16", NULL};
 static const char *const COMPRESSIONS[] = {"deflate", "zstd", "lzw", NULL};
 static const char *const COLORMAPS[] = {"viridis", "jet", "inferno", "gray", NULL};
 
@@ -32,6 +40,11 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
   g_free(cfg->overlay_compression);
+  g_free(cfg->model.path);
+  g_free(cfg->model.kind);
+  g_strfreev(cfg->model.classes);
+  g_free(cfg->model.activation);
+  g_free(cfg->model.device);
   if (cfg->keyfile)
     g_key_file_free(cfg->keyfile);
   g_free(cfg);
@@ -135,6 +148,90 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group, const ch
   return true;
 }
 
+void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *device) {
+  if (path) {
+    g_free(cfg->model.path);
+    cfg->model.path = g_strdup(path);
+  }
+  if (device) {
+    g_free(cfg->model.device);
+    cfg->model.device = g_strdup(device);
+  }
+}
+
+/* Reads "a, b, c" at @group.@key into exactly three numbers in [min, max]. */
+static bool get_triple(const EosinConfig *cfg, const char *group, const char *key, float def,
+                       double min, double max, float out[3], GError **err) {
+  g_autofree char *v = raw_value(cfg, group, key);
+  if (!v) {
+    out[0] = out[1] = out[2] = def;
+    return true;
+  }
+  g_auto(GStrv) parts = g_strsplit(v, ",", -1);
+  if (g_strv_length(parts) != 3)
+    return config_error(err, cfg, group, key, v, "expected three comma-separated numbers");
+  for (int i = 0; i < 3; i++) {
+    char *end;
+    g_strstrip(parts[i]);
+    errno = 0;
+    double d = g_ascii_strtod(parts[i], &end);
+    if (!*parts[i] || *end || errno || !isfinite(d))
+      return config_error(err, cfg, group, key, v, "not a number");
+    if (d < min || d > max) {
+      g_autofree char *why = g_strdup_printf("each value must be in [%g, %g]", min, max);
+      return config_error(err, cfg, group, key, v, why);
+    }
+    out[i] = (float) d;
+  }
+  return true;
+}
+
+/* The [model] group; absent is fine (analyzers that need it say so). */
+static bool load_model_group(EosinConfig *cfg, GError **err) {
+  cfg->model.present = g_key_file_has_group(cfg->keyfile, "model");
+  g_autofree char *precision = NULL, *order = NULL, *classes = NULL, *path = NULL;
+  if (!eosin_config_check_keys(cfg, "model", MODEL_KEYS, err) ||
+      !eosin_config_get_choice(cfg, "model", "kind", "classification", KINDS, &cfg->model.kind,
+                               err) ||
+      !eosin_config_get_choice(cfg, "model", "activation", "none", ACTIVATIONS,
+                               &cfg->model.activation, err) ||
+      !eosin_config_get_choice(cfg, "model", "channel_order", "rgb", ORDERS, &order, err) ||
+      !eosin_config_get_choice(cfg, "model", "precision", "fp32", PRECISIONS, &precision, err) ||
+      !eosin_config_get_choice(cfg, "model", "device", "auto", NULL, &cfg->model.device, err) ||
+      !get_triple(cfg, "model", "mean", 0, -10, 10, cfg->model.pre.mean, err) ||
+      !get_triple(cfg, "model", "std", 1, 1e-6, 1e6, cfg->model.pre.std, err) ||
+      !get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err))
+    return false;
+  if (!g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", cfg->model.device, 0, 0))
+    return config_error(err, cfg, "model", "device", cfg->model.device,
+                        "must be auto, cpu, cuda or cuda:N");
+  cfg->model.pre.bgr = !strcmp(order, "bgr");
+  cfg->model.fp16 = !strcmp(precision, "fp16");
+  path = raw_value(cfg, "model", "path");
+  if (path && *path) {
+    g_autofree char *dir = g_path_get_dirname(cfg->path);
+    cfg->model.path = g_path_is_absolute(path) ? g_strdup(path)
+                                               : g_build_filename(dir, path, NULL);
+  }
+  classes = raw_value(cfg, "model", "classes");
+  if (cfg->model.present && !classes)
+    return config_error(err, cfg, "model", "classes", NULL,
+                        "required key is missing (the names of the model's outputs)");
+  if (classes) {
+    cfg->model.classes = g_strsplit(classes, ",", -1);
+    for (char **c = cfg->model.classes; *c; c++) {
+      g_strstrip(*c);
+      if (!**c)
+        return config_error(err, cfg, "model", "classes", classes, "empty class name");
+      for (char **d = cfg->model.classes; d < c; d++)
+        if (!strcmp(*c, *d))
+          return config_error(err, cfg, "model", "classes", classes, "class named twice");
+    }
+    cfg->model.n_classes = g_strv_length(cfg->model.classes);
+  }
+  return true;
+}
+
 EosinConfig *eosin_config_load(const char *path, GError **err) {
   g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
   cfg->path = g_strdup(path);
@@ -157,7 +254,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
   for (char **g = groups; *g; g++) {
     if (!g_strv_contains(COMMON_GROUPS, *g) && strcmp(*g, cfg->analyzer) != 0) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: unknown group [%s] (known: task, tiling, tissue, scheduler, overlay, %s)",
+                  "%s: unknown group [%s] (known: task, tiling, tissue, scheduler, overlay, "
+                  "model, %s)",
                   path, *g, cfg->analyzer);
       return NULL;
     }
@@ -223,5 +321,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
     }
     cfg->overlay_range_set = true;
   }
+  if (!load_model_group(cfg, err))
+    return NULL;
   return g_steal_pointer(&cfg);
 }

@@ -45,9 +45,9 @@ typedef struct {
 /* Reads every tile of @plan with @readers threads (each its own handle on
  * @slide) into batches of @batch_size held in at most @queue_depth+@readers
  * preallocated buffers, and runs @ops on each batch in one consumer thread
- * (the caller's). @values receives plan->tiles->len * n_channels floats. */
+ * (the caller's). @values receives plan->tiles->len * @per_tile floats. */
 bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
-                     const EosinAnalyzerOps *ops, void *actx, int n_channels,
+                     const EosinAnalyzerOps *ops, void *actx, int per_tile,
                      int readers, int batch_size, int queue_depth,
                      const EosinRunOptions *opts, float *values,
                      EosinSchedStats *stats, GError **err);
@@ -65,8 +65,14 @@ typedef struct {
   float *values;            /* width*height*n_channels, NaN = empty */
 } EosinGrid;
 
+/* @cells_per_side > 1: each tile brings an s x s map (EosinAnalyzerInfo);
+ * the grid's cells are tile/s wide and overlapping tiles are blended with
+ * weights that fall towards each tile's border. */
 bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channels,
-                   const EosinSlideInfo *info, EosinGrid *grid, GError **err);
+                   int cells_per_side, const EosinSlideInfo *info, EosinGrid *grid,
+                   GError **err);
+/* Values per tile of an analyzer: n_channels x cells_per_side^2. */
+size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
 void _eosin_grid_clear(EosinGrid *grid);
 
 /* ---------------------------------------------------------------- outputs */

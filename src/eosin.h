@@ -141,6 +141,15 @@ bool eosin_resolve_mpp(const char *slide_name, EosinPropertyGetter get, void *da
 
 /* ---------------------------------------------------------------- config */
 
+/* How uint8 RGB tiles become a network's float input:
+ * x = (v / 255 - mean[c]) / std[c] in the network's channel order, which is
+ * BGR (channels reversed) when @bgr. */
+typedef struct {
+  float mean[3], std[3];
+  bool bgr;
+} EosinPreprocess;
+
+
 typedef struct {
   char *path;               /* the config file */
   char *task;               /* [task] name */
@@ -168,6 +177,20 @@ typedef struct {
   double overlay_min, overlay_max;  /* value range of the colour map */
   bool overlay_range_set;   /* false: the analyzer's default range */
   char *overlay_compression; /* deflate (any viewer), zstd (faster to write), lzw */
+  /* [model]: the network an analyzer (cnn) or `eosin predict` runs. The
+   * command line's --model and --device replace path and device. */
+  struct {
+    bool present;           /* the file has a [model] group */
+    char *path;             /* relative paths are taken from the config's folder */
+    char *kind;             /* classification | segmentation */
+    char **classes;         /* NULL-terminated class names, in output order */
+    int n_classes;
+    char *activation;       /* none (outputs are probabilities) | softmax | sigmoid */
+    EosinPreprocess pre;    /* mean, std, channel order */
+    char *device;           /* auto | cpu | cuda | cuda:N */
+    bool fp16;              /* precision = fp16 (GPU only) */
+    int cell;               /* segmentation: output pixels per stitched cell */
+  } model;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
 } EosinConfig;
 
@@ -188,6 +211,8 @@ bool eosin_config_get_double(const EosinConfig *cfg, const char *group,
 bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
                              const char *key, const char *def,
                              const char *const *choices, char **out, GError **err);
+/* Replaces [model] path / device (the command line's --model, --device). */
+void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *device);
 
 /* ---------------------------------------------------------------- tissue */
 
@@ -254,18 +279,26 @@ typedef struct {
   int n_channels;
   char **channel_names;     /* NULL-terminated, owned by the analyzer */
   double *default_min, *default_max;  /* per channel colour-map range */
+  /* 0 or 1: one value per channel per tile. s > 1: each tile yields an
+   * s x s map of cells (row-major, channels innermost: s*s*n_channels
+   * values), stitched at that finer resolution with overlaps blended. */
+  int cells_per_side;
 } EosinAnalyzerInfo;
 
 /* The interface every task implements (ggml-backend style: ops + context).
  * run() is called from one thread, batch by batch in any order; it must
- * write n * n_channels values and depend only on the pixels, so results do
- * not change with the thread count. finish() gets all values in tile order. */
+ * write n * (values per tile: n_channels, times cells_per_side^2 when > 1)
+ * values and depend only on the pixels, so results do not change with the
+ * thread count. finish() gets all values in tile order. describe() (may be
+ * NULL) adds one JSON value, report.json's "inference": how the analyzer
+ * ran (device, model). */
 typedef struct {
   const char *name;
   bool (*init)(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info, GError **err);
   bool (*run)(void *ctx, const EosinTileBatch *batch, float *values, GError **err);
   bool (*finish)(void *ctx, const EosinTilePlan *plan, const float *values,
                  JsonBuilder *scores, GError **err);
+  void (*describe)(void *ctx, JsonBuilder *b);
   void (*destroy)(void *ctx);
 } EosinAnalyzerOps;
 
@@ -381,4 +414,70 @@ int eosin_model_output_shape(const EosinModel *model, int64_t dims[6]);
 /* Nodes left to run (after folding), and how many BatchNormalizations were folded. */
 int eosin_model_n_nodes(const EosinModel *model);
 int eosin_model_n_folded(const EosinModel *model);
+
+/* ---------------------------------------------------------------- inference */
+
+typedef struct {
+  const char *device;  /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
+  bool fp16;           /* half precision on the GPU; the CPU stays fp32 */
+  int batch;           /* images per backend call (>= 1) */
+} EosinInferOptions;
+
+typedef struct _EosinInfer EosinInfer;
+
+/* Loads @model_path and starts the backend @opts asks for: "cpu" is oneDNN;
+ * "cuda[:N]" is cuDNN on GPU N and an error if that GPU cannot start;
+ * "auto" takes the GPU when it starts and otherwise the CPU, remembering
+ * why. A CUDA failure during a run (out of memory, driver) retries with half
+ * the batch down to 1, then moves to the CPU: the run goes on and
+ * eosin_infer_report says what happened. Free with eosin_infer_free. */
+EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opts,
+                            GError **err);
+void eosin_infer_free(EosinInfer *inf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInfer, eosin_infer_free)
+
+/* The model's input height and width, and the number of values one image
+ * yields (its output shape without the batch: @dims, rank returned). */
+void eosin_infer_input_size(const EosinInfer *inf, int *height, int *width);
+int eosin_infer_output_shape(const EosinInfer *inf, int64_t dims[6]);
+size_t eosin_infer_output_per_image(const EosinInfer *inf);
+
+/* Runs @n images (any number; batched internally) of height x width uint8
+ * HWC RGB through the model, preprocessed by @pp, writing n x
+ * eosin_infer_output_per_image floats to @out. */
+bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const EosinPreprocess *pp,
+                         float *out, GError **err);
+
+/* The backend running now ("cpu-onednn", "cuda", ...). */
+const char *eosin_infer_backend(const EosinInfer *inf);
+/* One line: backend, precision, batch and what happened. Caller frees. */
+char *eosin_infer_summary(const EosinInfer *inf);
+/* Adds an object to @b: device asked for, backend that ran, precision,
+ * batch, why a GPU was not used or left, retries. */
+void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b);
+
+/* ---------------------------------------------------------------- predict */
+
+typedef struct {
+  EosinCancel *cancel;  /* may be NULL */
+  bool progress;        /* a progress line on stderr */
+} EosinPredictOptions;
+
+typedef struct {
+  int images;      /* rows written */
+  int failed;      /* unreadable images, reported on stderr and left out */
+  int resized;     /* images not at the model's input size, resized */
+  double seconds;
+  char *backend;   /* eosin_infer_summary of the run */
+} EosinPredictResult;
+void eosin_predict_result_clear(EosinPredictResult *res);
+
+/* Runs cfg's classification model on every image below the folder @input
+ * (recursively) or listed in the file @input (one path per line, relative
+ * to the list's folder), in path order, and writes @csv_path: a header
+ * "path,<class>,..." then one row per image, the path relative to @input,
+ * the probabilities in the config's class order. Images that cannot be
+ * read are reported on stderr, counted in res->failed and left out. */
+bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_path,
+                   const EosinPredictOptions *opts, EosinPredictResult *res, GError **err);
 G_END_DECLS

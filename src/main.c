@@ -69,6 +69,15 @@ bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv) {
   return true;
 }
 
+bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *device) {
+  if (device && !g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", device, 0, 0)) {
+    fprintf(stderr, "eosin: --device '%s': expected auto, cpu, cuda or cuda:N\n", device);
+    return false;
+  }
+  eosin_config_set_model(cfg, model, device);
+  return true;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "Usage: eosin COMMAND [OPTION…]\n\n"
@@ -78,6 +87,8 @@ static void usage(FILE *f) {
           "  run --task CONFIG SLIDE -o OUTDIR          analyse one slide\n"
           "  batch --task CONFIG (--manifest FILE | DIR) -o OUTDIR\n"
           "                                             analyse many slides, resumable\n"
+          "  predict --config CONFIG [--model M.onnx] (IMAGES_DIR | LIST) -o PREDS.csv\n"
+          "                                             class probabilities of patch images\n"
           "  version                                    print versions\n\n"
           "Each command takes --help. Exit codes: 0 success, 1 the slide or job failed,\n"
           "2 bad command line or config, 3 batch finished with failed slides,\n"
@@ -97,6 +108,8 @@ int main(int argc, char **argv) {
     return eosin_cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "batch"))
     return eosin_cmd_batch(argc - 1, argv + 1);
+  if (!strcmp(cmd, "predict"))
+    return eosin_cmd_predict(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("eosin %s\n", eosin_version());
     return EOSIN_EXIT_OK;

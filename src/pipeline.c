@@ -254,6 +254,11 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   json_builder_set_member_name(b, "scores");
   json_builder_add_value(b, json_node_ref(r->scores));
 
+  if (r->ops->describe) {
+    json_builder_set_member_name(b, "inference");
+    r->ops->describe(r->actx, b);
+  }
+
   json_builder_set_member_name(b, "outputs");
   json_builder_begin_array(b);
   const char *files[] = {"overlay.tif", "heatmap.tif", "preview.png", "tissue.png",
@@ -322,9 +327,15 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   }
 
   size_t n = r->plan.tiles->len;
-  r->values = g_new0(float, n * r->ainfo.n_channels);
+  size_t per_tile = _eosin_values_per_tile(&r->ainfo);
+  r->values = g_try_new0(float, n * per_tile);
+  if (!r->values) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                "slide %s: %zu tiles x %zu values do not fit in memory", path, n, per_tile);
+    return false;
+  }
   int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
-  if (!_eosin_schedule(r->slide, &r->plan, r->ops, r->actx, r->ainfo.n_channels, readers,
+  if (!_eosin_schedule(r->slide, &r->plan, r->ops, r->actx, (int) per_tile, readers,
                        cfg->batch_size, cfg->queue_depth, o, r->values, &r->sched, err))
     return false;
 
@@ -336,7 +347,8 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   r->scores = json_builder_get_root(sb);
 
   t0 = g_get_monotonic_time();
-  if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, info, &r->grid, err))
+  if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,
+                     &r->grid, err))
     return false;
   EosinColormap cm;
   if (!_eosin_colormap_get(cfg->colormap, &cm, err))

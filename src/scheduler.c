@@ -94,7 +94,7 @@ static gpointer reader_main(gpointer data) {
 }
 
 bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
-                     const EosinAnalyzerOps *ops, void *actx, int n_channels, int readers,
+                     const EosinAnalyzerOps *ops, void *actx, int per_tile, int readers,
                      int batch_size, int queue_depth, const EosinRunOptions *opts,
                      float *values, EosinSchedStats *stats, GError **err) {
   int n_tiles = plan->tiles->len;
@@ -136,7 +136,7 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
     }
     gint64 t0 = g_get_monotonic_time();
     EosinTileBatch tb = {b->n, plan->tile_size, b->tile_ids, b->pixels};
-    float *dst = values + (size_t) b->index * batch_size * n_channels;
+    float *dst = values + (size_t) b->index * batch_size * per_tile;
     GError *e = NULL;
     if (!ops->run(actx, &tb, dst, &e)) {
       g_prefix_error(&e, "analyzer %s, tiles %d-%d: ", ops->name, b->tile_ids[0],

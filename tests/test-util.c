@@ -109,3 +109,24 @@ char *slurp(const char *path) {
   cr_assert(g_file_get_contents(path, &text, NULL, NULL), "cannot read %s", path);
   return text;
 }
+
+GArray *load_blocks(const char *json_path, int64_t *width, int64_t *height) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, json_path, NULL), "%s", json_path);
+  JsonObject *o = json_node_get_object(json_parser_get_root(p));
+  *width = json_object_get_int_member(o, "width");
+  *height = json_object_get_int_member(o, "height");
+  JsonArray *a = json_object_get_array_member(o, "blocks");
+  GArray *blocks = g_array_new(FALSE, FALSE, sizeof(Block));
+  for (guint i = 0; i < json_array_get_length(a); i++) {
+    JsonObject *b = json_array_get_object_element(a, i);
+    JsonArray *rgb = json_object_get_array_member(b, "rgb");
+    Block blk = {json_object_get_int_member(b, "x"), json_object_get_int_member(b, "y"),
+                 json_object_get_int_member(b, "width"), json_object_get_int_member(b, "height"),
+                 {json_array_get_int_element(rgb, 0), json_array_get_int_element(rgb, 1),
+                  json_array_get_int_element(rgb, 2)}};
+    g_array_append_val(blocks, blk);
+  }
+  return blocks;
+}
+

@@ -41,3 +41,12 @@ int openslide_levels(const char *path);
 
 /* Reads a whole small file. */
 char *slurp(const char *path);
+
+/* A block of uniform colour on a generated "blocks" slide (level-0 px). */
+typedef struct {
+  int64_t x, y, w, h;
+  uint8_t rgb[3];
+} Block;
+/* The blocks listed in a generated slide's JSON sidecar (GArray of Block),
+ * and the slide's level-0 size. */
+GArray *load_blocks(const char *json_path, int64_t *width, int64_t *height);

@@ -1,0 +1,98 @@
+/*
+ * test-ops.c — every operator alone (and the op pairs backends fuse) on
+ * every backend this build has, against the plain-C reference, on the
+ * single-op models of scripts/make-test-ops.py with a fixed random input:
+ * what ggml's test-backend-ops does. A backend that cannot start here (no
+ * GPU) is skipped with its reason; the CPU backend always runs.
+ */
+#include "test-util.h"
+
+#include "../src/backend.h"
+
+#include <math.h>
+
+static float *run_on(const EosinBackendOps *be, const EosinModel *m, const float *x,
+                     size_t nout, GError **err) {
+  void *ctx = NULL;
+  EosinBackendOptions opt = {0};
+  if (!be->init(&ctx, &opt, err)) {
+    if (ctx)
+      be->destroy(ctx);
+    return NULL;
+  }
+  float *y = g_new0(float, nout);
+  bool ok = be->load(ctx, m, err) && be->run(ctx, x, y, err);
+  be->destroy(ctx);
+  if (!ok)
+    g_clear_pointer(&y, g_free);
+  return y;
+}
+
+static int64_t numel(int nd, const int64_t *d) {
+  int64_t n = 1;
+  for (int i = 0; i < nd; i++)
+    n *= d[i];
+  return n;
+}
+
+/* Runs every case on @be and the reference; |diff| <= 1e-4 max(1, |ref|). */
+static void check_backend(const EosinBackendOps *be) {
+  g_autofree char *dir = td("ops");
+  g_autofree char *list_path = g_build_filename(dir, "ops.tsv", NULL);
+  g_autofree char *list = slurp(list_path);
+  g_auto(GStrv) cases = g_strsplit(list, "\n", -1);
+  int checked = 0;
+  g_autoptr(GString) failures = g_string_new(NULL);
+  for (char **c = cases; *c && **c; c++) {
+    g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, *c);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinModel) m = eosin_model_load(path, 2, &err);
+    cr_assert(m, "%s: %s", *c, err ? err->message : "");
+    int64_t d[6];
+    size_t nin = numel(eosin_model_input_shape(m, d), d);
+    size_t nout = numel(eosin_model_output_shape(m, d), d);
+    g_autofree float *x = g_new(float, nin);
+    GRand *r = g_rand_new_with_seed(42);
+    for (size_t i = 0; i < nin; i++)
+      x[i] = (float) g_rand_double_range(r, -2, 2);
+    g_rand_free(r);
+    g_autofree float *want = run_on(&_eosin_backend_ref, m, x, nout, &err);
+    cr_assert(want, "%s on ref: %s", *c, err ? err->message : "");
+    g_autofree float *got = run_on(be, m, x, nout, &err);
+    if (!got) {
+      g_string_append_printf(failures, "\n  %s: %s", *c, err ? err->message : "failed");
+      continue;
+    }
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < nout; i++) {
+      double diff = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+      if (!(diff <= worst)) {  /* NaN counts as the worst */
+        worst = isnan(diff) ? INFINITY : diff;
+        at = i;
+      }
+    }
+    if (worst > 1e-4)
+      g_string_append_printf(failures, "\n  %s: element %zu: %s %.7g, ref %.7g", *c, at,
+                             be->name, got[at], want[at]);
+    checked++;
+  }
+  cr_expect_eq(failures->len, 0, "%s differs from the reference:%s", be->name, failures->str);
+  cr_expect_geq(checked, 40, "every op case ran (%d)", checked);
+}
+
+Test(ops, cpu_onednn_equals_reference_op_by_op) {
+  check_backend(&_eosin_backend_cpu);
+}
+
+#ifdef EOSIN_HAVE_CUDA
+Test(ops, cuda_equals_reference_op_by_op) {
+  void *ctx = NULL;
+  g_autoptr(GError) err = NULL;
+  EosinBackendOptions opt = {0};
+  if (!_eosin_backend_cuda.init(&ctx, &opt, &err))
+    cr_skip_test("no CUDA device here: %s", err ? err->message : "init failed");
+  _eosin_backend_cuda.destroy(ctx);
+  check_backend(&_eosin_backend_cuda);
+}
+#endif
