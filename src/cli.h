@@ -10,6 +10,7 @@ int eosin_cmd_info(int argc, char **argv);
 int eosin_cmd_run(int argc, char **argv);
 int eosin_cmd_batch(int argc, char **argv);
 int eosin_cmd_predict(int argc, char **argv);
+int eosin_cmd_eval(int argc, char **argv);
 
 /* Applies --model / --device to @cfg (NULL: keep the config's); false with a
  * message on stderr when --device is not auto, cpu, cuda or cuda:N. */

@@ -480,4 +480,32 @@ void eosin_predict_result_clear(EosinPredictResult *res);
  * read are reported on stderr, counted in res->failed and left out. */
 bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_path,
                    const EosinPredictOptions *opts, EosinPredictResult *res, GError **err);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+  const char *pred_dir;   /* <slide>.csv or <slide>/detections.csv (confidence,X,Y)
+                           * and camelyon-slides.csv (name,probability) */
+  const char *truth;      /* <slide>.xml (ASAP) or <slide>_mask.png/.tif (level 5) */
+  const char *reference;  /* optional: name,Tumor|Normal,... for every slide */
+  const char *out_dir;    /* optional: froc.csv and froc.png written there */
+} EosinC16Options;
+
+typedef struct {
+  double auc;              /* slide-level ROC AUC; NaN without camelyon-slides.csv */
+  int n_slides_auc;
+  double froc;             /* mean sensitivity at 1/4 .. 8 FP per slide */
+  double sensitivity[6];
+  int n_slides_froc, n_tumours, n_itc;
+  char *curve_csv, *curve_png;
+} EosinC16Result;
+void eosin_c16_result_clear(EosinC16Result *r);
+
+/* CAMELYON16 evaluation as the challenge's Evaluation_FROC.py: see
+ * src/eval-camelyon16.c and README. */
+bool eosin_eval_camelyon16(const EosinC16Options *opts, EosinC16Result *res, GError **err);
+/* CAMELYON17: patient pN stages (given, or from node categories) scored by
+ * quadratic weighted kappa against @truth. */
+bool eosin_eval_camelyon17(const char *pred, const char *truth, double *kappa, int *n_patients,
+                           GError **err);
 G_END_DECLS

@@ -89,6 +89,8 @@ static void usage(FILE *f) {
           "                                             analyse many slides, resumable\n"
           "  predict --config CONFIG [--model M.onnx] (IMAGES_DIR | LIST) -o PREDS.csv\n"
           "                                             class probabilities of patch images\n"
+          "  eval camelyon16 --pred DIR --truth DIR     slide AUC and lesion FROC\n"
+          "  eval camelyon17 --pred CSV --truth CSV     pN-stage kappa\n"
           "  version                                    print versions\n\n"
           "Each command takes --help. Exit codes: 0 success, 1 the slide or job failed,\n"
           "2 bad command line or config, 3 batch finished with failed slides,\n"
@@ -110,6 +112,8 @@ int main(int argc, char **argv) {
     return eosin_cmd_batch(argc - 1, argv + 1);
   if (!strcmp(cmd, "predict"))
     return eosin_cmd_predict(argc - 1, argv + 1);
+  if (!strcmp(cmd, "eval"))
+    return eosin_cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("eosin %s\n", eosin_version());
     return EOSIN_EXIT_OK;
