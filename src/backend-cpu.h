@@ -52,7 +52,11 @@ typedef struct {
 } CpuStep;
 
 typedef struct {
-  const EosinModel *m;
+  const EosinModel *m;     /* &shadow: the model at the sub-batch size */
+  const EosinModel *model; /* the caller's */
+  EosinModel shadow;       /* the caller's with tensors of sub-batch dims */
+  GPtrArray *shadow_tensors;
+  int n_sub;               /* sub-batches per run */
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   GArray *vals;            /* CpuValue */
