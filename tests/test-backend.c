@@ -106,3 +106,50 @@ Test(backend, cpu_onednn_matches_onnxruntime) {
 Test(backend, cpu_onednn_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
   torchvision_models(&_eosin_backend_cpu);
 }
+
+/* The CPU backend runs a batch as slices of a smaller one when every op is
+ * per sample: batch 8 (two slices of 4) against the reference on the same
+ * random input, 1e-4 of max(1, |y|). */
+static void check_sliced(const char *dir_name, const char *stem) {
+  g_autofree char *dir = td(dir_name);
+  g_autofree char *onnx = g_strdup_printf("%s/%s.onnx", dir, stem);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(onnx, 8, &err);
+  cr_assert(m, "%s", err ? err->message : "");
+  int64_t d[6], nin = 1, nout = 1;
+  int nd = eosin_model_input_shape(m, d);
+  for (int i = 0; i < nd; i++)
+    nin *= d[i];
+  nd = eosin_model_output_shape(m, d);
+  for (int i = 0; i < nd; i++)
+    nout *= d[i];
+  g_autofree float *x = g_new(float, nin);
+  g_autofree float *want = g_new(float, nout);
+  g_autofree float *got = g_new(float, nout);
+  GRand *r = g_rand_new_with_seed(7);
+  for (int64_t i = 0; i < nin; i++)
+    x[i] = (float) g_rand_double_range(r, -1, 1);
+  g_rand_free(r);
+  const EosinBackendOps *bes[] = {&_eosin_backend_ref, &_eosin_backend_cpu};
+  float *outs[] = {want, got};
+  for (int b = 0; b < 2; b++) {
+    void *ctx = NULL;
+    cr_assert(bes[b]->init(&ctx, &(EosinBackendOptions){0}, &err));
+    cr_assert(bes[b]->load(ctx, m, &err), "%s", err ? err->message : "");
+    cr_assert(bes[b]->run(ctx, x, outs[b], &err), "%s", err ? err->message : "");
+    bes[b]->destroy(ctx);
+  }
+  double worst = 0, scale = 1;
+  for (int64_t i = 0; i < nout; i++) {
+    worst = fmax(worst, fabs(got[i] - want[i]));
+    scale = fmax(scale, fabs(want[i]));
+  }
+  cr_expect_leq(worst, 1e-4 * scale, "%s batch 8 on cpu-onednn: max |diff| = %g", stem, worst);
+}
+
+Test(backend, cpu_onednn_sliced_batch_matches_ref, .timeout = 300) {
+  check_sliced("onnx", "tiny-cnn");
+  check_sliced("onnx", "tiny-unet");
+  check_sliced("torch", "tiny_unet");
+  check_sliced("torch", "mobilenet_v3_small");
+}
