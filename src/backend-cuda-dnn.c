@@ -312,8 +312,9 @@ static bool prepare_conv_t(CudaCtx *c, CudaStep *s, size_t *ws_need, size_t *scr
 }
 
 /* cuDNN pooling when its geometry (symmetric pads, no dilation, every
- * window inside the padding) is exactly the model's; the own kernel, which
- * mirrors the reference, otherwise or when cuDNN refuses. */
+ * window inside the padding; no padding for max) is exactly the model's;
+ * the own kernel, which mirrors the reference, otherwise or when cuDNN
+ * refuses. */
 static bool prepare_pool(CudaCtx *c, CudaStep *s, GError **err) {
   const EosinNode *node = s->node;
   const EosinAttrs *a = &node->a;
@@ -337,7 +338,10 @@ static bool prepare_pool(CudaCtx *c, CudaStep *s, GError **err) {
     if (q->dilations[i] != 1 || q->kernel[i] > INT_MAX || q->strides[i] > INT_MAX ||
         !_eosin_cuda_pad_plan(i ? q->w : q->h, q->kernel[i], q->strides[i], 1,
                               q->pads[i], q->pads[2 + i], i ? q->ow : q->oh, &p[i]) ||
-        p[i].pre_begin || p[i].pre_end || p[i].sym > INT_MAX)
+        p[i].pre_begin || p[i].pre_end || p[i].sym > INT_MAX ||
+        /* what padding contributes to CUDNN_POOLING_MAX is not documented
+         * (the model skips it; zeros would differ for negative inputs) */
+        (q->is_max && p[i].sym))
       return true;
   if (!tensor_desc(c, node, &s->x_desc, x->dims, c->dt, err) ||
       !tensor_desc(c, node, &s->y_desc, y->dims, c->dt, err))

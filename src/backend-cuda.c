@@ -2,8 +2,9 @@
  * backend-cuda.c — the GPU backend ("cuda") on cuDNN 9, cuBLAS and Eosin's
  * own kernels (kernels/ops.cu). At load, once for the model's batch size:
  * the nodes become steps (a Relu/Clip/Sigmoid/HardSigmoid/HardSwish that
- * alone reads a convolution's output is folded into it; Identity, Dropout,
- * Flatten and Reshape become views of their input), every activation gets
+ * alone reads a convolution's or BatchNormalization's output is folded
+ * into it; Identity, Dropout, Flatten and Reshape become views of their
+ * input), every activation gets
  * a place in one device arena planned by liveness, weights are uploaded
  * once, cuDNN descriptors and algorithms are chosen, and one trial run
  * checks every step on the device (moving a step that cuDNN refuses to
@@ -237,7 +238,7 @@ static int foldable_activation(const EosinModel *m, guint i) {
   return r->in[0] == n->out && act_of(r, &p0, &p1) != EOSIN_ACT_NONE ? found : -1;
 }
 
-/* Nodes to steps, folding activations into convolutions. */
+/* Nodes to steps, folding activations into the step before them. */
 static bool make_steps(CudaCtx *c, GError **err) {
   const EosinModel *m = c->m;
   g_autofree bool *folded = g_new0(bool, m->nodes->len);
@@ -258,7 +259,9 @@ static bool make_steps(CudaCtx *c, GError **err) {
     s->kind = kind_of(n->op);
     s->out = n->out;
     s->act_kind = act_of(n, &s->act_p0, &s->act_p1);
-    if (s->kind == STEP_CONV || s->kind == STEP_CONV_T) {
+    /* convolutions and a BatchNormalization not folded into one (DenseNet)
+     * apply the activation in their own per-channel pass */
+    if (s->kind == STEP_CONV || s->kind == STEP_CONV_T || n->op == EOSIN_OP_BATCH_NORM) {
       int j = foldable_activation(m, i);
       if (j >= 0) {
         folded[j] = true;
