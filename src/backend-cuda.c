@@ -49,6 +49,22 @@ bool _eosin_cuda_fail(GError **err, const CudaCtx *c, const EosinNode *node, con
   return false;
 }
 
+/* cudaMalloc (or, with @pinned, cudaHostAlloc) of @bytes into *@dst,
+ * which is set only on success: CUDA does not promise to leave it NULL on
+ * failure, and destroy frees whatever is non-NULL. */
+static bool alloc(CudaCtx *c, const EosinNode *node, void **dst, size_t bytes, bool pinned,
+                  const char *what, GError **err) {
+  void *p = NULL;
+  cudaError_t e = pinned ? cudaHostAlloc(&p, MAX(bytes, 1), cudaHostAllocDefault)
+                         : cudaMalloc(&p, MAX(bytes, 1));
+  if (e != cudaSuccess) {
+    g_autofree char *msg = g_strdup_printf("%s of %zu bytes", what, bytes);
+    return _eosin_cuda_fail(err, c, node, msg, cudaGetErrorString(e));
+  }
+  *dst = p;
+  return true;
+}
+
 static void cuda_destroy(void *ctx) {
   CudaCtx *c = ctx;
   if (!c)
@@ -308,7 +324,8 @@ static bool plan_memory(CudaCtx *c, GError **err) {
   last[root[m->output]] = c->n_steps; /* read after the last step */
   size_t total = _eosin_cuda_plan_arena(nt, size, first, last, 256, offset);
   if (total) {
-    CUDA_TRY(cudaMalloc(&c->arena, total), "allocating the activation arena");
+    if (!alloc(c, node, &c->arena, total, false, "allocating the activation arena", err))
+      return false;
     c->arena_bytes = total;
     /* zeros, so no step ever reads uninitialised bits (NaNs) */
     CUDA_TRY(cudaMemsetAsync(c->arena, 0, total, c->compute), "cudaMemsetAsync");
@@ -333,7 +350,9 @@ static bool upload_async(CudaCtx *c, const EosinNode *node, void *dst, const voi
 
 bool _eosin_cuda_upload_f32(CudaCtx *c, const EosinNode *node, const float *host, size_t n,
                             float **dst, GError **err) {
-  CUDA_TRY(cudaMalloc((void **) dst, MAX(n, 1) * sizeof(float)), "cudaMalloc");
+  *dst = NULL;
+  if (!alloc(c, node, (void **) dst, n * sizeof(float), false, "allocating parameters", err))
+    return false;
   return upload_async(c, node, *dst, host, n * sizeof(float), err);
 }
 
@@ -343,12 +362,14 @@ static bool upload_const(CudaCtx *c, int t, GError **err) {
   size_t n = _eosin_cuda_numel(x);
   if (!x->data)
     return _eosin_cuda_fail(err, c, node, "uploading a constant", "it has no float values");
-  CUDA_TRY(cudaMalloc(&c->dconst[t], MAX(n, 1) * c->es), "uploading weights");
+  if (!alloc(c, node, &c->dconst[t], n * c->es, false, "allocating weights", err))
+    return false;
   if (!c->fp16)
     return upload_async(c, node, c->dconst[t], x->data, n * sizeof(float), err);
   /* half: upload the floats, convert on the device */
   float *tmp = NULL;
-  CUDA_TRY(cudaMalloc((void **) &tmp, MAX(n, 1) * sizeof(float)), "uploading weights");
+  if (!alloc(c, node, (void **) &tmp, n * sizeof(float), false, "allocating weights", err))
+    return false;
   bool ok = upload_async(c, node, tmp, x->data, n * sizeof(float), err);
   int e = ok ? eosin_cuda_convert(tmp, EOSIN_CUDA_F32, c->dconst[t], EOSIN_CUDA_F16, n,
                                   c->compute)
@@ -376,7 +397,8 @@ bool _eosin_cuda_ensure_ws(CudaCtx *c, const EosinNode *node, size_t bytes, GErr
     cudaFree(c->ws);
   c->ws = NULL;
   c->ws_bytes = 0;
-  CUDA_TRY(cudaMalloc(&c->ws, bytes), "allocating the cuDNN workspace");
+  if (!alloc(c, node, &c->ws, bytes, false, "allocating the cuDNN workspace", err))
+    return false;
   c->ws_bytes = bytes;
   return true;
 }
@@ -497,18 +519,21 @@ static bool alloc_staging(CudaCtx *c, GError **err) {
   const EosinTensor *in = T(c->m->input);
   c->n_in = _eosin_cuda_numel(in);
   c->n_out = _eosin_cuda_numel(T(c->m->output));
-  CUDA_TRY(cudaHostAlloc(&c->pin_in, MAX(c->n_in, 1) * sizeof(float), cudaHostAllocDefault),
-           "cudaHostAlloc");
-  CUDA_TRY(cudaHostAlloc(&c->pin_out, MAX(c->n_out, 1) * sizeof(float), cudaHostAllocDefault),
-           "cudaHostAlloc");
+  if (!alloc(c, node, &c->pin_in, c->n_in * sizeof(float), true, "pinning input staging", err) ||
+      !alloc(c, node, &c->pin_out, c->n_out * sizeof(float), true, "pinning output staging", err))
+    return false;
   if (c->fp16) {
-    CUDA_TRY(cudaMalloc((void **) &c->stage_in, MAX(c->n_in, 1) * sizeof(float)), "cudaMalloc");
-    CUDA_TRY(cudaMalloc((void **) &c->stage_out, MAX(c->n_out, 1) * sizeof(float)), "cudaMalloc");
+    if (!alloc(c, node, (void **) &c->stage_in, c->n_in * sizeof(float), false,
+               "allocating input staging", err) ||
+        !alloc(c, node, (void **) &c->stage_out, c->n_out * sizeof(float), false,
+               "allocating output staging", err))
+      return false;
   }
   /* tiles for run_rgb when the input is an N x 3 x S x S image batch; the
    * uint8 tiles are a quarter of the float input, so pin_in holds them */
   if (in->ndim == 4 && in->dims[1] == 3 && in->dims[2] == in->dims[3] && in->dims[2] <= INT_MAX)
-    CUDA_TRY(cudaMalloc((void **) &c->rgb, c->n_in), "cudaMalloc");
+    if (!alloc(c, node, (void **) &c->rgb, c->n_in, false, "allocating tile staging", err))
+      return false;
   return true;
 }
 
@@ -534,7 +559,8 @@ static bool cuda_load(void *ctx, const EosinModel *m, GError **err) {
   if (!_eosin_cuda_ensure_ws(c, NULL, ws_need, err))
     return false;
   if (scratch_need) {
-    CUDA_TRY(cudaMalloc(&c->scratch, scratch_need), "allocating the scratch buffer");
+    if (!alloc(c, node, &c->scratch, scratch_need, false, "allocating the scratch buffer", err))
+      return false;
     c->scratch_bytes = scratch_need;
   }
   if (!alloc_staging(c, err))
