@@ -67,20 +67,35 @@ static bool transform_algo(CudaStepKind kind, int algo) {
          algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
 }
 
-/* Keeps a found algorithm if it ran, fits the workspace limit, gives the
- * same bits every run (some backward-data algorithms accumulate with
- * atomics) and, in fp32, neither uses tensor cores (TF32) nor transforms. */
-static void keep_algo(CudaCtx *c, CudaStep *s, int algo, cudnnStatus_t st, size_t memory,
-                      cudnnMathType_t math, cudnnDeterminism_t det, size_t limit) {
-  if (st != CUDNN_STATUS_SUCCESS || memory > limit || det != CUDNN_DETERMINISTIC ||
-      s->n_algos >= EOSIN_CUDA_MAX_ALGOS)
-    return;
-  if (!c->fp16 && (is_tensor_op(math) || transform_algo(s->kind, algo)))
-    return;
-  s->algos[s->n_algos] = algo;
-  s->maths[s->n_algos] = c->fp16 ? math : CUDNN_FMA_MATH;
-  s->ws_bytes[s->n_algos] = memory;
-  s->n_algos++;
+/* What cudnnFind* / _v7 said of one algorithm (forward and backward-data
+ * results in one form). */
+typedef struct {
+  int algo;
+  cudnnStatus_t status;
+  size_t memory;
+  cudnnMathType_t math;
+  cudnnDeterminism_t det;
+} Found;
+
+/* Keeps the found algorithms that ran and fit the workspace limit, best
+ * first. @strict also asks for the same bits every run (some
+ * backward-data algorithms accumulate with atomics) and, in fp32, no FFT
+ * or Winograd; fp32 never takes tensor cores (TF32). */
+static void keep_algos(CudaCtx *c, CudaStep *s, const Found *f, int n, size_t limit,
+                       bool strict) {
+  for (int i = 0; i < n && s->n_algos < EOSIN_CUDA_MAX_ALGOS; i++) {
+    if (f[i].status != CUDNN_STATUS_SUCCESS || f[i].memory > limit)
+      continue;
+    if (!c->fp16 && is_tensor_op(f[i].math))
+      continue;
+    if (strict && (f[i].det != CUDNN_DETERMINISTIC ||
+                   (!c->fp16 && transform_algo(s->kind, f[i].algo))))
+      continue;
+    s->algos[s->n_algos] = f[i].algo;
+    s->maths[s->n_algos] = c->fp16 ? f[i].math : CUDNN_FMA_MATH;
+    s->ws_bytes[s->n_algos] = f[i].memory;
+    s->n_algos++;
+  }
 }
 
 /* The math type and workspace of the algorithm in use: the descriptor must
@@ -118,8 +133,8 @@ static bool choose_algos(CudaCtx *c, CudaStep *s, GError **err) {
       s->n_algos = p->n_algos;
       return use_algo(c, s, err);
     }
-  size_t limit = ws_limit();
   int max = 0, got = 0;
+  Found found[16];
   cudnnStatus_t st;
   if (s->kind == STEP_CONV) {
     DNN_TRY(cudnnGetConvolutionForwardAlgorithmMaxCount(c->dnn, &max),
@@ -132,9 +147,10 @@ static bool choose_algos(CudaCtx *c, CudaStep *s, GError **err) {
       DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(c->dnn, s->x_desc, s->w_desc, s->conv_desc,
                                                      s->y_desc, max, &got, perf),
               "cudnnGetConvolutionForwardAlgorithm_v7");
-    for (int i = 0; i < MIN(got, max); i++)
-      keep_algo(c, s, perf[i].algo, perf[i].status, perf[i].memory, perf[i].mathType,
-                perf[i].determinism, limit);
+    got = CLAMP(got, 0, max);
+    for (int i = 0; i < got; i++)
+      found[i] = (Found){perf[i].algo, perf[i].status, perf[i].memory, perf[i].mathType,
+                         perf[i].determinism};
   } else {
     DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(c->dnn, &max),
             "cudnnGetConvolutionBackwardDataAlgorithmMaxCount");
@@ -147,9 +163,17 @@ static bool choose_algos(CudaCtx *c, CudaStep *s, GError **err) {
                                                           s->conv_desc, s->y_desc, max, &got,
                                                           perf),
               "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-    for (int i = 0; i < MIN(got, max); i++)
-      keep_algo(c, s, perf[i].algo, perf[i].status, perf[i].memory, perf[i].mathType,
-                perf[i].determinism, limit);
+    got = CLAMP(got, 0, max);
+    for (int i = 0; i < got; i++)
+      found[i] = (Found){perf[i].algo, perf[i].status, perf[i].memory, perf[i].mathType,
+                         perf[i].determinism};
+  }
+  size_t limit = ws_limit();
+  keep_algos(c, s, found, got, limit, true);
+  if (!s->n_algos) {
+    /* better a GPU result that may differ in the last bits run to run */
+    g_debug("cuda: node %s: no deterministic GEMM-family algorithm; relaxing", node->name);
+    keep_algos(c, s, found, got, limit, false);
   }
   if (!s->n_algos)
     return _eosin_cuda_fail(err, c, node, "choosing a convolution algorithm",
