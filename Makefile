@@ -22,8 +22,15 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA    ?= auto
+CUDA_HOME ?= /usr/local/cuda
 ifeq ($(CUDA),auto)
-  CUDA_ON := $(if $(NVCC),1,0)
+  # the backend needs cuDNN and cuBLAS beside nvcc
+  CUDA_ON := $(if $(NVCC),$(if $(wildcard $(CUDA_HOME)/include/cudnn.h),1,0),0)
+  ifneq ($(NVCC),)
+    ifeq ($(CUDA_ON),0)
+      $(warning nvcc found but no $(CUDA_HOME)/include/cudnn.h: building without CUDA)
+    endif
+  endif
 else
   CUDA_ON := $(CUDA)
 endif
@@ -35,7 +42,6 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
 # headers, and kernels/*.cu go into libeosin.a; EOSIN_HAVE_CUDA is defined
 # for every C file so backend.h declares _eosin_backend_cuda. With CUDA_ON=0
 # nothing CUDA is compiled or linked.
-CUDA_HOME  ?= /usr/local/cuda
 CUDA_CSRCS := src/backend-cuda.c src/backend-cuda-dnn.c
 ifeq ($(CUDA_ON),1)
   ALL_CFLAGS += -DEOSIN_HAVE_CUDA
