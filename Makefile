@@ -5,7 +5,8 @@
 #   make demo       install missing packages, build, make the sample slide, run the stain task on it
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
 #   make bench      read-stage benchmark against OpenSlide C and openslide-python loops
-#   CUDA=auto|0|1   compile kernels/*.cu with nvcc (auto: when nvcc is found)
+#   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
+#                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
 
 CC      ?= gcc
 BUILD   ?= build
@@ -21,8 +22,15 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA    ?= auto
+CUDA_HOME ?= /usr/local/cuda
 ifeq ($(CUDA),auto)
-  CUDA_ON := $(if $(NVCC),1,0)
+  # the backend needs cuDNN and cuBLAS beside nvcc
+  CUDA_ON := $(if $(NVCC),$(if $(wildcard $(CUDA_HOME)/include/cudnn.h),1,0),0)
+  ifneq ($(NVCC),)
+    ifeq ($(CUDA_ON),0)
+      $(warning nvcc found but no $(CUDA_HOME)/include/cudnn.h: building without CUDA)
+    endif
+  endif
 else
   CUDA_ON := $(CUDA)
 endif
@@ -30,7 +38,18 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
-SRCS    := $(filter-out src/main.c src/cmd-%.c,$(wildcard src/*.c))
+# The CUDA backend (CUDA_ON=1): its C files, the only ones that see CUDA
+# headers, and kernels/*.cu go into libeosin.a; EOSIN_HAVE_CUDA is defined
+# for every C file so backend.h declares _eosin_backend_cuda. With CUDA_ON=0
+# nothing CUDA is compiled or linked.
+CUDA_CSRCS := src/backend-cuda.c src/backend-cuda-dnn.c
+ifeq ($(CUDA_ON),1)
+  ALL_CFLAGS += -DEOSIN_HAVE_CUDA
+  ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
+endif
+
+SRCS    := $(filter-out src/main.c src/cmd-%.c $(CUDA_CSRCS),$(wildcard src/*.c)) \
+           $(if $(filter 1,$(CUDA_ON)),$(CUDA_CSRCS))
 CLI     := src/main.c $(wildcard src/cmd-*.c)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/onnx.pb-c.o
 # ONNX's protobuf schema as Debian's libonnx-dev installs it; C code for it
@@ -39,6 +58,9 @@ ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 CLIOBJS := $(CLI:src/%.c=$(BUILD)/obj/%.o)
 KERNELS := $(wildcard kernels/*.cu)
 KOBJS   := $(KERNELS:kernels/%.cu=$(BUILD)/kernels/%.o)
+# Objects depend on this stamp, so switching CUDA on or off in one BUILD
+# folder recompiles everything (EOSIN_HAVE_CUDA changes what they declare).
+CUDA_STAMP := $(BUILD)/obj/.cuda-$(CUDA_ON)
 TESTS   := $(wildcard tests/test-*.c)
 TESTBIN := $(BUILD)/eosin-tests
 TESTDATA:= $(BUILD)/testdata
@@ -54,20 +76,27 @@ $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
 	@echo "  PROTOC  $<"
 	@cp $< $(BUILD)/gen/onnx.proto && cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
 
-$(BUILD)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c | $(BUILD)/obj
+$(BUILD)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(CUDA_STAMP) | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/onnx-load.o $(BUILD)/obj/graph.o: $(BUILD)/gen/onnx.pb-c.h src/graph-private.h
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) $(CUDA_STAMP) | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# only the CUDA backend's own C files see the CUDA headers
+$(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): ALL_CFLAGS += -I$(CUDA_HOME)/include
+$(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): kernels/eosin-kernels.h
+
+$(CUDA_STAMP): | $(BUILD)/obj
+	rm -f $(BUILD)/obj/.cuda-* && touch $@
 
 $(BUILD)/obj $(BUILD)/kernels $(BUILD)/tobj:
 	mkdir -p $@
 
-$(BUILD)/libeosin.a: $(OBJS)
+$(BUILD)/libeosin.a: $(OBJS) $(if $(filter 1,$(CUDA_ON)),$(KOBJS))
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/eosin: $(CLIOBJS) $(BUILD)/libeosin.a
@@ -91,7 +120,7 @@ $(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/sta
 	scripts/make-test-data $(TESTDATA)
 	touch $@
 
-$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(wildcard src/*.h) | $(BUILD)/tobj
+$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(wildcard src/*.h) $(CUDA_STAMP) | $(BUILD)/tobj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
 

@@ -1,13 +1,18 @@
 /*
  * test-backend.c — backends against ONNX Runtime: the test models run on
  * every available backend with the fixed input scripts/onnx-reference.py
- * fed ONNX Runtime, and the outputs must agree to 1e-4 (fp32).
+ * fed ONNX Runtime, and the outputs must agree to 1e-4 (fp32; 1e-2 for the
+ * CUDA backend's fp16). The CUDA tests skip, saying why, where no GPU is
+ * usable; its host-side planning is checked everywhere.
  */
 #include "test-util.h"
 
 #include "../src/backend.h"
+#include "../src/backend-cuda-plan.h"
 
 #include <math.h>
+
+static const EosinBackendOptions FP32 = {0};
 
 static float *read_f32(const char *path, size_t *n) {
   gsize len = 0;
@@ -17,10 +22,11 @@ static float *read_f32(const char *path, size_t *n) {
   return (float *) data;
 }
 
-/* Runs @dir/@stem.onnx (batch @batch) on @be with @stem.in.f32 and checks
- * the output against @stem.out.f32: |diff| <= @rtol max(1, max |want|). */
-static void check_model(const EosinBackendOps *be, const char *dir, const char *stem, int batch,
-                        double rtol) {
+/* Runs @dir/@stem.onnx (batch @batch) on @be started with @opt on
+ * @stem.in.f32 and checks the output against @stem.out.f32:
+ * |diff| <= @rtol max(1, max |want|). */
+static void check_model(const EosinBackendOps *be, const EosinBackendOptions *opt, const char *dir,
+                        const char *stem, int batch, double rtol) {
   g_autofree char *onnx = g_strdup_printf("%s/%s.onnx", dir, stem);
   g_autofree char *inp = g_strdup_printf("%s/%s.in.f32", dir, stem);
   g_autofree char *outp = g_strdup_printf("%s/%s.out.f32", dir, stem);
@@ -43,7 +49,7 @@ static void check_model(const EosinBackendOps *be, const char *dir, const char *
   cr_assert_eq((int64_t) nout, expect_out, "%s: output size", stem);
 
   void *ctx = NULL;
-  cr_assert(be->init(&ctx, &(EosinBackendOptions){0}, &err), "%s: %s", be->name, err ? err->message : "");
+  cr_assert(be->init(&ctx, opt, &err), "%s: %s", be->name, err ? err->message : "");
   for (guint i = 0; i < m->nodes->len; i++)
     cr_assert(be->supports(ctx, m, &g_array_index(m->nodes, EosinNode, i)));
   cr_assert(be->load(ctx, m, &err), "%s", err ? err->message : "");
@@ -54,8 +60,8 @@ static void check_model(const EosinBackendOps *be, const char *dir, const char *
     worst = fmax(worst, fabs(got[i] - want[i]));
     scale = fmax(scale, fabs(want[i]));
   }
-  cr_expect_leq(worst, rtol * scale, "%s on %s: max |diff| = %g, allowed %g", stem, be->name,
-                worst, rtol * scale);
+  cr_expect_leq(worst, rtol * scale, "%s on %s%s: max |diff| = %g, allowed %g", stem, be->name,
+                opt->fp16 ? " (fp16)" : "", worst, rtol * scale);
   /* a second run on the same loaded model gives the same answer */
   g_autofree float *again = g_new(float, nout);
   cr_assert(be->run(ctx, x, again, &err));
@@ -67,17 +73,19 @@ static void check_model(const EosinBackendOps *be, const char *dir, const char *
  * max(1, |y|) is 1e-4 absolute. */
 Test(backend, ref_cnn_matches_onnxruntime) {
   g_autofree char *dir = td("onnx");
-  check_model(&_eosin_backend_ref, dir, "tiny-cnn", 3, 1e-4);
+  check_model(&_eosin_backend_ref, &FP32, dir, "tiny-cnn", 3, 1e-4);
 }
 
 Test(backend, ref_unet_matches_onnxruntime) {
   g_autofree char *dir = td("onnx");
-  check_model(&_eosin_backend_ref, dir, "tiny-unet", 3, 1e-4);
+  check_model(&_eosin_backend_ref, &FP32, dir, "tiny-unet", 3, 1e-4);
 }
 
 /* The torchvision architectures (scripts/export-test-models.py): Eosin's
- * output against PyTorch's computed in float64, |diff| <= rtol max(1, |y|). */
-static void torchvision_models(const EosinBackendOps *be) {
+ * output against PyTorch's computed in float64, |diff| <= rtol max(1, |y|)
+ * with each model's rtol from models.tsv, at least @min_rtol. */
+static void torchvision_models(const EosinBackendOps *be, const EosinBackendOptions *opt,
+                               double min_rtol) {
   g_autofree char *dir = td("torch");
   g_autofree char *list = g_build_filename(dir, "models.tsv", NULL);
   g_autofree char *text = slurp(list);
@@ -86,7 +94,7 @@ static void torchvision_models(const EosinBackendOps *be) {
   for (int l = 0; lines[l] && *lines[l]; l++) {
     g_auto(GStrv) f = g_strsplit(lines[l], "\t", -1);
     cr_assert_eq(g_strv_length(f), 4, "models.tsv: %s", lines[l]);
-    check_model(be, dir, f[0], 2, g_ascii_strtod(f[3], NULL));
+    check_model(be, opt, dir, f[0], 2, fmax(min_rtol, g_ascii_strtod(f[3], NULL)));
     checked++;
   }
   cr_expect_eq(checked, 9, "ResNet-18/34/50, DenseNet-121, MobileNetV2/V3, EfficientNet-B0, "
@@ -94,17 +102,17 @@ static void torchvision_models(const EosinBackendOps *be) {
 }
 
 Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
-  torchvision_models(&_eosin_backend_ref);
+  torchvision_models(&_eosin_backend_ref, &FP32, 0);
 }
 
 Test(backend, cpu_onednn_matches_onnxruntime) {
   g_autofree char *dir = td("onnx");
-  check_model(&_eosin_backend_cpu, dir, "tiny-cnn", 3, 1e-4);
-  check_model(&_eosin_backend_cpu, dir, "tiny-unet", 3, 1e-4);
+  check_model(&_eosin_backend_cpu, &FP32, dir, "tiny-cnn", 3, 1e-4);
+  check_model(&_eosin_backend_cpu, &FP32, dir, "tiny-unet", 3, 1e-4);
 }
 
 Test(backend, cpu_onednn_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
-  torchvision_models(&_eosin_backend_cpu);
+  torchvision_models(&_eosin_backend_cpu, &FP32, 0);
 }
 
 /* The CPU backend runs a batch as slices of a smaller one when every op is
@@ -153,3 +161,169 @@ Test(backend, cpu_onednn_sliced_batch_matches_ref, .timeout = 300) {
   check_sliced("torch", "tiny_unet");
   check_sliced("torch", "mobilenet_v3_small");
 }
+
+/* The CUDA backend's host-side arithmetic, checked with or without a GPU:
+ * cuDNN pads both ends alike, so the rest is explicit (or trimmed when no
+ * window reads it). */
+Test(backend, cuda_pad_plan) {
+  EosinCudaPadPlan p;
+  /* symmetric 3x3, pad 1 */
+  cr_assert(_eosin_cuda_pad_plan(32, 3, 1, 1, 1, 1, 32, &p));
+  cr_expect(p.sym == 1 && p.pre_begin == 0 && p.pre_end == 0 && !p.overhang);
+  /* TensorFlow SAME, stride 2, even input: one explicit row at the end */
+  cr_assert(_eosin_cuda_pad_plan(224, 3, 2, 1, 0, 1, 112, &p));
+  cr_expect(p.sym == 0 && p.pre_begin == 0 && p.pre_end == 1 && !p.overhang);
+  /* the same on an odd input: the end pad is never read, so trimmed */
+  cr_assert(_eosin_cuda_pad_plan(225, 3, 2, 1, 0, 1, 112, &p));
+  cr_expect(p.sym == 0 && p.pre_begin == 0 && p.pre_end == 0 && !p.overhang);
+  /* more at the start: the excess is explicit */
+  cr_assert(_eosin_cuda_pad_plan(10, 4, 1, 1, 2, 1, 10, &p));
+  cr_expect(p.sym == 1 && p.pre_begin == 1 && p.pre_end == 0, "sym %ld pre %ld/%ld",
+            (long) p.sym, (long) p.pre_begin, (long) p.pre_end);
+  /* dilation 2, pad 2 keeps the size */
+  cr_assert(_eosin_cuda_pad_plan(32, 3, 1, 2, 2, 2, 32, &p));
+  cr_expect(p.sym == 2 && p.pre_begin == 0 && p.pre_end == 0);
+  /* ceil_mode pooling: the last window reaches past the input */
+  cr_assert(_eosin_cuda_pad_plan(112, 3, 2, 1, 0, 0, 56, &p));
+  cr_expect(p.sym == 0 && p.pre_end == 1 && p.overhang);
+  /* ResNet's stem pooling, floor mode: cuDNN as is */
+  cr_assert(_eosin_cuda_pad_plan(112, 3, 2, 1, 1, 1, 56, &p));
+  cr_expect(p.sym == 1 && p.pre_begin == 0 && p.pre_end == 0 && !p.overhang);
+  /* more outputs than the padding gives: windows past it, as ceil_mode */
+  cr_assert(_eosin_cuda_pad_plan(32, 3, 1, 1, 1, 1, 33, &p));
+  cr_expect(p.sym == 1 && p.pre_end == 1 && p.overhang);
+  /* fewer outputs than the numbers give cannot be */
+  cr_expect(!_eosin_cuda_pad_plan(32, 3, 1, 1, 1, 1, 30, &p));
+  cr_expect(!_eosin_cuda_pad_plan(32, 3, 0, 1, 1, 1, 32, &p));
+}
+
+Test(backend, cuda_arena_plan) {
+  /* a chain: each buffer lives from its step to the next, so two at a time */
+  enum { CHAIN = 10 };
+  size_t size[CHAIN], off[CHAIN];
+  int first[CHAIN], last[CHAIN];
+  for (int i = 0; i < CHAIN; i++)
+    size[i] = 1000, first[i] = i, last[i] = i + 1;
+  cr_expect_eq(_eosin_cuda_plan_arena(CHAIN, size, first, last, 256, off), 2048);
+  /* random lifetimes: buffers live together never overlap, offsets aligned */
+  enum { N = 300 };
+  size_t rs[N], ro[N], sum = 0, biggest = 0;
+  int rf[N], rl[N];
+  GRand *r = g_rand_new_with_seed(7);
+  for (int i = 0; i < N; i++) {
+    rs[i] = g_rand_int_range(r, 0, 4) ? (size_t) g_rand_int_range(r, 1, 1 << 20) : 0;
+    rf[i] = g_rand_int_range(r, -1, 200);
+    rl[i] = rf[i] + g_rand_int_range(r, 0, 30);
+    sum += rs[i];
+    biggest = MAX(biggest, rs[i]);
+  }
+  g_rand_free(r);
+  size_t total = _eosin_cuda_plan_arena(N, rs, rf, rl, 256, ro);
+  cr_expect_geq(total, biggest);
+  cr_expect_lt(total, sum, "liveness must let buffers share memory");
+  for (int i = 0; i < N; i++) {
+    if (!rs[i])
+      continue;
+    cr_expect_eq(ro[i] % 256, 0);
+    cr_expect_leq(ro[i] + rs[i], total);
+    for (int j = i + 1; j < N; j++)
+      if (rs[j] && rf[i] <= rl[j] && rf[j] <= rl[i])
+        cr_expect(ro[i] + rs[i] <= ro[j] || ro[j] + rs[j] <= ro[i],
+                  "buffers %d and %d live together and overlap", i, j);
+  }
+}
+
+#ifdef EOSIN_HAVE_CUDA
+static const EosinBackendOptions FP16 = {.fp16 = true};
+
+/* Skips the current test unless the CUDA backend starts here (no GPU or
+ * driver in CI). */
+static void require_cuda(void) {
+  void *ctx = NULL;
+  g_autoptr(GError) err = NULL;
+  if (!_eosin_backend_cuda.init(&ctx, &FP32, &err))
+    cr_skip_test("no CUDA device: %s", err ? err->message : "?");
+  _eosin_backend_cuda.destroy(ctx);
+}
+
+/* Without a GPU (here) or with a device index that does not exist, init
+ * fails with a device error and a reason, leaving nothing behind. */
+Test(backend, cuda_init_fails_cleanly) {
+  void *ctx = (void *) 1;
+  g_autoptr(GError) err = NULL;
+  EosinBackendOptions opt = {.device = 1000};
+  cr_assert_not(_eosin_backend_cuda.init(&ctx, &opt, &err));
+  cr_assert(err && err->domain == EOSIN_ERROR && err->code == EOSIN_ERROR_DEVICE);
+  cr_expect(strstr(err->message, "cuda"), "%s", err->message);
+  cr_expect_null(ctx);
+}
+
+Test(backend, cuda_fp32_matches_onnxruntime) {
+  require_cuda();
+  g_autofree char *dir = td("onnx");
+  check_model(&_eosin_backend_cuda, &FP32, dir, "tiny-cnn", 3, 1e-4);
+  check_model(&_eosin_backend_cuda, &FP32, dir, "tiny-unet", 3, 1e-4);
+}
+
+Test(backend, cuda_fp32_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  require_cuda();
+  torchvision_models(&_eosin_backend_cuda, &FP32, 0);
+}
+
+/* Half precision: 1e-2 of max(1, |y|). */
+Test(backend, cuda_fp16_matches_onnxruntime) {
+  require_cuda();
+  g_autofree char *dir = td("onnx");
+  check_model(&_eosin_backend_cuda, &FP16, dir, "tiny-cnn", 3, 1e-2);
+  check_model(&_eosin_backend_cuda, &FP16, dir, "tiny-unet", 3, 1e-2);
+}
+
+Test(backend, cuda_fp16_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  require_cuda();
+  torchvision_models(&_eosin_backend_cuda, &FP16, 1e-2);
+}
+
+/* run_rgb (tiles preprocessed on the GPU, the rest of the batch zero)
+ * gives what _eosin_preprocess + run give, in fp32 and fp16. */
+Test(backend, cuda_run_rgb_equals_preprocess_then_run) {
+  require_cuda();
+  g_autofree char *dir = td("onnx");
+  g_autofree char *onnx = g_build_filename(dir, "tiny-cnn.onnx", NULL);
+  g_autoptr(GError) err = NULL;
+  enum { BATCH = 3, TILES = 2, SIZE = 32 };
+  g_autoptr(EosinModel) m = eosin_model_load(onnx, BATCH, &err);
+  cr_assert(m, "%s", err ? err->message : "");
+  int64_t d[6], nout = 1;
+  int nd = eosin_model_output_shape(m, d);
+  for (int i = 0; i < nd; i++)
+    nout *= d[i];
+  size_t tile = SIZE * SIZE * 3;
+  g_autofree uint8_t *rgb = g_new(uint8_t, TILES * tile);
+  GRand *r = g_rand_new_with_seed(3);
+  for (size_t i = 0; i < TILES * tile; i++)
+    rgb[i] = (uint8_t) g_rand_int_range(r, 0, 256);
+  g_rand_free(r);
+  EosinPreprocess pp = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, true};
+  g_autofree float *x = g_new0(float, BATCH * tile);
+  _eosin_preprocess(rgb, TILES, SIZE, &pp, x);
+  const EosinBackendOptions *opts[] = {&FP32, &FP16};
+  for (int o = 0; o < 2; o++) {
+    void *ctx = NULL;
+    cr_assert(_eosin_backend_cuda.init(&ctx, opts[o], &err), "%s", err ? err->message : "");
+    cr_assert(_eosin_backend_cuda.load(ctx, m, &err), "%s", err ? err->message : "");
+    g_autofree float *want = g_new(float, nout);
+    g_autofree float *got = g_new(float, nout);
+    cr_assert(_eosin_backend_cuda.run(ctx, x, want, &err), "%s", err ? err->message : "");
+    cr_assert(_eosin_backend_cuda.run_rgb(ctx, rgb, TILES, &pp, got, &err), "%s",
+              err ? err->message : "");
+    double worst = 0, scale = 1;
+    for (int64_t i = 0; i < nout; i++) {
+      worst = fmax(worst, fabs(got[i] - want[i]));
+      scale = fmax(scale, fabs(want[i]));
+    }
+    cr_expect_leq(worst, 1e-6 * scale, "%s: run_rgb vs preprocess + run: max |diff| = %g",
+                  opts[o]->fp16 ? "fp16" : "fp32", worst);
+    _eosin_backend_cuda.destroy(ctx);
+  }
+}
+#endif

@@ -214,7 +214,8 @@ Test(cnn, predict_writes_probabilities_per_image_in_class_order, .timeout = 120)
     cr_assert(row, "%s missing from the CSV", (char *) k);
     g_auto(GStrv) a = g_strsplit(row, ",", -1), b = g_strsplit(v, ",", -1);
     for (int c = 0; c < 3; c++)
-      cr_expect(fabs(g_ascii_strtod(a[c], NULL) - g_ascii_strtod(b[c], NULL)) < 2e-6,
+      /* float32 means of 4096 pixels against float64: a few 1e-6 */
+      cr_expect(fabs(g_ascii_strtod(a[c], NULL) - g_ascii_strtod(b[c], NULL)) < 2e-5,
                 "%s class %d: %s vs reference %s", (char *) k, c, a[c], b[c]);
   }
   /* the resized JPEGs: three probabilities summing to 1 */
