@@ -25,7 +25,7 @@ typedef struct {
   int map;         /* segmentation: output map side; 1 for classification */
   int cell;        /* output pixels per cell side */
   int s;           /* cells per tile side */
-  char activation; /* 'n'one, 's'oftmax, 'g' sigmoid */
+  char *activation; /* none | softmax | sigmoid */
   float *out;      /* one scheduler batch of network outputs */
   size_t out_per;
   char **names;
@@ -37,6 +37,7 @@ static void cnn_destroy(void *ctx) {
   if (!c)
     return;
   eosin_infer_free(c->inf);
+  g_free(c->activation);
   g_free(c->out);
   g_strfreev(c->names);
   g_free(c->dmin);
@@ -102,11 +103,7 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   c->pre = cfg->model.pre;
   c->segmentation = !strcmp(cfg->model.kind, "segmentation");
   c->C = cfg->model.n_classes;
-  c->activation = 'n';
-  if (!strcmp(cfg->model.activation, "sigmoid"))
-    c->activation = 'g';
-  else if (!strcmp(cfg->model.activation, "softmax"))
-    c->activation = 's';
+  c->activation = g_strdup(cfg->model.activation);
   EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16,
                           .batch = cfg->batch_size};
   c->inf = eosin_infer_new(cfg->model.path, &io, err);
@@ -131,15 +128,14 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   return true;
 }
 
-/* Softmax or sigmoid over the classes of each of @n positions, whose class
- * values are @stride apart. */
-static void activate(char kind, float *v, size_t n, int C, size_t stride) {
-  for (size_t p = 0; p < n; p++) {
+void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride) {
+  char kind = !strcmp(activation, "sigmoid") ? 'g' : !strcmp(activation, "softmax") ? 's' : 'n';
+  for (size_t p = 0; kind != 'n' && p < n; p++) {
     float *x = v + (stride == 1 ? p * C : p);
     if (kind == 'g') {
       for (int k = 0; k < C; k++)
         x[k * stride] = 1.0f / (1.0f + expf(-x[k * stride]));
-    } else if (kind == 's') {
+    } else {
       float mx = x[0];
       for (int k = 1; k < C; k++)
         mx = fmaxf(mx, x[k * stride]);
@@ -157,14 +153,14 @@ static bool cnn_run(void *ctx, const EosinTileBatch *b, float *values, GError **
   if (!eosin_infer_run_rgb(c->inf, b->pixels, b->n, &c->pre, c->out, err))
     return false;
   if (!c->segmentation) {
-    activate(c->activation, c->out, b->n, c->C, 1);
+    _eosin_activate(c->activation, c->out, b->n, c->C, 1);
     memcpy(values, c->out, sizeof(float) * b->n * c->C);
     return true;
   }
   size_t plane = (size_t) c->map * c->map;
   for (int i = 0; i < b->n; i++) {
     float *o = c->out + i * c->out_per;
-    activate(c->activation, o, plane, c->C, plane);
+    _eosin_activate(c->activation, o, plane, c->C, plane);
     float *v = values + (size_t) i * c->s * c->s * c->C;
     double inv = 1.0 / ((double) c->cell * c->cell);
     for (int cy = 0; cy < c->s; cy++)

@@ -52,6 +52,11 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
                      const EosinRunOptions *opts, float *values,
                      EosinSchedStats *stats, GError **err);
 
+/* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
+ * classes of each of @n positions in place; a position's class values are
+ * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
+void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
+
 /* ---------------------------------------------------------------- stitch */
 
 /* Per-tile values on a grid of cells one tile stride wide; a cell's value is

@@ -9,7 +9,6 @@
 #include "eosin-private.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 
 static const char *const IMAGE_EXT[] = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
@@ -204,23 +203,7 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
       continue;
     if (!eosin_infer_run_rgb(inf, rgb, n, &cfg->model.pre, out, err))
       return false;
-    if (strcmp(cfg->model.activation, "none"))
-      for (int i = 0; i < n; i++) {
-        float *v = out + (size_t) i * C;
-        if (!strcmp(cfg->model.activation, "sigmoid")) {
-          for (int k = 0; k < C; k++)
-            v[k] = 1.0f / (1.0f + expf(-v[k]));
-        } else {
-          float mx = v[0];
-          double sum = 0;
-          for (int k = 1; k < C; k++)
-            mx = fmaxf(mx, v[k]);
-          for (int k = 0; k < C; k++)
-            sum += v[k] = expf(v[k] - mx);
-          for (int k = 0; k < C; k++)
-            v[k] = (float) (v[k] / sum);
-        }
-      }
+    _eosin_activate(cfg->model.activation, out, n, C, 1);
     for (int i = 0; i < n; i++) {
       const char *rel = files->pdata[idx[i]];
       bool quote = strpbrk(rel, ",\"\n") != NULL;
