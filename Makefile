@@ -115,7 +115,7 @@ $(BUILD)/libeosin-cuda.a: $(KOBJS)
 # Test data: generated slides and the scikit-image reference, never from ../shared.
 $(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py \
                     scripts/make-test-onnx.py scripts/onnx-reference.py scripts/make-test-ops.py \
-                    scripts/make-test-cnn.py \
+                    scripts/make-test-cnn.py scripts/camelyon-reference.py \
                     scripts/export-test-models.py
 	scripts/make-test-data $(TESTDATA)
 	touch $@

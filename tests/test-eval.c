@@ -196,3 +196,31 @@ Test(eval, camelyon17_stages_and_quadratic_kappa) {
   g_free(out);
   g_free(errs);
 }
+
+/* Random cases scored by scripts/camelyon-reference.py with scipy /
+ * scikit-image / numpy as the challenge's script does: Eosin must agree to
+ * 1e-9 on the FROC score and the slide AUC. */
+Test(eval, camelyon16_equals_independent_python_reference_on_random_cases) {
+  g_autofree char *dir = td("camelyon");
+  g_autofree char *list_path = g_build_filename(dir, "cases.txt", NULL);
+  g_autofree char *list = slurp(list_path);
+  g_auto(GStrv) cases = g_strsplit(list, "\n", -1);
+  int n = 0;
+  for (char **c = cases; *c && **c; c++) {
+    g_autofree char *pred = g_build_filename(dir, *c, "pred", NULL);
+    g_autofree char *truth = g_build_filename(dir, *c, "truth", NULL);
+    g_autofree char *exp_path = g_build_filename(dir, *c, "expected.txt", NULL);
+    g_autofree char *exp = slurp(exp_path);
+    char *end;
+    double froc = g_ascii_strtod(exp, &end), auc = g_ascii_strtod(end, NULL);
+    EosinC16Options o = {.pred_dir = pred, .truth = truth};
+    EosinC16Result r;
+    g_autoptr(GError) err = NULL;
+    cr_assert(eosin_eval_camelyon16(&o, &r, &err), "%s: %s", *c, err ? err->message : "");
+    cr_expect(fabs(r.froc - froc) < 1e-9, "%s: FROC %.12f, reference %.12f", *c, r.froc, froc);
+    cr_expect(fabs(r.auc - auc) < 1e-9, "%s: AUC %.12f, reference %.12f", *c, r.auc, auc);
+    eosin_c16_result_clear(&r);
+    n++;
+  }
+  cr_expect_eq(n, 8);
+}
