@@ -26,13 +26,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench-inference: %s\n", err ? err->message : "?");
     return 1;
   }
-  int64_t d[6], nin = 1, nout = 1;
-  int nd = eosin_model_input_shape(m, d);
-  for (int i = 0; i < nd; i++)
-    nin *= d[i];
-  nd = eosin_model_output_shape(m, d);
-  for (int i = 0; i < nd; i++)
-    nout *= d[i];
+  int64_t nin = _eosin_tensor_numel(m->tensors->pdata[m->input]);
+  int64_t nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
   g_autofree float *x = g_new(float, nin);
   g_autofree float *y = g_new(float, nout);
   GRand *r = g_rand_new_with_seed(1);

@@ -45,6 +45,16 @@ static void cnn_destroy(void *ctx) {
   g_free(c);
 }
 
+bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err) {
+  size_t got = eosin_infer_output_per_image(inf);
+  if (got == (size_t) cfg->model.n_classes)
+    return true;
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+              "%s: [model] classes names %d classes but model %s gives %zu values per image",
+              cfg->path, cfg->model.n_classes, cfg->model.path, got);
+  return false;
+}
+
 /* Checks the network's shapes against the config: input = tile, output =
  * the classes (and a square map for segmentation). */
 static bool check_shapes(CnnCtx *c, const EosinConfig *cfg, GError **err) {
@@ -60,13 +70,8 @@ static bool check_shapes(CnnCtx *c, const EosinConfig *cfg, GError **err) {
   int64_t d[6];
   int r = eosin_infer_output_shape(c->inf, d);
   if (!c->segmentation) {
-    if (eosin_infer_output_per_image(c->inf) != (size_t) c->C) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: [model] classes names %d classes but model %s gives %zu values per "
-                  "image",
-                  cfg->path, c->C, model, eosin_infer_output_per_image(c->inf));
+    if (!_eosin_check_classifier(cfg, c->inf, err))
       return false;
-    }
     c->map = 1, c->cell = 1, c->s = 1;
     return true;
   }

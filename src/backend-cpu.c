@@ -502,20 +502,13 @@ static bool cpu_load(void *ctx, const EosinModel *model, GError **err) {
   return build_plan(c, err) > 0;
 }
 
-static int64_t numel(const EosinTensor *t) {
-  int64_t n = 1;
-  for (int d = 0; d < t->ndim; d++)
-    n *= t->dims[d];
-  return n;
-}
-
 /* One sub-batch: @input's slice in, every step, @output's slice out. */
 static bool run_slice(CpuCtx *c, const float *input, float *output, GError **err) {
   const EosinModel *m = c->m;
   void *in, *out;
   dnnl_memory_get_data_handle(cpu_val(c, c->input_val)->mem, &in);
   dnnl_memory_get_data_handle(cpu_val(c, c->output_val)->mem, &out);
-  memcpy(in, input, numel(cpu_tensor(c, m->input)) * sizeof(float));
+  memcpy(in, input, _eosin_tensor_numel(cpu_tensor(c, m->input)) * sizeof(float));
   for (guint i = 0; i < c->steps->len; i++) {
     CpuStep *s = &g_array_index(c->steps, CpuStep, i);
     if (s->zero_val >= 0) {
@@ -538,13 +531,13 @@ static bool run_slice(CpuCtx *c, const float *input, float *output, GError **err
     }
   }
   dnnl_stream_wait(c->stream);
-  memcpy(output, out, numel(cpu_tensor(c, m->output)) * sizeof(float));
+  memcpy(output, out, _eosin_tensor_numel(cpu_tensor(c, m->output)) * sizeof(float));
   return true;
 }
 
 static bool cpu_run(void *ctx, const float *input, float *output, GError **err) {
   CpuCtx *c = ctx;
-  int64_t nin = numel(cpu_tensor(c, c->m->input)), nout = numel(cpu_tensor(c, c->m->output));
+  int64_t nin = _eosin_tensor_numel(cpu_tensor(c, c->m->input)), nout = _eosin_tensor_numel(cpu_tensor(c, c->m->output));
   for (int k = 0; k < c->n_sub; k++)
     if (!run_slice(c, input + k * nin, output + k * nout, err))
       return false;

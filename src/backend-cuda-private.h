@@ -157,10 +157,7 @@ static inline const EosinTensor *_eosin_cuda_tensor(const CudaCtx *c, int i) {
 }
 
 static inline size_t _eosin_cuda_numel(const EosinTensor *t) {
-  size_t n = 1;
-  for (int d = 0; d < t->ndim; d++)
-    n *= (size_t) t->dims[d];
-  return n;
+  return (size_t) _eosin_tensor_numel(t);
 }
 
 /* The device copy of constant tensor @t in the activation type, uploaded

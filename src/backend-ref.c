@@ -55,13 +55,6 @@ static void ref_destroy(void *ctx) {
   g_free(c);
 }
 
-static int64_t numel(const EosinTensor *t) {
-  int64_t n = 1;
-  for (int d = 0; d < t->ndim; d++)
-    n *= t->dims[d];
-  return n;
-}
-
 static bool ref_load(void *ctx, const EosinModel *m, GError **err) {
   RefCtx *c = ctx;
   c->m = m;
@@ -201,8 +194,8 @@ static void binary(RefCtx *c, const EosinNode *n, bool mul) {
   const EosinTensor *A = TN(n->in[0]), *B = TN(n->in[1]), *y = TN(n->out);
   const float *a = c->buf[n->in[0]], *b = c->buf[n->in[1]];
   float *Y = c->buf[n->out];
-  int64_t pos[EOSIN_MAX_DIMS] = {0}, total = numel(y);
-  if (numel(A) == total && numel(B) == total) {
+  int64_t pos[EOSIN_MAX_DIMS] = {0}, total = _eosin_tensor_numel(y);
+  if (_eosin_tensor_numel(A) == total && _eosin_tensor_numel(B) == total) {
     /* same shapes (residual connections): no index arithmetic */
     for (int64_t i = 0; i < total; i++)
       Y[i] = mul ? a[i] * b[i] : a[i] + b[i];
@@ -240,7 +233,7 @@ static void gemm(RefCtx *c, const EosinNode *n) {
   const float *a = c->buf[n->in[0]], *b = c->buf[n->in[1]];
   bool is_gemm = n->op == EOSIN_OP_GEMM;
   const float *bias = is_gemm && n->n_in > 2 && n->in[2] >= 0 ? c->buf[n->in[2]] : NULL;
-  int64_t nb = bias ? numel(TN(n->in[2])) : 0;
+  int64_t nb = bias ? _eosin_tensor_numel(TN(n->in[2])) : 0;
   bool ta = is_gemm && n->a.trans_a, tb = is_gemm && n->a.trans_b;
   float alpha = is_gemm ? n->a.alpha : 1, beta = is_gemm ? n->a.beta : 1;
   int64_t M = y->dims[0], N = y->dims[1], K = ta ? A->dims[0] : A->dims[1];
@@ -344,7 +337,7 @@ static void pad(RefCtx *c, const EosinNode *n) {
   float *Y = c->buf[n->out];
   int64_t NC = x->dims[0] * x->dims[1], H = x->dims[2], W = x->dims[3];
   int64_t OH = y->dims[2], OW = y->dims[3];
-  memset(Y, 0, numel(y) * sizeof(float));
+  memset(Y, 0, _eosin_tensor_numel(y) * sizeof(float));
   for (int64_t p = 0; p < NC; p++)
     for (int64_t iy = 0; iy < H; iy++)
       memcpy(Y + (p * OH + iy + n->a.pads[0]) * OW + n->a.pads[1], X + (p * H + iy) * W,
@@ -354,7 +347,7 @@ static void pad(RefCtx *c, const EosinNode *n) {
 static void unary(RefCtx *c, const EosinNode *n) {
   const float *X = c->buf[n->in[0]];
   float *Y = c->buf[n->out];
-  int64_t total = numel(TN(n->out));
+  int64_t total = _eosin_tensor_numel(TN(n->out));
   const EosinAttrs *a = &n->a;
   for (int64_t i = 0; i < total; i++) {
     float v = X[i];
@@ -375,7 +368,7 @@ static void batch_norm(RefCtx *c, const EosinNode *n) {
   const float *X = c->buf[n->in[0]], *s = c->buf[n->in[1]], *b = c->buf[n->in[2]];
   const float *mean = c->buf[n->in[3]], *var = c->buf[n->in[4]];
   float *Y = c->buf[n->out];
-  int64_t N = x->dims[0], C = x->dims[1], HW = numel(x) / (N * C);
+  int64_t N = x->dims[0], C = x->dims[1], HW = _eosin_tensor_numel(x) / (N * C);
   for (int64_t i = 0; i < N * C; i++) {
     int64_t ch = i % C;
     double k = s[ch] / sqrt((double) var[ch] + n->a.epsilon);
@@ -420,10 +413,10 @@ void _eosin_ref_node(const EosinModel *m, float **buf, const EosinNode *n) {
 static bool ref_run(void *ctx, const float *input, float *output, GError **err) {
   RefCtx *c = ctx;
   const EosinModel *m = c->m;
-  memcpy(c->buf[m->input], input, numel(TN(m->input)) * sizeof(float));
+  memcpy(c->buf[m->input], input, _eosin_tensor_numel(TN(m->input)) * sizeof(float));
   for (guint i = 0; i < m->nodes->len; i++)
     _eosin_ref_node(m, c->buf, &g_array_index(m->nodes, EosinNode, i));
-  memcpy(output, c->buf[m->output], numel(TN(m->output)) * sizeof(float));
+  memcpy(output, c->buf[m->output], _eosin_tensor_numel(TN(m->output)) * sizeof(float));
   return true;
 }
 

@@ -57,6 +57,10 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
  * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
 void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
 
+/* A classification model gives one value per [model] class per image; an
+ * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
+bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
+
 /* ---------------------------------------------------------------- stitch */
 
 /* Per-tile values on a grid of cells one tile stride wide; a cell's value is

@@ -94,6 +94,14 @@ struct _EosinModel {
   int folded_bn;         /* BatchNormalizations folded into convolutions */
 };
 
+/* Elements of @t: the product of its dims (1 for a scalar). */
+static inline int64_t _eosin_tensor_numel(const EosinTensor *t) {
+  int64_t n = 1;
+  for (int d = 0; d < t->ndim; d++)
+    n *= t->dims[d];
+  return n;
+}
+
 /* Adds (or finds) the tensor @name; returns its index. */
 int _eosin_graph_tensor(EosinModel *m, const char *name);
 

@@ -161,12 +161,8 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
     return false;
   int C = cfg->model.n_classes, size, w;
   eosin_infer_input_size(inf, &size, &w);
-  if (eosin_infer_output_per_image(inf) != (size_t) C) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                "%s: [model] classes names %d classes but model %s gives %zu values per image",
-                cfg->path, C, cfg->model.path, eosin_infer_output_per_image(inf));
+  if (!_eosin_check_classifier(cfg, inf, err))
     return false;
-  }
 
   g_autoptr(GString) csv = g_string_new("path");
   for (int k = 0; k < C; k++)

@@ -124,13 +124,8 @@ static void check_sliced(const char *dir_name, const char *stem) {
   g_autoptr(GError) err = NULL;
   g_autoptr(EosinModel) m = eosin_model_load(onnx, 8, &err);
   cr_assert(m, "%s", err ? err->message : "");
-  int64_t d[6], nin = 1, nout = 1;
-  int nd = eosin_model_input_shape(m, d);
-  for (int i = 0; i < nd; i++)
-    nin *= d[i];
-  nd = eosin_model_output_shape(m, d);
-  for (int i = 0; i < nd; i++)
-    nout *= d[i];
+  int64_t nin = _eosin_tensor_numel(m->tensors->pdata[m->input]);
+  int64_t nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
   g_autofree float *x = g_new(float, nin);
   g_autofree float *want = g_new(float, nout);
   g_autofree float *got = g_new(float, nout);
@@ -293,10 +288,7 @@ Test(backend, cuda_run_rgb_equals_preprocess_then_run) {
   enum { BATCH = 3, TILES = 2, SIZE = 32 };
   g_autoptr(EosinModel) m = eosin_model_load(onnx, BATCH, &err);
   cr_assert(m, "%s", err ? err->message : "");
-  int64_t d[6], nout = 1;
-  int nd = eosin_model_output_shape(m, d);
-  for (int i = 0; i < nd; i++)
-    nout *= d[i];
+  int64_t nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
   size_t tile = SIZE * SIZE * 3;
   g_autofree uint8_t *rgb = g_new(uint8_t, TILES * tile);
   GRand *r = g_rand_new_with_seed(3);

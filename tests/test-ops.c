@@ -28,13 +28,6 @@ static float *run_on(const EosinBackendOps *be, const EosinModel *m, const float
   return y;
 }
 
-static int64_t numel(int nd, const int64_t *d) {
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++)
-    n *= d[i];
-  return n;
-}
-
 /* Runs every case on @be and the reference; |diff| <= 1e-4 max(1, |ref|). */
 static void check_backend(const EosinBackendOps *be) {
   g_autofree char *dir = td("ops");
@@ -48,9 +41,8 @@ static void check_backend(const EosinBackendOps *be) {
     g_autoptr(GError) err = NULL;
     g_autoptr(EosinModel) m = eosin_model_load(path, 2, &err);
     cr_assert(m, "%s: %s", *c, err ? err->message : "");
-    int64_t d[6];
-    size_t nin = numel(eosin_model_input_shape(m, d), d);
-    size_t nout = numel(eosin_model_output_shape(m, d), d);
+    size_t nin = _eosin_tensor_numel(m->tensors->pdata[m->input]);
+    size_t nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
     g_autofree float *x = g_new(float, nin);
     GRand *r = g_rand_new_with_seed(42);
     for (size_t i = 0; i < nin; i++)
