@@ -3,6 +3,8 @@
  * output folder per slide, finished slides skipped on rerun, failures
  * recorded in batch-summary.csv without stopping the others, progress and
  * ETA on stderr, and a clean stop on SIGINT/SIGTERM (via EosinCancel).
+ * With a [lesions] group it also keeps camelyon-slides.csv, the slide-level
+ * probabilities of all finished slides.
  */
 #include "eosin-private.h"
 
@@ -145,6 +147,41 @@ static bool write_summary(const char *outdir, GArray *rows, GError **err) {
   return _eosin_write_atomic(path, s->str, s->len, err);
 }
 
+/* The slide probability a finished slide's report.json holds under
+ * scores.lesions, or NaN (a report from a config without [lesions]). */
+static double report_probability(const char *outdir, const char *name) {
+  g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  if (!json_parser_load_from_file(p, path, NULL))
+    return NAN;
+  JsonNode *root = json_parser_get_root(p);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  const char *keys[] = {"scores", "lesions", NULL};
+  for (int k = 0; o && keys[k]; k++) {
+    JsonNode *n = json_object_get_member(o, keys[k]);
+    o = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+  }
+  JsonNode *v = o ? json_object_get_member(o, "slide_probability") : NULL;
+  return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
+}
+
+/* OUTDIR/camelyon-slides.csv: `name,probability` of every finished slide
+ * (CAMELYON16's slide-level format, what `eosin eval camelyon16` reads).
+ * Failed slides are left out rather than given a made-up probability. */
+static bool write_camelyon_slides(const char *outdir, GArray *rows, GError **err) {
+  g_autoptr(GString) s = g_string_new("name,probability\n");
+  for (guint i = 0; i < rows->len; i++) {
+    Row *r = &g_array_index(rows, Row, i);
+    if (strcmp(r->status, "failed") != 0) {
+      double p = report_probability(outdir, r->name);
+      if (!isnan(p))
+        g_string_append_printf(s, "%s,%.6f\n", r->name, p);
+    }
+  }
+  g_autofree char *path = g_build_filename(outdir, "camelyon-slides.csv", NULL);
+  return _eosin_write_atomic(path, s->str, s->len, err);
+}
+
 typedef struct {
   int index, total;
   const char *name;
@@ -235,8 +272,10 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
     prog.slides_done++;
     if (progress)
       fprintf(stderr, "\r[%d/%d] %s: %s%*s\n", i + 1, res->total, row.name, row.status, 30, "");
-    if (!write_summary(outdir, rows, err))
+    if (!write_summary(outdir, rows, err) ||
+        (cfg->lesions.present && !write_camelyon_slides(outdir, rows, err)))
       return false;
   }
-  return write_summary(outdir, rows, err);
+  return write_summary(outdir, rows, err) &&
+         (!cfg->lesions.present || write_camelyon_slides(outdir, rows, err));
 }

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 static const char *const COMMON_GROUPS[] = {"task",    "tiling", "tissue", "scheduler",
-                                            "overlay", "model",  NULL};
+                                            "overlay", "model",  "lesions", NULL};
 
 static const char *const TASK_KEYS[] = {"name", "analyzer", NULL};
 static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
@@ -24,6 +24,8 @@ static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min"
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
                                          "std", "channel_order", "device", "precision",
                                          "cell", NULL};
+static const char *const LESION_KEYS[] = {"channel", "threshold", "min_area_um2", "top_k",
+                                          NULL};
 static const char *const KINDS[] = {"classification", "segmentation", NULL};
 static const char *const ACTIVATIONS[] = {"none", "softmax", "sigmoid", NULL};
 static const char *const ORDERS[] = {"rgb", "bgr", NULL};
@@ -45,6 +47,7 @@ void eosin_config_free(EosinConfig *cfg) {
   g_strfreev(cfg->model.classes);
   g_free(cfg->model.activation);
   g_free(cfg->model.device);
+  g_free(cfg->lesions.channel);
   if (cfg->keyfile)
     g_key_file_free(cfg->keyfile);
   g_free(cfg);
@@ -155,6 +158,7 @@ void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *devi
   }
   if (device) {
     g_free(cfg->model.device);
+  g_free(cfg->lesions.channel);
     cfg->model.device = g_strdup(device);
   }
 }
@@ -255,7 +259,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
     if (!g_strv_contains(COMMON_GROUPS, *g) && strcmp(*g, cfg->analyzer) != 0) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
                   "%s: unknown group [%s] (known: task, tiling, tissue, scheduler, overlay, "
-                  "model, %s)",
+                  "model, lesions, %s)",
                   path, *g, cfg->analyzer);
       return NULL;
     }
@@ -322,6 +326,18 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
     cfg->overlay_range_set = true;
   }
   if (!load_model_group(cfg, err))
+    return NULL;
+  /* [lesions]: the channel is checked against the analyzer's at run time */
+  cfg->lesions.present = g_key_file_has_group(cfg->keyfile, "lesions");
+  if (cfg->lesions.present &&
+      (!eosin_config_check_keys(cfg, "lesions", LESION_KEYS, err) ||
+       !eosin_config_get_choice(cfg, "lesions", "channel", NULL, NULL, &cfg->lesions.channel,
+                                err) ||
+       !eosin_config_get_double(cfg, "lesions", "threshold", 0.5, 0, 1e9,
+                                &cfg->lesions.threshold, err) ||
+       !eosin_config_get_double(cfg, "lesions", "min_area_um2", 0, 0, 1e12,
+                                &cfg->lesions.min_area_um2, err) ||
+       !get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
     return NULL;
   return g_steal_pointer(&cfg);
 }

@@ -84,6 +84,43 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
 size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
 void _eosin_grid_clear(EosinGrid *grid);
 
+/* ---------------------------------------------------------------- lesions */
+
+/* One lesion candidate: an 8-connected component of heatmap cells. */
+typedef struct {
+  double probability;   /* its highest cell */
+  double x, y;          /* level-0 centre of that cell */
+  double area_um2;
+  double extent_um;     /* largest distance between two outline vertices */
+  int cells;
+  GPtrArray *rings;     /* GArray(int x, y) of grid vertices: outer rings with
+                           positive shoelace area (clockwise on screen), holes
+                           negative */
+} EosinLesion;
+
+typedef struct {
+  GArray *lesions;      /* EosinLesion, by probability, highest first */
+  double slide_score;   /* EosinLesionParams.top_k rule; 0 on an empty grid */
+  const char *category; /* worst lesion: negative | itc | micro | macro */
+  double threshold;
+  int64_t origin_x, origin_y;
+  double cell_x, cell_y;
+} EosinLesionSet;
+
+/* Finds the lesion candidates of channel @channel of @grid (cells are
+ * @mpp_x x @mpp_y µm per level-0 pixel). Fills @out; clear it with
+ * _eosin_lesion_set_clear. */
+bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionParams *p,
+                         double mpp_x, double mpp_y, EosinLesionSet *out, GError **err);
+void _eosin_lesion_set_clear(EosinLesionSet *set);
+/* CAMELYON17 category of a lesion of largest extent @extent_um. */
+const char *_eosin_node_category_name(double extent_um);
+/* Writes @dir/detections.csv, lesions.geojson and lesions.xml. */
+bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char *slide,
+                          const char *class_name, GError **err);
+/* Adds the lesions object (slide probability, rule, lesions) as one value. */
+void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
+
 /* ---------------------------------------------------------------- outputs */
 
 typedef struct {

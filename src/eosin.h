@@ -150,6 +150,16 @@ typedef struct {
 } EosinPreprocess;
 
 
+/* [lesions]: lesion candidates on one channel of the stitched heatmap
+ * (output-lesions.c). */
+typedef struct {
+  bool present;             /* the file has a [lesions] group */
+  char *channel;            /* the heatmap channel (e.g. a [model] class) */
+  double threshold;         /* cells at or above it form candidates */
+  double min_area_um2;      /* smaller candidates are dropped */
+  int top_k;                /* slide score: mean of the k highest cells (1 = max) */
+} EosinLesionParams;
+
 typedef struct {
   char *path;               /* the config file */
   char *task;               /* [task] name */
@@ -191,6 +201,7 @@ typedef struct {
     bool fp16;              /* precision = fp16 (GPU only) */
     int cell;               /* segmentation: output pixels per stitched cell */
   } model;
+  EosinLesionParams lesions;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
 } EosinConfig;
 

@@ -85,16 +85,18 @@ void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
   json_builder_end_object(b);
 }
 
-static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, GError **err) {
-  if (!*cfg->overlay_channel)
+/* The index of channel @name ([@group] channel), or -1 with an error. */
+static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, const char *group,
+                        const char *name, GError **err) {
+  if (!*name)
     return 0;
   for (int c = 0; c < ai->n_channels; c++)
-    if (!strcmp(ai->channel_names[c], cfg->overlay_channel))
+    if (!strcmp(ai->channel_names[c], name))
       return c;
   g_autofree char *list = g_strjoinv(", ", ai->channel_names);
   g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-              "%s: [overlay] channel = '%s': the %s analyzer has channels %s", cfg->path,
-              cfg->overlay_channel, cfg->analyzer, list);
+              "%s: [%s] channel = '%s': the %s analyzer has channels %s", cfg->path, group, name,
+              cfg->analyzer, list);
   return -1;
 }
 
@@ -136,6 +138,7 @@ typedef struct {
   EosinSchedStats sched;
   Timing timing;
   JsonNode *scores;
+  EosinLesionSet lesions;
   char *staging;
 } Run;
 
@@ -148,6 +151,7 @@ static void run_clear(Run *r) {
     r->ops->destroy(r->actx);
   g_free(r->values);
   _eosin_grid_clear(&r->grid);
+  _eosin_lesion_set_clear(&r->lesions);
   if (r->scores)
     json_node_unref(r->scores);
   if (r->staging)
@@ -265,6 +269,9 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
                          "tiles.csv", "report.json", NULL};
   for (int f = 0; files[f]; f++)
     json_builder_add_string_value(b, files[f]);
+  const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
+  for (int f = 0; cfg->lesions.present && lesion_files[f]; f++)
+    json_builder_add_string_value(b, lesion_files[f]);
   json_builder_end_array(b);
   json_builder_end_object(b);
 
@@ -294,8 +301,13 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
     return false;
-  int channel = find_channel(cfg, &r->ainfo, err);
+  int channel = find_channel(cfg, &r->ainfo, "overlay", cfg->overlay_channel, err);
   if (channel < 0)
+    return false;
+  int lesion_channel = cfg->lesions.present
+                           ? find_channel(cfg, &r->ainfo, "lesions", cfg->lesions.channel, err)
+                           : 0;
+  if (lesion_channel < 0)
     return false;
   double vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[channel];
   double vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[channel];
@@ -350,6 +362,16 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,
                      &r->grid, err))
     return false;
+  if (cfg->lesions.present) {
+    if (!_eosin_lesions_find(&r->grid, lesion_channel, &cfg->lesions, info->mpp_x, info->mpp_y,
+                             &r->lesions, err) ||
+        !_eosin_lesions_write(&r->lesions, r->staging, info->name, cfg->lesions.channel, err))
+      return false;
+    g_autoptr(JsonBuilder) lb = json_builder_new();
+    _eosin_lesions_json(&r->lesions, &cfg->lesions, lb);
+    json_object_set_member(json_node_get_object(r->scores), "lesions",
+                           json_builder_get_root(lb));
+  }
   EosinColormap cm;
   if (!_eosin_colormap_get(cfg->colormap, &cm, err))
     return false;

@@ -1,0 +1,394 @@
+/*
+ * output-lesions.c — lesion candidates on one channel of the stitched
+ * heatmap (the [lesions] group; metastasis detection): the slide score,
+ * 8-connected components of the cells at or above a threshold, each with
+ * its probability (the highest cell), location (that cell's centre), area,
+ * largest extent and outline, and the files a lab opens them with:
+ * detections.csv (CAMELYON16 `confidence,X,Y`, level-0 px, no header),
+ * lesions.geojson (QuPath: File > Import objects) and lesions.xml (ASAP).
+ *
+ * Outlines follow cell edges exactly: every component's boundary edges are
+ * chained into rings, turning right first where two cells touch only at a
+ * corner, so each ring is simple (diagonal neighbours get separate rings of
+ * one lesion) and holes come out as rings of opposite orientation.
+ */
+#include "eosin-private.h"
+
+#include <math.h>
+
+/* Directions in grid (y-down) coordinates: a right turn is d + 1. */
+enum { DIR_E, DIR_S, DIR_W, DIR_N };
+static const int DX[4] = {1, 0, -1, 0}, DY[4] = {0, 1, 0, -1};
+
+void _eosin_lesion_set_clear(EosinLesionSet *s) {
+  if (s->lesions) {
+    for (guint i = 0; i < s->lesions->len; i++) {
+      EosinLesion *l = &g_array_index(s->lesions, EosinLesion, i);
+      g_clear_pointer(&l->rings, g_ptr_array_unref);
+    }
+    g_clear_pointer(&s->lesions, g_array_unref);
+  }
+}
+
+static double ring_area2(const GArray *ring) {
+  const int *v = (const int *) ring->data;
+  int n = ring->len / 2;
+  double a = 0;
+  for (int i = 0; i < n; i++) {
+    int j = (i + 1) % n;
+    a += (double) v[2 * i] * v[2 * j + 1] - (double) v[2 * j] * v[2 * i + 1];
+  }
+  return a;
+}
+
+/* Chains the boundary edges of the cells labelled @id (interior on the
+ * right, so outer rings run clockwise on screen and holes the other way)
+ * into closed rings of vertex coordinates, collinear vertices dropped.
+ * Returns a GPtrArray of GArray(int x, y), owned by the caller. */
+static GPtrArray *trace_rings(const int *label, int W, int H, int id, int x0, int y0, int x1,
+                              int y1) {
+  /* out-edges per vertex of the bounding box (+1), as bit masks */
+  int VW = x1 - x0 + 2, VH = y1 - y0 + 2;
+  g_autofree uint8_t *out = g_new0(uint8_t, (size_t) VW * VH);
+  g_autofree uint8_t *used = g_new0(uint8_t, (size_t) VW * VH);
+#define IN(x, y) ((x) >= 0 && (y) >= 0 && (x) < W && (y) < H && label[(size_t) (y) * W + (x)] == id)
+#define V(x, y) ((size_t) ((y) - y0) * VW + ((x) - x0))
+  for (int y = y0; y <= y1; y++)
+    for (int x = x0; x <= x1; x++) {
+      if (!IN(x, y))
+        continue;
+      if (!IN(x, y - 1))
+        out[V(x, y)] |= 1 << DIR_E;
+      if (!IN(x + 1, y))
+        out[V(x + 1, y)] |= 1 << DIR_S;
+      if (!IN(x, y + 1))
+        out[V(x + 1, y + 1)] |= 1 << DIR_W;
+      if (!IN(x - 1, y))
+        out[V(x, y + 1)] |= 1 << DIR_N;
+    }
+#undef IN
+  GPtrArray *rings = g_ptr_array_new_with_free_func((GDestroyNotify) g_array_unref);
+  for (int vy = y0; vy <= y1 + 1; vy++)
+    for (int vx = x0; vx <= x1 + 1; vx++) {
+      uint8_t free_edges = out[V(vx, vy)] & ~used[V(vx, vy)];
+      if (!free_edges)
+        continue;
+      int d = 0;
+      while (!(free_edges & (1 << d)))
+        d++;
+      GArray *ring = g_array_new(FALSE, FALSE, sizeof(int));
+      int x = vx, y = vy;
+      for (;;) {
+        used[V(x, y)] |= 1 << d;
+        int nx = x + DX[d], ny = y + DY[d];
+        /* right, straight, left: the first the vertex has; used = closed */
+        int nd = -1;
+        for (int turn = 1; turn >= -1 && nd < 0; turn--) {
+          int c = (d + turn + 4) % 4;
+          if (out[V(nx, ny)] & (1 << c))
+            nd = c;
+        }
+        g_assert(nd >= 0);  /* every in-edge has an out-edge */
+        if (nd != d) {      /* a corner: keep the vertex */
+          int xy[2] = {nx, ny};
+          g_array_append_vals(ring, xy, 2);
+        }
+        x = nx, y = ny, d = nd;
+        if (used[V(x, y)] & (1 << d))
+          break;
+      }
+      g_ptr_array_add(rings, ring);
+    }
+#undef V
+  return rings;
+}
+
+static double max_extent(const GPtrArray *rings, double sx, double sy) {
+  double best = 0;
+  for (guint a = 0; a < rings->len; a++)
+    for (guint b = a; b < rings->len; b++) {
+      const GArray *ra = rings->pdata[a], *rb = rings->pdata[b];
+      const int *va = (const int *) ra->data, *vb = (const int *) rb->data;
+      for (guint i = 0; i < ra->len; i += 2)
+        for (guint j = 0; j < rb->len; j += 2) {
+          double dx = (va[i] - vb[j]) * sx, dy = (va[i + 1] - vb[j + 1]) * sy;
+          best = MAX(best, dx * dx + dy * dy);
+        }
+    }
+  return sqrt(best);
+}
+
+static int cmp_lesion(gconstpointer a, gconstpointer b) {
+  const EosinLesion *x = a, *y = b;
+  if (x->probability != y->probability)
+    return x->probability > y->probability ? -1 : 1;
+  return x->y != y->y ? (x->y < y->y ? -1 : 1) : (x->x < y->x ? -1 : x->x > y->x);
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  float x = *(const float *) a, y = *(const float *) b;
+  return (x < y) - (x > y);
+}
+
+const char *_eosin_node_category_name(double extent_um) {
+  /* CAMELYON17 / AJCC: macro > 2 mm, micro > 0.2 mm, else isolated tumour cells */
+  return extent_um > 2000 ? "macro" : extent_um > 200 ? "micro" : "itc";
+}
+
+bool _eosin_lesions_find(const EosinGrid *g, int channel, const EosinLesionParams *p,
+                         double mpp_x, double mpp_y, EosinLesionSet *out, GError **err) {
+  memset(out, 0, sizeof *out);
+  int W = g->width, H = g->height, C = g->n_channels;
+  size_t n = (size_t) W * H;
+  if (channel < 0 || channel >= C) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "lesions: channel %d of %d", channel, C);
+    return false;
+  }
+  out->origin_x = g->origin_x, out->origin_y = g->origin_y;
+  out->cell_x = g->cell_x, out->cell_y = g->cell_y;
+  out->threshold = p->threshold;
+
+  /* slide score: the highest cell, or the mean of the k highest */
+  g_autofree float *vals = g_new(float, n);
+  size_t nv = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(g->values[i * C + channel]))
+      vals[nv++] = g->values[i * C + channel];
+  int k = p->top_k > 0 ? p->top_k : 1;
+  if (nv) {
+    qsort(vals, nv, sizeof *vals, cmp_desc);
+    double s = 0;
+    int m = (int) MIN((size_t) k, nv);
+    for (int i = 0; i < m; i++)
+      s += vals[i];
+    out->slide_score = s / m;
+  }
+
+  /* 8-connected components in raster order, by an explicit stack */
+  g_autofree int *label = g_new0(int, n);
+  g_autofree int *stack = g_new(int, n);
+  double px_um2 = g->cell_x * mpp_x * g->cell_y * mpp_y;
+  out->lesions = g_array_new(FALSE, TRUE, sizeof(EosinLesion));
+  int next = 0;
+  for (size_t s0 = 0; s0 < n; s0++) {
+    float v0 = g->values[s0 * C + channel];
+    if (label[s0] || isnan(v0) || v0 < p->threshold)
+      continue;
+    int id = ++next, top = 0, cells = 0;
+    int x0 = W, y0 = H, x1 = -1, y1 = -1;
+    size_t best = s0;
+    label[s0] = id;
+    stack[top++] = (int) s0;
+    while (top) {
+      int c = stack[--top], cx = c % W, cy = c / W;
+      cells++;
+      x0 = MIN(x0, cx), x1 = MAX(x1, cx), y0 = MIN(y0, cy), y1 = MAX(y1, cy);
+      float vc = g->values[(size_t) c * C + channel];
+      /* ties go to the first cell in raster order: the same on every run */
+      if (vc > g->values[best * C + channel] || (vc == g->values[best * C + channel] &&
+                                                (size_t) c < best))
+        best = c;
+      for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+          int nx = cx + dx, ny = cy + dy;
+          if (nx < 0 || ny < 0 || nx >= W || ny >= H)
+            continue;
+          size_t q = (size_t) ny * W + nx;
+          float vq = g->values[q * C + channel];
+          if (!label[q] && !isnan(vq) && vq >= p->threshold) {
+            label[q] = id;
+            stack[top++] = (int) q;
+          }
+        }
+    }
+    double area = cells * px_um2;
+    if (area < p->min_area_um2)
+      continue;
+    EosinLesion l = {
+        .probability = g->values[best * C + channel],
+        .x = g->origin_x + ((double) (best % W) + 0.5) * g->cell_x,
+        .y = g->origin_y + ((double) (best / W) + 0.5) * g->cell_y,
+        .area_um2 = area,
+        .cells = cells,
+        .rings = trace_rings(label, W, H, id, x0, y0, x1, y1),
+    };
+    l.extent_um = max_extent(l.rings, g->cell_x * mpp_x, g->cell_y * mpp_y);
+    g_array_append_val(out->lesions, l);
+  }
+  g_array_sort(out->lesions, cmp_lesion);
+  /* the slide's category is its worst lesion's */
+  static const char *const RANK[] = {"negative", "itc", "micro", "macro"};
+  int worst = 0;
+  for (guint i = 0; i < out->lesions->len; i++) {
+    const char *c = _eosin_node_category_name(g_array_index(out->lesions, EosinLesion, i).extent_um);
+    for (int r = 1; r < 4; r++)
+      if (!strcmp(c, RANK[r]))
+        worst = MAX(worst, r);
+  }
+  out->category = RANK[worst];
+  return true;
+}
+
+/* level-0 coordinates of grid vertex (x, y) */
+static double vx0(const EosinLesionSet *s, int x) { return s->origin_x + x * s->cell_x; }
+static double vy0(const EosinLesionSet *s, int y) { return s->origin_y + y * s->cell_y; }
+
+/* Is the point (px, py) (grid units) inside @ring? Even-odd ray casting. */
+static bool ring_contains(const GArray *ring, double px, double py) {
+  const int *v = (const int *) ring->data;
+  int n = ring->len / 2;
+  bool in = false;
+  for (int i = 0, j = n - 1; i < n; j = i++) {
+    double xi = v[2 * i], yi = v[2 * i + 1], xj = v[2 * j], yj = v[2 * j + 1];
+    if ((yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi)
+      in = !in;
+  }
+  return in;
+}
+
+static void append_ring_json(GString *s, const EosinLesionSet *set, const GArray *ring) {
+  const int *v = (const int *) ring->data;
+  int n = ring->len / 2;
+  g_string_append_c(s, '[');
+  /* GeoJSON rings repeat their first vertex at the end */
+  for (int i = 0; i <= n; i++)
+    g_string_append_printf(s, "%s[%.1f,%.1f]", i ? "," : "", vx0(set, v[2 * (i % n)]),
+                           vy0(set, v[2 * (i % n) + 1]));
+  g_string_append_c(s, ']');
+}
+
+/* One Feature per lesion: a Polygon (or MultiPolygon when its cells touch
+ * only at corners), holes attached to the outer ring around them. */
+static void append_feature(GString *s, const EosinLesionSet *set, const EosinLesion *l, int idx,
+                           const char *class_name) {
+  g_autoptr(GPtrArray) outer = g_ptr_array_new();
+  for (guint r = 0; r < l->rings->len; r++)
+    if (ring_area2(l->rings->pdata[r]) > 0)
+      g_ptr_array_add(outer, l->rings->pdata[r]);
+  g_string_append_printf(s, "%s\n{\"type\":\"Feature\",\"id\":\"lesion-%d\",\"geometry\":{",
+                         idx ? "," : "", idx + 1);
+  g_string_append_printf(s, "\"type\":\"%s\",\"coordinates\":",
+                         outer->len > 1 ? "MultiPolygon" : "Polygon");
+  if (outer->len > 1)
+    g_string_append_c(s, '[');
+  for (guint o = 0; o < outer->len; o++) {
+    g_string_append_printf(s, "%s[", o ? "," : "");
+    append_ring_json(s, set, outer->pdata[o]);
+    for (guint r = 0; r < l->rings->len; r++) {
+      const GArray *h = l->rings->pdata[r];
+      if (ring_area2(h) > 0)
+        continue;
+      /* a point a quarter cell to the right of the hole's first edge lies
+       * in the lesion, next to the hole, on no boundary */
+      const int *v = (const int *) h->data;
+      double mx = (v[0] + v[2]) / 2.0, my = (v[1] + v[3]) / 2.0;
+      double ex = v[2] - v[0], ey = v[3] - v[1], len = hypot(ex, ey);
+      double px = mx - 0.25 * ey / len, py = my + 0.25 * ex / len;
+      if (outer->len == 1 || ring_contains(outer->pdata[o], px, py)) {
+        g_string_append_c(s, ',');
+        append_ring_json(s, set, h);
+      }
+    }
+    g_string_append_c(s, ']');
+  }
+  if (outer->len > 1)
+    g_string_append_c(s, ']');
+  g_string_append_printf(
+      s,
+      "},\"properties\":{\"objectType\":\"annotation\",\"name\":\"lesion %d\","
+      "\"classification\":{\"name\":\"%s\",\"color\":[220,30,30]},\"isLocked\":false,"
+      "\"measurements\":{\"probability\":%.6f,\"area_um2\":%.1f,\"extent_um\":%.1f,"
+      "\"peak_x\":%.1f,\"peak_y\":%.1f}}}",
+      idx + 1, class_name, l->probability, l->area_um2, l->extent_um, l->x, l->y);
+}
+
+bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char *slide,
+                          const char *class_name, GError **err) {
+  g_autoptr(GString) csv = g_string_new(NULL);
+  g_autoptr(GString) geo = g_string_new("{\"type\":\"FeatureCollection\",\"features\":[");
+  g_autoptr(GString) xml = g_string_new("<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n"
+                                        "  <Annotations>\n");
+  g_autofree char *esc_class = g_markup_escape_text(class_name, -1);
+  g_autofree char *esc_slide = g_markup_escape_text(slide, -1);
+  int n_xml = 0;
+  bool holes = false;
+  for (guint i = 0; i < set->lesions->len; i++) {
+    const EosinLesion *l = &g_array_index(set->lesions, EosinLesion, i);
+    g_string_append_printf(csv, "%.6f,%.0f,%.0f\n", l->probability, l->x, l->y);
+    append_feature(geo, set, l, i, class_name);
+    for (guint r = 0; r < l->rings->len; r++) {
+      const GArray *ring = l->rings->pdata[r];
+      bool hole = ring_area2(ring) < 0;
+      holes |= hole;
+      /* ASAP has no holes: CAMELYON's convention is an _2 / Exclusion
+       * polygon inside the lesion, which the evaluation cuts out */
+      g_string_append_printf(xml,
+                             "    <Annotation Name=\"lesion %u%s (p=%.3f)\" Type=\"Polygon\" "
+                             "PartOfGroup=\"%s\" Color=\"%s\">\n      <Coordinates>\n",
+                             i + 1, hole ? " hole" : "", l->probability,
+                             hole ? "Exclusion" : esc_class, hole ? "#64FE2E" : "#F4FA58");
+      const int *v = (const int *) ring->data;
+      for (guint k = 0; k < ring->len / 2; k++)
+        g_string_append_printf(xml, "        <Coordinate Order=\"%u\" X=\"%.1f\" Y=\"%.1f\" />\n",
+                               k, vx0(set, v[2 * k]), vy0(set, v[2 * k + 1]));
+      g_string_append(xml, "      </Coordinates>\n    </Annotation>\n");
+      n_xml++;
+    }
+  }
+  g_string_append(geo, "\n]}\n");
+  g_string_append_printf(xml,
+                         "  </Annotations>\n  <AnnotationGroups>\n"
+                         "    <Group Name=\"%s\" PartOfGroup=\"None\" Color=\"#F4FA58\">"
+                         "<Attributes /></Group>\n",
+                         esc_class);
+  if (holes)
+    g_string_append(xml, "    <Group Name=\"Exclusion\" PartOfGroup=\"None\" "
+                         "Color=\"#64FE2E\"><Attributes /></Group>\n");
+  g_string_append_printf(xml, "  </AnnotationGroups>\n</ASAP_Annotations>\n<!-- Eosin %s: %d "
+                              "polygons of %u lesions on slide %s -->\n",
+                         eosin_version(), n_xml, set->lesions->len, esc_slide);
+  g_autofree char *p1 = g_build_filename(dir, "detections.csv", NULL);
+  g_autofree char *p2 = g_build_filename(dir, "lesions.geojson", NULL);
+  g_autofree char *p3 = g_build_filename(dir, "lesions.xml", NULL);
+  return _eosin_write_atomic(p1, csv->str, csv->len, err) &&
+         _eosin_write_atomic(p2, geo->str, geo->len, err) &&
+         _eosin_write_atomic(p3, xml->str, xml->len, err);
+}
+
+void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b) {
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "slide_probability");
+  json_builder_add_double_value(b, set->slide_score);
+  json_builder_set_member_name(b, "slide_score_rule");
+  g_autofree char *rule =
+      p->top_k > 1 ? g_strdup_printf("mean of the %d highest heatmap cells", p->top_k)
+                   : g_strdup("highest heatmap cell");
+  json_builder_add_string_value(b, rule);
+  json_builder_set_member_name(b, "threshold");
+  json_builder_add_double_value(b, p->threshold);
+  json_builder_set_member_name(b, "count");
+  json_builder_add_int_value(b, set->lesions->len);
+  json_builder_set_member_name(b, "node_category");
+  json_builder_add_string_value(b, set->category);
+  json_builder_set_member_name(b, "lesions");
+  json_builder_begin_array(b);
+  for (guint i = 0; i < set->lesions->len; i++) {
+    const EosinLesion *l = &g_array_index(set->lesions, EosinLesion, i);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "probability");
+    json_builder_add_double_value(b, l->probability);
+    json_builder_set_member_name(b, "x");
+    json_builder_add_double_value(b, l->x);
+    json_builder_set_member_name(b, "y");
+    json_builder_add_double_value(b, l->y);
+    json_builder_set_member_name(b, "area_um2");
+    json_builder_add_double_value(b, l->area_um2);
+    json_builder_set_member_name(b, "extent_um");
+    json_builder_add_double_value(b, l->extent_um);
+    json_builder_set_member_name(b, "category");
+    json_builder_add_string_value(b, _eosin_node_category_name(l->extent_um));
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+}
