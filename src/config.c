@@ -25,7 +25,7 @@ static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation"
                                          "std", "channel_order", "device", "precision",
                                          "cell", NULL};
 static const char *const LESION_KEYS[] = {"channel", "threshold", "min_area_um2", "top_k",
-                                          NULL};
+                                          "smooth_um", NULL};
 static const char *const KINDS[] = {"classification", "segmentation", NULL};
 static const char *const ACTIVATIONS[] = {"none", "softmax", "sigmoid", NULL};
 static const char *const ORDERS[] = {"rgb", "bgr", NULL};
@@ -158,7 +158,6 @@ void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *devi
   }
   if (device) {
     g_free(cfg->model.device);
-  g_free(cfg->lesions.channel);
     cfg->model.device = g_strdup(device);
   }
 }
@@ -337,6 +336,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                 &cfg->lesions.threshold, err) ||
        !eosin_config_get_double(cfg, "lesions", "min_area_um2", 0, 0, 1e12,
                                 &cfg->lesions.min_area_um2, err) ||
+       !eosin_config_get_double(cfg, "lesions", "smooth_um", 0, 0, 1e5,
+                                &cfg->lesions.smooth_um, err) ||
        !get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
     return NULL;
   return g_steal_pointer(&cfg);

@@ -101,8 +101,8 @@ typedef struct {
 typedef struct {
   GArray *lesions;      /* EosinLesion, by probability, highest first */
   double slide_score;   /* EosinLesionParams.top_k rule; 0 on an empty grid */
-  const char *category; /* worst lesion: negative | itc | micro | macro */
   double threshold;
+  int smooth_cells;     /* side of the averaging window (1: none) */
   int64_t origin_x, origin_y;
   double cell_x, cell_y;
 } EosinLesionSet;

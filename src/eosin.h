@@ -157,6 +157,8 @@ typedef struct {
   char *channel;            /* the heatmap channel (e.g. a [model] class) */
   double threshold;         /* cells at or above it form candidates */
   double min_area_um2;      /* smaller candidates are dropped */
+  double smooth_um;         /* > 0: the channel is first averaged over a square
+                               window this wide (an odd number of cells) */
   int top_k;                /* slide score: mean of the k highest cells (1 = max) */
 } EosinLesionParams;
 

@@ -142,6 +142,10 @@ static bool read_truth(const char *truth, const char *name, const GArray *det, u
 /* Slide names and labels: the reference CSV (name,Tumor|Normal,...), or
  * every TRUTH/<name>.xml / _mask image (tumour) plus every prediction
  * without one (normal). */
+/* CSVs that `eosin batch` and `eosin eval` write beside the slides' results */
+static const char *const NOT_SLIDES[] = {"camelyon-slides.csv", "batch-summary.csv", "froc.csv",
+                                         NULL};
+
 static GPtrArray *slide_list(const EosinC16Options *o, GHashTable *tumour, GError **err) {
   GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
   if (o->reference) {
@@ -182,7 +186,7 @@ static GPtrArray *slide_list(const EosinC16Options *o, GHashTable *tumour, GErro
         name = g_strndup(f, strlen(f) - 4), is_tumour = true;
       else if (d == 0 && (g_str_has_suffix(f, "_mask.png") || g_str_has_suffix(f, "_mask.tif")))
         name = g_strndup(f, strlen(f) - 9), is_tumour = true;
-      else if (d == 1 && g_str_has_suffix(f, ".csv") && strcmp(f, "camelyon-slides.csv"))
+      else if (d == 1 && g_str_has_suffix(f, ".csv") && !g_strv_contains(NOT_SLIDES, f))
         name = g_strndup(f, strlen(f) - 4);
       else if (d == 1) {
         g_autofree char *det = g_build_filename(dirs[d], f, "detections.csv", NULL);

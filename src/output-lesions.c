@@ -1,6 +1,7 @@
 /*
  * output-lesions.c — lesion candidates on one channel of the stitched
- * heatmap (the [lesions] group; metastasis detection): the slide score,
+ * heatmap (the [lesions] group; metastasis detection), optionally averaged
+ * over a window of smooth_um first: the slide score,
  * 8-connected components of the cells at or above a threshold, each with
  * its probability (the highest cell), location (that cell's centre), area,
  * largest extent and outline, and the files a lab opens them with:
@@ -135,15 +136,60 @@ const char *_eosin_node_category_name(double extent_um) {
   return extent_um > 2000 ? "macro" : extent_um > 200 ? "micro" : "itc";
 }
 
-bool _eosin_lesions_find(const EosinGrid *g, int channel, const EosinLesionParams *p,
+/* Channel @channel of @g as a single-channel grid, averaged over a square
+ * window of @side cells (odd) centred on each cell. Empty (NaN) cells are
+ * left out of the means and stay empty, so glass never dilutes a lesion at
+ * the tissue's edge. Uses summed-area tables: O(cells) whatever the side. */
+static float *box_mean(const EosinGrid *g, int channel, int side) {
+  int W = g->width, H = g->height, C = g->n_channels, r = side / 2;
+  size_t n = (size_t) W * H;
+  float *v = g_new(float, n);
+  g_autofree double *sum = g_new0(double, (size_t) (W + 1) * (H + 1));
+  g_autofree int *cnt = g_new0(int, (size_t) (W + 1) * (H + 1));
+#define S(x, y) ((size_t) (y) * (W + 1) + (x))
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      float a = g->values[((size_t) y * W + x) * C + channel];
+      bool ok = !isnan(a);
+      sum[S(x + 1, y + 1)] = sum[S(x, y + 1)] + sum[S(x + 1, y)] - sum[S(x, y)] + (ok ? a : 0);
+      cnt[S(x + 1, y + 1)] = cnt[S(x, y + 1)] + cnt[S(x + 1, y)] - cnt[S(x, y)] + ok;
+    }
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      size_t i = (size_t) y * W + x;
+      if (isnan(g->values[i * C + channel]) || side <= 1) {
+        v[i] = g->values[i * C + channel];
+        continue;
+      }
+      int x0 = MAX(0, x - r), y0 = MAX(0, y - r), x1 = MIN(W, x + r + 1), y1 = MIN(H, y + r + 1);
+      double s = sum[S(x1, y1)] - sum[S(x0, y1)] - sum[S(x1, y0)] + sum[S(x0, y0)];
+      int c = cnt[S(x1, y1)] - cnt[S(x0, y1)] - cnt[S(x1, y0)] + cnt[S(x0, y0)];
+      v[i] = (float) (s / c);
+    }
+#undef S
+  return v;
+}
+
+bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionParams *p,
                          double mpp_x, double mpp_y, EosinLesionSet *out, GError **err) {
   memset(out, 0, sizeof *out);
-  int W = g->width, H = g->height, C = g->n_channels;
-  size_t n = (size_t) W * H;
-  if (channel < 0 || channel >= C) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "lesions: channel %d of %d", channel, C);
+  if (channel < 0 || channel >= grid->n_channels) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "lesions: channel %d of %d", channel,
+                grid->n_channels);
     return false;
   }
+  /* the rest works on the (smoothed) channel alone */
+  int side = (int) lround(p->smooth_um / (grid->cell_x * mpp_x));
+  side = side <= 1 ? 1 : side | 1;
+  out->smooth_cells = side;
+  g_autofree float *smoothed = box_mean(grid, channel, side);
+  EosinGrid one = *grid;
+  one.n_channels = 1;
+  one.values = smoothed;
+  const EosinGrid *g = &one;
+  channel = 0;
+  int W = g->width, H = g->height, C = 1;
+  size_t n = (size_t) W * H;
   out->origin_x = g->origin_x, out->origin_y = g->origin_y;
   out->cell_x = g->cell_x, out->cell_y = g->cell_y;
   out->threshold = p->threshold;
@@ -216,16 +262,6 @@ bool _eosin_lesions_find(const EosinGrid *g, int channel, const EosinLesionParam
     g_array_append_val(out->lesions, l);
   }
   g_array_sort(out->lesions, cmp_lesion);
-  /* the slide's category is its worst lesion's */
-  static const char *const RANK[] = {"negative", "itc", "micro", "macro"};
-  int worst = 0;
-  for (guint i = 0; i < out->lesions->len; i++) {
-    const char *c = _eosin_node_category_name(g_array_index(out->lesions, EosinLesion, i).extent_um);
-    for (int r = 1; r < 4; r++)
-      if (!strcmp(c, RANK[r]))
-        worst = MAX(worst, r);
-  }
-  out->category = RANK[worst];
   return true;
 }
 
@@ -361,15 +397,25 @@ void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, 
   json_builder_add_double_value(b, set->slide_score);
   json_builder_set_member_name(b, "slide_score_rule");
   g_autofree char *rule =
-      p->top_k > 1 ? g_strdup_printf("mean of the %d highest heatmap cells", p->top_k)
-                   : g_strdup("highest heatmap cell");
+      p->top_k > 1 ? g_strdup_printf("mean of the %d highest cells", p->top_k)
+                   : g_strdup("highest cell");
+  if (set->smooth_cells > 1) {
+    char *r = g_strdup_printf("%s of the heatmap averaged over %d x %d cells", rule,
+                              set->smooth_cells, set->smooth_cells);
+    g_free(rule);
+    rule = r;
+  } else {
+    char *r = g_strconcat(rule, " of the heatmap", NULL);
+    g_free(rule);
+    rule = r;
+  }
   json_builder_add_string_value(b, rule);
+  json_builder_set_member_name(b, "smoothing_window_cells");
+  json_builder_add_int_value(b, set->smooth_cells);
   json_builder_set_member_name(b, "threshold");
   json_builder_add_double_value(b, p->threshold);
   json_builder_set_member_name(b, "count");
   json_builder_add_int_value(b, set->lesions->len);
-  json_builder_set_member_name(b, "node_category");
-  json_builder_add_string_value(b, set->category);
   json_builder_set_member_name(b, "lesions");
   json_builder_begin_array(b);
   for (guint i = 0; i < set->lesions->len; i++) {

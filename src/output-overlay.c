@@ -208,7 +208,8 @@ bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double 
   /* libvips takes resolution in pixels per millimetre; nearest-neighbour
    * pyramid levels keep empty cells empty and values unblended. */
   if (vips_tiffsave(copy, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid",
-                    TRUE, "bigtiff", TRUE, "compression", comp,
+                    TRUE, "bigtiff", TRUE, "compression", comp, "predictor",
+                    VIPS_FOREIGN_TIFF_PREDICTOR_NONE,
                     "region_shrink", VIPS_REGION_SHRINK_NEAREST, "xres", 1000.0 / mpp_x, "yres",
                     1000.0 / mpp_y, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, NULL)) {
     g_autofree char *what = g_strdup_printf("writing %s", path);

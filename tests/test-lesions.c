@@ -61,7 +61,7 @@ Test(lesions, components_peaks_areas_and_scores) {
   cr_expect_eq(b->rings->len, 2, "one ring per cell touching at a corner");
   cr_expect_float_eq(b->extent_um, 2 * 32 * sqrt(2), 1e-6);
   cr_expect_float_eq(s.slide_score, 0.95, 1e-6);
-  cr_expect_str_eq(s.category, "itc");  /* 181 µm < 200 µm */
+  cr_expect_str_eq(_eosin_node_category_name(a->extent_um), "itc");  /* 181 µm < 200 µm */
   _eosin_lesion_set_clear(&s);
 
   /* min_area drops B (2048 µm²); top_k = 3 averages 0.95, 0.8, 0.8 */
@@ -75,7 +75,58 @@ Test(lesions, components_peaks_areas_and_scores) {
 
   /* at 2 µm per level-0 px, A spans 4 x 256 µm: micro */
   cr_assert(_eosin_lesions_find(&g, 0, &PARAMS, 2, 2, &s, &err));
-  cr_expect_str_eq(s.category, "micro");
+  cr_expect_str_eq(
+      _eosin_node_category_name(g_array_index(s.lesions, EosinLesion, 0).extent_um), "micro");
+  _eosin_lesion_set_clear(&s);
+  _eosin_grid_clear(&g);
+}
+
+/* A plain 3 x 3 NaN-skipping mean at (x, y) (cell value NaN stays NaN). */
+static double naive_mean3(const EosinGrid *g, int x, int y) {
+  if (isnan(g->values[y * g->width + x]))
+    return NAN;
+  double s = 0;
+  int n = 0;
+  for (int dy = -1; dy <= 1; dy++)
+    for (int dx = -1; dx <= 1; dx++) {
+      int u = x + dx, v = y + dy;
+      if (u < 0 || v < 0 || u >= g->width || v >= g->height)
+        continue;
+      float a = g->values[v * g->width + u];
+      if (!isnan(a))
+        s += a, n++;
+    }
+  return s / n;
+}
+
+Test(lesions, smoothing_averages_over_tissue_only) {
+  EosinGrid g;
+  draw(&g, 128, 0, 0);
+  /* 96 µm over cells of 32 µm: a 3 x 3 window */
+  EosinLesionParams p = PARAMS;
+  p.smooth_um = 96;
+  p.threshold = 0.45;
+  double best = 0;
+  int bx = 0, by = 0;
+  for (int y = 0; y < g.height; y++)
+    for (int x = 0; x < g.width; x++) {
+      double m = naive_mean3(&g, x, y);
+      if (!isnan(m) && m > best)
+        best = m, bx = x, by = y;
+    }
+  EosinLesionSet s;
+  g_autoptr(GError) err = NULL;
+  cr_assert(_eosin_lesions_find(&g, 0, &p, 0.25, 0.25, &s, &err));
+  cr_expect_eq(s.smooth_cells, 3);
+  cr_expect_float_eq(s.slide_score, best, 1e-6);
+  cr_assert_geq(s.lesions->len, 1);
+  EosinLesion *top = &g_array_index(s.lesions, EosinLesion, 0);
+  cr_expect_float_eq(top->probability, best, 1e-6);
+  cr_expect_float_eq(top->x, (bx + 0.5) * 128, 1e-9);
+  cr_expect_float_eq(top->y, (by + 0.5) * 128, 1e-9);
+  /* B's two cells average out below 0.45 with their neighbours */
+  for (guint i = 0; i < s.lesions->len; i++)
+    cr_expect_lt(g_array_index(s.lesions, EosinLesion, i).x, 6 * 128);
   _eosin_lesion_set_clear(&s);
   _eosin_grid_clear(&g);
 }
@@ -239,7 +290,9 @@ Test(lesions, batch_finds_the_red_blocks_and_eval_scores_them, .timeout = 300) {
   g_autofree char *manifest = g_build_filename(out, "slides.txt", NULL);
   cr_assert(g_file_set_contents(manifest, slide, -1, NULL));
   g_autofree char *res_dir = g_build_filename(out, "res", NULL);
-  const char *argv[] = {"batch", "--task", cfg, "--manifest", manifest, "-o", res_dir, NULL};
+  /* --device replaces [model] device: the other config strings must survive */
+  const char *argv[] = {"batch", "--task", cfg, "--device", "cpu", "--manifest", manifest,
+                        "-o", res_dir, NULL};
   g_autofree char *so = NULL, *se = NULL;
   cr_assert_eq(run_eosin(argv, &so, &se), 0, "%s", se);
 
