@@ -4,7 +4,7 @@
 #   make test       install missing packages, build, generate test data, run Criterion tests
 #   make demo       install missing packages, build, make the sample slide, run the stain task on it
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
-#   make bench      read-stage benchmark against OpenSlide C and openslide-python loops
+#   make bench      benchmarks: read stage, inference, metastasis end to end (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
 #                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
 
@@ -141,6 +141,7 @@ asan: setup
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 SAMPLE := samples/sample.svs
+PCAM_VALID := ../shared/data/metastasis/pcam/valid
 $(SAMPLE): scripts/make-sample-slide
 	scripts/make-sample-slide --format aperio --width 6000 --height 4000 --mpp 0.5 --out $@
 
@@ -148,6 +149,17 @@ demo: setup
 	$(MAKE) all $(SAMPLE)
 	$(BUILD)/eosin info $(SAMPLE)
 	$(BUILD)/eosin run --task configs/stain.ini $(SAMPLE) -o samples/out
+	@if [ -d $(PCAM_VALID) ]; then \
+	  scripts/make-mosaic-slide --pcam $(PCAM_VALID) --out-dir samples/mosaic --name mosaic-demo \
+	    --grid 24 --lesions 2 --seed 7 && \
+	  $(BUILD)/eosin run --task configs/metastasis.ini samples/mosaic/mosaic-demo.svs -o samples/out-metastasis && \
+	  $(BUILD)/eosin eval camelyon16 --pred samples/out-metastasis --truth samples/mosaic; \
+	  echo "demo: lesions samples/out-metastasis/mosaic-demo/lesions.geojson (QuPath) and lesions.xml (ASAP)"; \
+	else \
+	  echo "demo: $(PCAM_VALID) is absent: the metastasis demo runs on the synthetic sample," \
+	       "which is not lymph node (its scores mean nothing)"; \
+	  $(BUILD)/eosin run --task configs/metastasis.ini $(SAMPLE) -o samples/out-metastasis; \
+	fi
 	@echo "demo: overlay  samples/out/sample/overlay.tif (open over $(SAMPLE) in QuPath/ASAP)"
 	@echo "demo: preview  samples/out/sample/preview.png"
 	@echo "demo: report   samples/out/sample/report.json"
@@ -157,6 +169,7 @@ bench: setup
 	$(MAKE) all $(BUILD)/bench-read $(BUILD)/bench-inference
 	scripts/bench-read $(BUILD)
 	scripts/bench-inference $(BUILD)
+	scripts/bench-metastasis $(BUILD)
 
 $(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)
