@@ -108,6 +108,7 @@ GPtrArray *eosin_batch_from_dir(const char *dirpath, GError **err) {
 typedef struct {
   char *path, *name, *status, *error;
   double seconds, tiles_per_s;
+  double probability;  /* scores.lesions.slide_probability of a finished slide, else NaN */
   int tiles;
 } Row;
 
@@ -147,8 +148,17 @@ static bool write_summary(const char *outdir, GArray *rows, GError **err) {
   return _eosin_write_atomic(path, s->str, s->len, err);
 }
 
-/* The slide probability a finished slide's report.json holds under
- * scores.lesions, or NaN (a report from a config without [lesions]). */
+/* scores.lesions.slide_probability from a slide's scores object, or NaN
+ * (a config without [lesions]). */
+static double scores_probability(JsonNode *scores) {
+  JsonObject *o = scores && JSON_NODE_HOLDS_OBJECT(scores) ? json_node_get_object(scores) : NULL;
+  JsonNode *l = o ? json_object_get_member(o, "lesions") : NULL;
+  o = l && JSON_NODE_HOLDS_OBJECT(l) ? json_node_get_object(l) : NULL;
+  JsonNode *v = o ? json_object_get_member(o, "slide_probability") : NULL;
+  return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
+}
+
+/* The same from a finished slide's report.json (a slide skipped as complete). */
 static double report_probability(const char *outdir, const char *name) {
   g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
   g_autoptr(JsonParser) p = json_parser_new();
@@ -156,27 +166,20 @@ static double report_probability(const char *outdir, const char *name) {
     return NAN;
   JsonNode *root = json_parser_get_root(p);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
-  const char *keys[] = {"scores", "lesions", NULL};
-  for (int k = 0; o && keys[k]; k++) {
-    JsonNode *n = json_object_get_member(o, keys[k]);
-    o = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-  }
-  JsonNode *v = o ? json_object_get_member(o, "slide_probability") : NULL;
-  return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
+  return scores_probability(o ? json_object_get_member(o, "scores") : NULL);
 }
 
 /* OUTDIR/camelyon-slides.csv: `name,probability` of every finished slide
- * (CAMELYON16's slide-level format, what `eosin eval camelyon16` reads).
- * Failed slides are left out rather than given a made-up probability. */
+ * (CAMELYON16's slide-level format, what `eosin eval camelyon16` reads),
+ * from the probabilities kept in @rows, so a night's batch reads each
+ * report.json at most once. Failed slides are left out rather than given a
+ * made-up probability. */
 static bool write_camelyon_slides(const char *outdir, GArray *rows, GError **err) {
   g_autoptr(GString) s = g_string_new("name,probability\n");
   for (guint i = 0; i < rows->len; i++) {
     Row *r = &g_array_index(rows, Row, i);
-    if (strcmp(r->status, "failed") != 0) {
-      double p = report_probability(outdir, r->name);
-      if (!isnan(p))
-        g_string_append_printf(s, "%s,%.6f\n", r->name, p);
-    }
+    if (!isnan(r->probability))
+      g_string_append_printf(s, "%s,%.6f\n", r->name, r->probability);
   }
   g_autofree char *path = g_build_filename(outdir, "camelyon-slides.csv", NULL);
   return _eosin_write_atomic(path, s->str, s->len, err);
@@ -225,7 +228,8 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
       res->interrupted = true;
       break;
     }
-    Row row = {.path = g_strdup(it->path), .name = eosin_slide_name_from_path(it->path)};
+    Row row = {.path = g_strdup(it->path), .name = eosin_slide_name_from_path(it->path),
+               .probability = NAN};
     const char *first = g_hash_table_lookup(names, row.name);
     gint64 t0 = g_get_monotonic_time();
     if (first) {
@@ -235,6 +239,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
     } else if (eosin_output_is_complete(outdir, row.name)) {
       g_hash_table_insert(names, g_strdup(row.name), g_strdup(it->path));
       row.status = g_strdup("skipped-complete");
+      row.probability = report_probability(outdir, row.name);
       res->skipped++;
     } else {
       g_hash_table_insert(names, g_strdup(row.name), g_strdup(it->path));
@@ -252,6 +257,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
         row.status = g_strdup("done");
         row.tiles = rr.tiles_analyzed;
         row.tiles_per_s = rr.tiles_per_s;
+        row.probability = scores_probability(rr.scores);
         res->done++;
         eosin_run_result_clear(&rr);
       } else if (g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_CANCELLED)) {

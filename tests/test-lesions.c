@@ -131,6 +131,20 @@ Test(lesions, smoothing_averages_over_tissue_only) {
   _eosin_grid_clear(&g);
 }
 
+/* Writes @s into @dir and reads lesions.xml back through the CAMELYON16
+ * evaluation's parser and level-5 rasteriser on a @w x @h grid; the number
+ * of polygons goes to @n_polys. Caller frees the mask. */
+static uint8_t *written_mask(const EosinLesionSet *s, const char *dir, int w, int h,
+                             guint *n_polys) {
+  g_autoptr(GError) err = NULL;
+  cr_assert(_eosin_lesions_write(s, dir, "grid", "tumor", &err), "%s", err ? err->message : "");
+  g_autofree char *xml = g_build_filename(dir, "lesions.xml", NULL);
+  g_autoptr(GArray) polys = _eosin_asap_xml_load(xml, &err);
+  cr_assert(polys, "%s", err ? err->message : "");
+  *n_polys = polys->len;
+  return _eosin_c16_mask_from_polygons(polys, w, h);
+}
+
 Test(lesions, outlines_round_trip_through_the_evaluation_rasteriser) {
   /* cells of 32 level-0 px = one level-5 pixel: the evaluation's mask of
    * lesions.xml must be exactly the cells at or above the threshold, the
@@ -141,13 +155,9 @@ Test(lesions, outlines_round_trip_through_the_evaluation_rasteriser) {
   g_autoptr(GError) err = NULL;
   cr_assert(_eosin_lesions_find(&g, 0, &PARAMS, 0.243, 0.243, &s, &err));
   g_autofree char *dir = tmp_dir();
-  cr_assert(_eosin_lesions_write(&s, dir, "grid", "tumor", &err), "%s",
-            err ? err->message : "");
-  g_autofree char *xml = g_build_filename(dir, "lesions.xml", NULL);
-  g_autoptr(GArray) polys = _eosin_asap_xml_load(xml, &err);
-  cr_assert(polys, "%s", err ? err->message : "");
-  cr_expect_eq(polys->len, 4, "A outer, A hole, two cells of B");
-  g_autofree uint8_t *mask = _eosin_c16_mask_from_polygons(polys, 12, 10);
+  guint n_polys;
+  g_autofree uint8_t *mask = written_mask(&s, dir, 12, 10, &n_polys);
+  cr_expect_eq(n_polys, 4, "A outer, A hole, two cells of B");
   for (int i = 0; i < 120; i++) {
     bool want = !isnan(g.values[i]) && g.values[i] >= 0.5;
     cr_expect_eq(mask[i], want, "cell (%d,%d): mask %d", i % 12, i / 12, mask[i]);
@@ -210,11 +220,8 @@ Test(lesions, random_grids_round_trip_exactly) {
     g_autoptr(GError) err = NULL;
     cr_assert(_eosin_lesions_find(&g, 0, &PARAMS, 0.243, 0.243, &s, &err));
     g_autofree char *dir = tmp_dir();
-    cr_assert(_eosin_lesions_write(&s, dir, "random", "tumor", &err));
-    g_autofree char *xml = g_build_filename(dir, "lesions.xml", NULL);
-    g_autoptr(GArray) polys = _eosin_asap_xml_load(xml, &err);
-    cr_assert(polys, "%s", err ? err->message : "");
-    g_autofree uint8_t *mask = _eosin_c16_mask_from_polygons(polys, 24, 18);
+    guint n_polys;
+    g_autofree uint8_t *mask = written_mask(&s, dir, 24, 18, &n_polys);
     int bad = 0, cells = 0;
     for (int i = 0; i < 24 * 18; i++) {
       bool want = !isnan(g.values[i]) && g.values[i] >= 0.5;
@@ -327,6 +334,12 @@ Test(lesions, batch_finds_the_red_blocks_and_eval_scores_them, .timeout = 300) {
   double p;
   cr_assert_eq(sscanf(sc, "name,probability\nblocks-aperio,%lf", &p), 1, "%s", sc);
   cr_expect(fabs(p - best) < 0.02, "slide probability %g, red block %g", p, best);
+  /* a rerun skips the finished slide and keeps its probability */
+  g_free(so), g_free(se);
+  so = se = NULL;
+  cr_assert_eq(run_eosin(argv, &so, &se), 0, "%s", se);
+  g_autofree char *sc2 = slurp(slides_csv);
+  cr_expect_str_eq(sc2, sc);
 
   /* each red block's outline (lesions.xml, as the evaluation reads it) is
    * the block to within one cell (64 px): cells half glass may go either way */
