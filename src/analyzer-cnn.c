@@ -182,7 +182,7 @@ static bool cnn_run(void *ctx, const EosinTileBatch *b, float *values, GError **
   return true;
 }
 
-static bool cnn_finish(void *ctx, const EosinTilePlan *plan, const float *values,
+static bool cnn_finish(void *ctx, const EosinTilePlan *plan, float *values,
                        JsonBuilder *b, GError **err) {
   CnnCtx *c = ctx;
   size_t n = (size_t) plan->tiles->len * c->s * c->s;  /* tiles or cells */

@@ -5,7 +5,7 @@
  * vectors from the [stain] group; the numbers equal scikit-image's
  * separate_stains() times 6 (see eosin_stain_deconvolve).
  */
-#include "eosin-private.h"
+#include "ihc-private.h"
 
 #include <math.h>
 
@@ -64,8 +64,8 @@ static void stain_destroy(void *ctx) {
   g_free(c);
 }
 
-/* Parses "r,g,b; r,g,b; r,g,b" into three unit-free stain vectors. */
-static bool parse_vectors(const EosinConfig *cfg, const char *v, double m[3][3], GError **err) {
+bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
+                                const char *v, double m[3][3], GError **err) {
   g_auto(GStrv) rows = g_strsplit(v, ";", -1);
   bool ok = g_strv_length(rows) == 3;
   for (int i = 0; ok && i < 3; i++) {
@@ -80,10 +80,31 @@ static bool parse_vectors(const EosinConfig *cfg, const char *v, double m[3][3],
   }
   if (!ok)
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                "%s: [stain] vectors = '%s': expected three 'r,g,b' triplets of "
+                "%s: [%s] %s = '%s': expected three 'r,g,b' triplets of "
                 "non-negative numbers separated by ';'",
-                cfg->path, v);
+                cfg->path, group, key, v);
   return ok;
+}
+
+void _eosin_stain_complete(double m[3][3]) {
+  const double *a = m[0], *b = m[1];
+  m[2][0] = a[1] * b[2] - a[2] * b[1];
+  m[2][1] = a[2] * b[0] - a[0] * b[2];
+  m[2][2] = a[0] * b[1] - a[1] * b[0];
+  for (int i = 0; i < 3; i++) {
+    double n = sqrt(m[i][0] * m[i][0] + m[i][1] * m[i][1] + m[i][2] * m[i][2]);
+    for (int j = 0; n > 0 && j < 3; j++)
+      m[i][j] /= n;
+  }
+}
+
+void _eosin_stain_matrix_hdx(double m[3][3]) {
+  memcpy(m, RGB_FROM_HDX_12, sizeof RGB_FROM_HDX_12);
+  const double *a = m[0], *b = m[1];
+  /* the unnormalised cross product, exactly as scikit-image's rgb_from_hdx */
+  m[2][0] = a[1] * b[2] - a[2] * b[1];
+  m[2][1] = a[2] * b[0] - a[0] * b[2];
+  m[2][2] = a[0] * b[1] - a[1] * b[0];
 }
 
 static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info,
@@ -107,15 +128,11 @@ static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *in
     memcpy(rgb_from, RGB_FROM_HED, sizeof rgb_from);
     defaults[0] = "hematoxylin", defaults[1] = "eosin", defaults[2] = "dab";
   } else if (!strcmp(matrix, "hdx")) {
-    memcpy(rgb_from, RGB_FROM_HDX_12, sizeof RGB_FROM_HDX_12);
-    const double *a = rgb_from[0], *b = rgb_from[1];
-    rgb_from[2][0] = a[1] * b[2] - a[2] * b[1];
-    rgb_from[2][1] = a[2] * b[0] - a[0] * b[2];
-    rgb_from[2][2] = a[0] * b[1] - a[1] * b[0];
+    _eosin_stain_matrix_hdx(rgb_from);
     defaults[0] = "hematoxylin", defaults[1] = "dab", defaults[2] = "residual";
   } else {
     g_autofree char *v = g_key_file_get_value(cfg->keyfile, "stain", "vectors", NULL);
-    if (!parse_vectors(cfg, v, rgb_from, err)) {
+    if (!_eosin_stain_parse_vectors(cfg, "stain", "vectors", v, rgb_from, err)) {
       stain_destroy(c);
       return false;
     }
@@ -171,7 +188,7 @@ static int cmp_float(const void *a, const void *b) {
 
 /* Slide scores per stain: the mean of the tile means and their 90th
  * percentile (robust to a few dark artefact tiles, unlike the maximum). */
-static bool stain_finish(void *ctx, const EosinTilePlan *plan, const float *values,
+static bool stain_finish(void *ctx, const EosinTilePlan *plan, float *values,
                          JsonBuilder *b, GError **err) {
   StainCtx *c = ctx;
   int n = plan->tiles->len;

@@ -7,10 +7,12 @@
 
 extern const EosinAnalyzerOps _eosin_analyzer_stain;
 extern const EosinAnalyzerOps _eosin_analyzer_cnn;
+extern const EosinAnalyzerOps _eosin_analyzer_ihc;
 
 static const EosinAnalyzerOps *const ANALYZERS[] = {
     &_eosin_analyzer_stain,
     &_eosin_analyzer_cnn,
+    &_eosin_analyzer_ihc,
     NULL,
 };
 

@@ -121,6 +121,23 @@ bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char
 /* Adds the lesions object (slide probability, rule, lesions) as one value. */
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
 
+/* ---------------------------------------------------------------- outlines */
+
+/* Chains the boundary edges of the pixels (cells) labelled @id in @label
+ * (W x H, row-major), looking only inside the box x0..x1, y0..y1
+ * (inclusive), into closed rings of vertex coordinates (pixel corners):
+ * interior on the right, so outer rings run clockwise on screen and holes
+ * the other way; collinear vertices dropped. Returns a GPtrArray of
+ * GArray(int x, y), owned by the caller. (outline.c) */
+GPtrArray *_eosin_trace_rings(const int *label, int W, int H, int id, int x0, int y0, int x1,
+                              int y1);
+/* The largest outer ring of label @id (holes and smaller pieces left out);
+ * an empty array when the label is absent. Caller unrefs. */
+GArray *_eosin_trace_outer(const int *label, int W, int H, int id, int x0, int y0, int x1,
+                           int y1);
+/* Twice the signed shoelace area of a ring (positive: clockwise on screen). */
+double _eosin_ring_area2(const GArray *ring);
+
 /* ---------------------------------------------------------------- outputs */
 
 typedef struct {

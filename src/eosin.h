@@ -286,6 +286,7 @@ typedef struct {
   int tile_size;          /* each tile is tile_size^2 RGB */
   const int *tile_ids;    /* indices into plan->tiles */
   const uint8_t *pixels;  /* n * tile_size^2 * 3, row-major RGB */
+  const EosinTilePlan *plan;  /* the plan the tiles come from: where each one lies */
 } EosinTileBatch;
 
 typedef struct {
@@ -301,16 +302,27 @@ typedef struct {
 /* The interface every task implements (ggml-backend style: ops + context).
  * run() is called from one thread, batch by batch in any order; it must
  * write n * (values per tile: n_channels, times cells_per_side^2 when > 1)
- * values and depend only on the pixels, so results do not change with the
- * thread count. finish() gets all values in tile order. describe() (may be
- * NULL) adds one JSON value, report.json's "inference": how the analyzer
- * ran (device, model). */
+ * values and depend only on the pixels (and where the tiles lie), so
+ * results do not change with the thread count. finish() gets all values in
+ * tile order and may rewrite them before they are stitched (an analyzer
+ * whose tile values need every tile, such as cells counted once across
+ * overlaps). Optional (may be NULL): prepare() runs after the tile plan and
+ * before the first batch, with the slide, the plan and the tissue mask (e.g.
+ * to estimate stain vectors from the slide); write() writes the analyzer's
+ * own files into the output folder @dir after finish() and appends their
+ * names to @files (GPtrArray of char *, report.json's "outputs");
+ * describe() adds one JSON value, report.json's "inference": how the
+ * analyzer ran (device, model). */
 typedef struct {
   const char *name;
   bool (*init)(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info, GError **err);
+  bool (*prepare)(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
+                  const EosinTissueMask *mask, GError **err);
   bool (*run)(void *ctx, const EosinTileBatch *batch, float *values, GError **err);
-  bool (*finish)(void *ctx, const EosinTilePlan *plan, const float *values,
-                 JsonBuilder *scores, GError **err);
+  bool (*finish)(void *ctx, const EosinTilePlan *plan, float *values, JsonBuilder *scores,
+                 GError **err);
+  bool (*write)(void *ctx, const char *dir, const EosinSlideInfo *info, GPtrArray *files,
+                GError **err);
   void (*describe)(void *ctx, JsonBuilder *b);
   void (*destroy)(void *ctx);
 } EosinAnalyzerOps;

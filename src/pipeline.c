@@ -139,6 +139,7 @@ typedef struct {
   Timing timing;
   JsonNode *scores;
   EosinLesionSet lesions;
+  GPtrArray *analyzer_files; /* the analyzer's own outputs (write op) */
   char *staging;
 } Run;
 
@@ -152,6 +153,8 @@ static void run_clear(Run *r) {
   g_free(r->values);
   _eosin_grid_clear(&r->grid);
   _eosin_lesion_set_clear(&r->lesions);
+  if (r->analyzer_files)
+    g_ptr_array_unref(r->analyzer_files);
   if (r->scores)
     json_node_unref(r->scores);
   if (r->staging)
@@ -272,6 +275,8 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
   for (int f = 0; cfg->lesions.present && lesion_files[f]; f++)
     json_builder_add_string_value(b, lesion_files[f]);
+  for (guint f = 0; r->analyzer_files && f < r->analyzer_files->len; f++)
+    json_builder_add_string_value(b, r->analyzer_files->pdata[f]);
   json_builder_end_array(b);
   json_builder_end_object(b);
 
@@ -338,6 +343,9 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     return false;
   }
 
+  if (r->ops->prepare && !r->ops->prepare(r->actx, r->slide, &r->plan, &r->mask, err))
+    return false;
+
   size_t n = r->plan.tiles->len;
   size_t per_tile = _eosin_values_per_tile(&r->ainfo);
   r->values = g_try_new0(float, n * per_tile);
@@ -357,6 +365,9 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     return false;
   json_builder_end_object(sb);
   r->scores = json_builder_get_root(sb);
+  r->analyzer_files = g_ptr_array_new_with_free_func(g_free);
+  if (r->ops->write && !r->ops->write(r->actx, r->staging, info, r->analyzer_files, err))
+    return false;
 
   t0 = g_get_monotonic_time();
   if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,

@@ -135,7 +135,7 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
       continue;
     }
     gint64 t0 = g_get_monotonic_time();
-    EosinTileBatch tb = {b->n, plan->tile_size, b->tile_ids, b->pixels};
+    EosinTileBatch tb = {b->n, plan->tile_size, b->tile_ids, b->pixels, plan};
     float *dst = values + (size_t) b->index * batch_size * per_tile;
     GError *e = NULL;
     if (!ops->run(actx, &tb, dst, &e)) {

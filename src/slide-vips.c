@@ -6,6 +6,8 @@
  */
 #include "eosin-private.h"
 
+#include <tiffio.h>
+
 typedef struct {
   VipsImage *img;          /* sRGB, uchar, 3 bands */
   char *xres, *yres, *unit; /* tiff.* properties when the loader read a TIFF */
@@ -64,6 +66,81 @@ fail:
   return NULL;
 }
 
+/* True when a JPEG-compressed TIFF says its pixels are RGB but its JPEG
+ * streams hold YCbCr (as Bio-Formats writes OME-TIFFs: chroma subsampled,
+ * no Adobe marker saying RGB). libtiff then hands out the YCbCr values as
+ * if they were RGB (pink background, green nuclei); Bio-Formats and QuPath
+ * decode them as YCbCr, so Eosin converts them. The first tile or strip's
+ * own markers decide, as libjpeg's colour-space guess does: a JFIF marker,
+ * subsampled chroma or an Adobe transform of 1 mean YCbCr; component ids
+ * 'R','G','B' or an Adobe transform of 0 mean RGB. */
+static bool tiff_jpeg_is_ycbcr(const char *path) {
+  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
+  TIFF *t = TIFFOpen(path, "r");
+  bool ycc = false;
+  uint16_t comp = 0, photo = 0, spp = 0;
+  if (t && TIFFGetField(t, TIFFTAG_COMPRESSION, &comp) && comp == COMPRESSION_JPEG &&
+      TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo) && photo == PHOTOMETRIC_RGB &&
+      TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp) && spp == 3) {
+    tmsize_t cap = 1 << 20;
+    g_autofree uint8_t *buf = g_malloc(cap);
+    tmsize_t n = TIFFIsTiled(t) ? TIFFReadRawTile(t, 0, buf, cap) : TIFFReadRawStrip(t, 0, buf, cap);
+    int adobe = -1;
+    bool jfif = false, sub = false, rgb_ids = false;
+    for (tmsize_t i = 0; n > 0 && i + 4 < n; i++) {
+      if (buf[i] != 0xFF)
+        continue;
+      uint8_t m = buf[i + 1];
+      int len = (buf[i + 2] << 8) | buf[i + 3];
+      if (m == 0xE0 && i + 8 < n && !memcmp(buf + i + 4, "JFIF", 4))
+        jfif = true;
+      else if (m == 0xEE && i + 15 < n && !memcmp(buf + i + 4, "Adobe", 5))
+        adobe = buf[i + 15];
+      else if ((m == 0xC0 || m == 0xC1 || m == 0xC2) && i + 10 + 3 * 3 <= n && buf[i + 9] == 3) {
+        const uint8_t *c = buf + i + 10; /* id, sampling, table per component */
+        sub = c[1] != c[4] || c[1] != c[7];
+        rgb_ids = c[0] == 'R' && c[3] == 'G' && c[6] == 'B';
+        break;
+      }
+      if (m >= 0xC0 && m != 0xD8 && m != 0x01 && !(m >= 0xD0 && m <= 0xD7))
+        i += len + 1; /* skip the segment */
+    }
+    ycc = adobe == 1 || (adobe != 0 && (jfif || sub || !rgb_ids));
+    if (n <= 0)
+      ycc = false;
+  }
+  if (t)
+    TIFFClose(t);
+  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
+  return ycc;
+}
+
+/* YCbCr (JPEG's full-range BT.601) to RGB, rounded and clipped. Steals @in. */
+static VipsImage *ycbcr_to_rgb(VipsImage *in, GError **err) {
+  g_autoptr(VipsImage) img = in;
+  VipsImage *t = NULL;
+  double a[3] = {1, 1, 1}, b[3] = {0, -128, -128};
+  double m[9] = {1, 0, 1.402, 1, -0.344136, -0.714136, 1, 1.772, 0};
+  g_autoptr(VipsImage) mat = vips_image_new_matrix_from_array(3, 3, m, 9);
+  if (vips_linear(img, &t, a, b, 3, NULL))
+    goto fail;
+  g_object_unref(img), img = t;
+  if (vips_recomb(img, &t, mat, NULL))
+    goto fail;
+  g_object_unref(img), img = t;
+  if (vips_round(img, &t, VIPS_OPERATION_ROUND_RINT, NULL))
+    goto fail;
+  g_object_unref(img), img = t;
+  if (vips_cast_uchar(img, &t, NULL)) /* clips to 0..255 */
+    goto fail;
+  g_object_unref(img), img = t;
+  img->Type = VIPS_INTERPRETATION_sRGB;
+  return g_steal_pointer(&img);
+fail:
+  _eosin_set_vips_error(err, "converting YCbCr to RGB");
+  return NULL;
+}
+
 static bool vc_open(EosinSlide *slide, const char *path, GError **err) {
   VipsCtx *c = g_new0(VipsCtx, 1);
   slide->ctx = c;
@@ -93,6 +170,13 @@ static bool vc_open(EosinSlide *slide, const char *path, GError **err) {
       c->unit = g_strdup("centimeter");
       c->xres = g_strdup_printf("%.6f", raw->Xres * 10.0);
       c->yres = g_strdup_printf("%.6f", raw->Yres * 10.0);
+    }
+  }
+  if (tiff && raw->Bands == 3 && tiff_jpeg_is_ycbcr(path)) {
+    raw = ycbcr_to_rgb(raw, err);
+    if (!raw) {
+      g_prefix_error(err, "slide %s: ", path);
+      return false;
     }
   }
   c->img = to_rgb(raw, err);

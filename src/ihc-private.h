@@ -1,0 +1,160 @@
+/*
+ * ihc-private.h — IHC quantification internals shared by analyzer-ihc.c
+ * (the analyzer), nuclei.c (nucleus detection and cell compartments on one
+ * tile), ihc-scores.c (Ki-67, H-score, Allred, HER2, hot spot), stain-estimate.c
+ * (stain vectors from the slide), output-cells.c (cells GeoJSON / CSV) and
+ * the tests. Not part of the public API.
+ */
+#pragma once
+
+#include "eosin-private.h"
+
+G_BEGIN_DECLS
+
+/* ---------------------------------------------------------------- stains */
+
+/* scikit-image's rgb_from_hdx rows (haematoxylin, DAB; the third vector is
+ * their cross product): QuPath's default H-DAB vectors to 3 decimals. */
+void _eosin_stain_matrix_hdx(double rgb_from_stain[3][3]);
+/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
+ * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value. */
+bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
+                                const char *value, double m[3][3], GError **err);
+/* Completes two stain vectors with a third, their normalised cross product
+ * (scikit-image's and QuPath's residual), and normalises all three rows. */
+void _eosin_stain_complete(double m[3][3]);
+
+/* Estimates the haematoxylin and DAB vectors from @n RGB pixels
+ * (Macenko et al. 2009): optical densities above @min_od in every channel
+ * are projected on the plane of their two main directions, and the
+ * @percentile-th and (100 - @percentile)-th angles give the two stains; the
+ * one with the larger blue share is DAB. Writes rows 0 (haematoxylin) and 1
+ * (DAB) of @m, completed by _eosin_stain_complete. Fails (naming why) when
+ * fewer than 1000 pixels qualify or the two directions coincide. */
+bool _eosin_stain_estimate(const uint8_t *rgb, size_t n, double min_od, double percentile,
+                           double m[3][3], GError **err);
+
+/* ---------------------------------------------------------------- nuclei */
+
+typedef struct {
+  double mpp;                  /* µm per pixel of the image given */
+  bool detect_od_sum;          /* detect on the OD sum (r+g+b) instead of haematoxylin */
+  double background_radius_um; /* > 0: subtract an opening of this radius */
+  double max_background;       /* nuclei on a background above this are dropped */
+  double median_radius_um;     /* > 0: median filter first */
+  double sigma_um;             /* Gaussian smoothing */
+  double threshold;            /* on the smoothed detection image */
+  double min_area_um2, max_area_um2;
+  bool split_by_shape;         /* split touching nuclei on the distance transform */
+  double cell_expansion_um;    /* cytoplasm: nuclei grown by this, never into a neighbour */
+} EosinNucleiParams;
+
+/* Nuclei and cells of one image: label images (0 = none, 1..n), the cell
+ * label of nucleus i is i too. */
+typedef struct {
+  int width, height;
+  int n;
+  int *nucleus;  /* width*height */
+  int *cell;     /* width*height: nucleus grown by cell_expansion_um */
+} EosinNucleiLabels;
+
+/* Finds nuclei on @stains (width*height*3 floats per pixel: haematoxylin,
+ * DAB, third stain, optical density units) as QuPath's watershed cell
+ * detection does: optional median filter and background subtraction, a
+ * Gaussian of sigma_um, threshold, split at the watershed lines of the
+ * smoothed image (and by shape), holes filled, area filters; then cells as
+ * nuclei grown by cell_expansion_um without overlap. Fills @out (cleared
+ * with _eosin_nuclei_labels_clear). */
+bool _eosin_nuclei_detect(const EosinNucleiParams *p, const float *stains, int width,
+                          int height, EosinNucleiLabels *out, GError **err);
+void _eosin_nuclei_labels_clear(EosinNucleiLabels *l);
+/* Labels the 4- or 8-connected components of @bin (W x H) 1..n in @labels;
+ * returns n. */
+int _eosin_label_components(const uint8_t *bin, int W, int H, bool conn8, int *labels);
+
+/* ---------------------------------------------------------------- cells */
+
+enum { EOSIN_COMP_NUCLEUS, EOSIN_COMP_CYTOPLASM, EOSIN_COMP_MEMBRANE, EOSIN_COMP_CELL };
+
+/* One detected cell, measured in the tile that owns it. */
+typedef struct {
+  double x, y;              /* level-0 centroid of the nucleus */
+  float nucleus_area_um2, cell_area_um2;
+  float hem[4];             /* mean haematoxylin OD per compartment (EOSIN_COMP_*) */
+  float dab[4];             /* mean DAB OD per compartment */
+  float nucleus_dab_max;
+  float membrane_complete;  /* fraction of the cell boundary with DAB >= threshold_1plus */
+  uint8_t intensity;        /* 0 = negative, 1..3 = 1+..3+ on the scored compartment */
+  uint32_t vertex;          /* first vertex in the pool: nucleus ring, then cell ring */
+  uint16_t n_nucleus, n_cell;
+} EosinCell;
+
+/* ---------------------------------------------------------------- scores */
+
+typedef struct {
+  double thresholds[3];     /* DAB OD for 1+, 2+, 3+ */
+  bool single_threshold;    /* positive / negative only (Ki-67) */
+} EosinIntensityRule;
+
+/* 0..3: the class of a compartment DAB OD @v (v >= threshold counts). */
+int _eosin_intensity_class(const EosinIntensityRule *r, double v);
+
+typedef struct {
+  int64_t total, by_class[4];  /* negative, 1+, 2+, 3+ */
+} EosinCellCounts;
+
+/* Positive cells (any class >= 1) per 100 cells; NaN without cells. */
+double _eosin_positive_percent(const EosinCellCounts *c);
+/* H-score: 1 x %1+ + 2 x %2+ + 3 x %3+, 0..300; NaN without cells. */
+double _eosin_h_score(const EosinCellCounts *c);
+
+/* Allred score (Allred et al. 1998; the CAP ER/PR guideline): proportion
+ * 0 (none), 1 (< 1 %), 2 (1-10 %), 3 (> 10-33 %), 4 (> 33-66 %), 5 (> 66 %);
+ * intensity 0 (none), else the mean class of the positive cells rounded
+ * half up to 1 weak, 2 intermediate, 3 strong; total = the sum (0, 2..8). */
+typedef struct {
+  int proportion, intensity, total;
+} EosinAllred;
+EosinAllred _eosin_allred(const EosinCellCounts *c);
+
+/* HER2 IHC per ASCO/CAP 2018 from the cells' membrane staining: each cell's
+ * membrane intensity class (0..3, the thresholds on membrane DAB) and
+ * whether its staining is complete (membrane_complete >= @complete_fraction).
+ * 3+: complete intense staining in > 10 % of the cells; else 2+: complete
+ * staining (weak to moderate, or intense in <= 10 %) in > 10 %; else 1+:
+ * faint or stronger incomplete staining in > 10 %; else 0. */
+typedef struct {
+  int category;             /* 0..3; -1 without cells */
+  double complete_intense_percent, complete_percent, any_membrane_percent;
+  int64_t cells;
+} EosinHer2;
+EosinHer2 _eosin_her2(const EosinCell *cells, size_t n, const EosinIntensityRule *membrane,
+                      double complete_fraction);
+
+/* The hot spot: the square window of @area_mm2 inside the box
+ * (@x0, @y0, @w, @h, level-0 px) with the highest positive fraction
+ * among windows holding at least @min_cells cells; windows step by @step_um.
+ * A box smaller than the window is taken whole (clipped = true). */
+typedef struct {
+  bool found;
+  bool clipped;             /* the window did not fit: the whole box was used */
+  double index;             /* positive per 100 cells */
+  int64_t cells, positive;
+  double x, y, w, h;        /* level-0 window */
+} EosinHotspot;
+EosinHotspot _eosin_hotspot(const EosinCell *cells, size_t n, double mpp_x, double mpp_y,
+                            double x0, double y0, double w, double h, double area_mm2,
+                            double step_um, int64_t min_cells);
+
+/* ---------------------------------------------------------------- outputs */
+
+/* cells.geojson (QuPath File > Import objects: cell objects with their
+ * nucleus, classification and measurements) and cells.csv (one row per
+ * cell) in @dir. @vertices: the level-0 (x, y) float pairs the cells point
+ * into. @class_names: per intensity 0..3. */
+bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n,
+                        const float *vertices, const char *const class_names[4],
+                        const char *compartment, const EosinHotspot *hotspot,
+                        GError **err);
+
+G_END_DECLS

@@ -1,0 +1,140 @@
+/*
+ * output-cells.c — the cells of an IHC run as files a lab opens:
+ * cells.geojson, QuPath cell objects (File > Import objects: the cell
+ * outline as geometry, the nucleus as nucleusGeometry, the class and
+ * QuPath-named measurements) plus the Ki-67 hot spot as an annotation, and
+ * cells.csv, one row per cell. Both are streamed to a temporary name and
+ * renamed when complete, so a whole slide's million cells need no buffer
+ * of the file's size and no half-written file is ever left in place.
+ */
+#include "ihc-private.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <stdio.h>
+
+typedef struct {
+  FILE *f;
+  char *path, *tmp;
+} Out;
+
+static bool out_open(Out *o, const char *dir, const char *name, GError **err) {
+  o->path = g_build_filename(dir, name, NULL);
+  o->tmp = g_strconcat(o->path, ".tmp", NULL);
+  o->f = fopen(o->tmp, "w");
+  if (!o->f)
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", o->tmp, g_strerror(errno));
+  return o->f != NULL;
+}
+
+/* Closes and renames into place; on failure (or @ok false) removes it. */
+static bool out_close(Out *o, bool ok, GError **err) {
+  if (o->f) {
+    bool bad = ferror(o->f) || fclose(o->f) != 0;
+    if (bad && ok) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", o->tmp, g_strerror(errno));
+      ok = false;
+    }
+  }
+  if (ok && g_rename(o->tmp, o->path) != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s into place: %s", o->tmp,
+                g_strerror(errno));
+    ok = false;
+  }
+  if (!ok)
+    g_unlink(o->tmp);
+  g_free(o->path);
+  g_free(o->tmp);
+  return ok;
+}
+
+static void ring(FILE *f, const float *v, int n) {
+  fputs("[[", f);
+  for (int i = 0; i <= n; i++)
+    fprintf(f, "%s[%.1f,%.1f]", i ? "," : "", v[2 * (i % n)], v[2 * (i % n) + 1]);
+  fputs("]]", f);
+}
+
+static void num(FILE *f, const char *k, double v, bool comma) {
+  if (isfinite(v))
+    fprintf(f, "\"%s\":%.5g%s", k, v, comma ? "," : "");
+  else
+    fprintf(f, "\"%s\":null%s", k, comma ? "," : "");
+}
+
+/* QuPath's colours for its standard intensity classes */
+static const int COLOURS[4][3] = {{112, 112, 225}, {255, 215, 0}, {224, 142, 0}, {200, 50, 50}};
+
+bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n, const float *vertices,
+                        const char *const class_names[4], const char *compartment,
+                        const EosinHotspot *hotspot, GError **err) {
+  Out g = {0}, c = {0};
+  if (!out_open(&g, dir, "cells.geojson", err))
+    return out_close(&g, false, NULL);
+  FILE *f = g.f;
+  fputs("{\"type\":\"FeatureCollection\",\"features\":[\n", f);
+  bool first = true;
+  if (hotspot && hotspot->found) {
+    double x0 = hotspot->x, y0 = hotspot->y, x1 = x0 + hotspot->w, y1 = y0 + hotspot->h;
+    fprintf(f,
+            "{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":"
+            "[[[%.1f,%.1f],[%.1f,%.1f],[%.1f,%.1f],[%.1f,%.1f],[%.1f,%.1f]]]},"
+            "\"properties\":{\"objectType\":\"annotation\",\"name\":\"Ki-67 hot spot\","
+            "\"classification\":{\"name\":\"Hotspot\",\"color\":[255,0,255]},"
+            "\"measurements\":{\"Ki-67 index %%\":%.4g,\"Num cells\":%" G_GINT64_FORMAT
+            ",\"Num positive\":%" G_GINT64_FORMAT "}}}",
+            x0, y0, x1, y0, x1, y1, x0, y1, x0, y0, hotspot->index, hotspot->cells,
+            hotspot->positive);
+    first = false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const EosinCell *q = &cells[i];
+    const float *nv = vertices + 2 * (size_t) q->vertex, *cv = nv + 2 * q->n_nucleus;
+    if (q->n_nucleus < 3)
+      continue;
+    fputs(first ? "" : ",\n", f);
+    first = false;
+    fputs("{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":", f);
+    if (q->n_cell >= 3)
+      ring(f, cv, q->n_cell);
+    else
+      ring(f, nv, q->n_nucleus);
+    fputs("},\"nucleusGeometry\":{\"type\":\"Polygon\",\"coordinates\":", f);
+    ring(f, nv, q->n_nucleus);
+    const int *col = COLOURS[q->intensity];
+    fprintf(f,
+            "},\"properties\":{\"objectType\":\"cell\",\"classification\":{\"name\":\"%s\","
+            "\"color\":[%d,%d,%d]},\"measurements\":{",
+            class_names[q->intensity], col[0], col[1], col[2]);
+    num(f, "Nucleus: Area µm^2", q->nucleus_area_um2, true);
+    num(f, "Cell: Area µm^2", q->cell_area_um2, true);
+    num(f, "Nucleus: Hematoxylin OD mean", q->hem[EOSIN_COMP_NUCLEUS], true);
+    num(f, "Nucleus: DAB OD mean", q->dab[EOSIN_COMP_NUCLEUS], true);
+    num(f, "Nucleus: DAB OD max", q->nucleus_dab_max, true);
+    num(f, "Cytoplasm: DAB OD mean", q->dab[EOSIN_COMP_CYTOPLASM], true);
+    num(f, "Membrane: DAB OD mean", q->dab[EOSIN_COMP_MEMBRANE], true);
+    num(f, "Cell: DAB OD mean", q->dab[EOSIN_COMP_CELL], true);
+    num(f, "Membrane: stained fraction", q->membrane_complete, false);
+    fputs("}}}", f);
+  }
+  fputs("\n]}\n", f);
+  if (!out_close(&g, true, err))
+    return false;
+
+  if (!out_open(&c, dir, "cells.csv", err))
+    return out_close(&c, false, NULL);
+  f = c.f;
+  fprintf(f, "x,y,class,scored_on,nucleus_area_um2,cell_area_um2,nucleus_hematoxylin_od,"
+             "nucleus_dab_od,nucleus_dab_max,cytoplasm_dab_od,membrane_dab_od,cell_dab_od,"
+             "membrane_stained_fraction\n");
+  for (size_t i = 0; i < n; i++) {
+    const EosinCell *q = &cells[i];
+    fprintf(f, "%.1f,%.1f,%s,%s,%.3f,%.3f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f\n", q->x, q->y,
+            class_names[q->intensity], compartment, q->nucleus_area_um2, q->cell_area_um2,
+            q->hem[EOSIN_COMP_NUCLEUS], q->dab[EOSIN_COMP_NUCLEUS], q->nucleus_dab_max,
+            q->dab[EOSIN_COMP_CYTOPLASM], q->dab[EOSIN_COMP_MEMBRANE], q->dab[EOSIN_COMP_CELL],
+            q->membrane_complete);
+  }
+  return out_close(&c, true, err);
+}
