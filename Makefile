@@ -2,7 +2,8 @@
 #
 #   make            build build/eosin and build/libeosin.a
 #   make test       install missing packages, build, generate test data, run Criterion tests
-#   make demo       install missing packages, build, make the sample slide, run the stain task on it
+#   make demo       install missing packages, build, make the sample slide, run the stain,
+#                   metastasis and (with ../shared) Ki-67 tasks
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
 #   make bench      benchmarks: read stage, inference, metastasis end to end (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
@@ -142,6 +143,7 @@ asan: setup
 
 SAMPLE := samples/sample.svs
 PCAM_VALID := ../shared/data/metastasis/pcam/valid
+KI67_CROP := ../shared/data/ihc/ki67-os2-ndpi-crop.ome.tif
 $(SAMPLE): scripts/make-sample-slide
 	scripts/make-sample-slide --format aperio --width 6000 --height 4000 --mpp 0.5 --out $@
 
@@ -163,6 +165,12 @@ demo: setup
 	@echo "demo: overlay  samples/out/sample/overlay.tif (open over $(SAMPLE) in QuPath/ASAP)"
 	@echo "demo: preview  samples/out/sample/preview.png"
 	@echo "demo: report   samples/out/sample/report.json"
+	@if [ -f $(KI67_CROP) ]; then \
+	  $(BUILD)/eosin run --task configs/ihc-ki67.ini $(KI67_CROP) -o samples/out-ihc && \
+	  echo "demo: Ki-67   samples/out-ihc/ki67-os2-ndpi-crop/report.json, cells.geojson (QuPath)"; \
+	else \
+	  echo "demo: $(KI67_CROP) is absent: no Ki-67 demo"; \
+	fi
 
 bench: setup
 	@scripts/setup bench
