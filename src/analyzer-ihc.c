@@ -37,7 +37,6 @@ static const char *const CHANNELS[N_CH] = {"positive_per_mm2", "cells_per_mm2",
                                            "positive_percent", "h_score", "dab_mean"};
 
 typedef struct {
-  const EosinConfig *cfg;
   char *marker, *stains_mode, *compartment_name;
   int compartment;
   EosinNucleiParams np;
@@ -103,11 +102,9 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
                      GError **err) {
   if (!eosin_config_check_keys(cfg, "ihc", IHC_KEYS, err))
     return false;
-  g_autoptr(GError) e = NULL;
   IhcCtx *c = g_new0(IhcCtx, 1);
-  c->cfg = cfg;
   g_autofree char *det = NULL;
-  double t1, t2, t3, min_cells, est_tiles;
+  double t1, t2, t3;
   bool ok =
       eosin_config_get_choice(cfg, "ihc", "marker", NULL, MARKERS, &c->marker, err) &&
       eosin_config_get_choice(cfg, "ihc", "stains", "default", STAINS, &c->stains_mode, err) &&
@@ -139,13 +136,14 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
                   &c->rule.single_threshold, err) &&
          eosin_config_get_double(cfg, "ihc", "hotspot_area_mm2", 1, 0.01, 100,
                                  &c->hotspot_area_mm2, err) &&
-         eosin_config_get_double(cfg, "ihc", "hotspot_min_cells", 500, 0, 1e7, &min_cells,
-                                 err) &&
+         eosin_config_get_int(cfg, "ihc", "hotspot_min_cells", 500, 0, 10000000,
+                              &c->hotspot_min_cells, err) &&
          eosin_config_get_double(cfg, "ihc", "hotspot_step_um", 50, 1, 1000,
                                  &c->hotspot_step_um, err) &&
          eosin_config_get_double(cfg, "ihc", "membrane_complete_fraction", 0.9, 0.1, 1,
                                  &c->complete_fraction, err) &&
-         eosin_config_get_double(cfg, "ihc", "estimate_tiles", 16, 1, 1000, &est_tiles, err);
+         eosin_config_get_int(cfg, "ihc", "estimate_tiles", 16, 1, 1000, &c->estimate_tiles,
+                              err);
   }
   if (ok && !c->rule.single_threshold && !(t1 < t2 && t2 < t3)) {
     g_autofree char *v = g_strdup_printf("%g, %g, %g", t1, t2, t3);
@@ -171,16 +169,11 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
     return false;
   }
   c->rule.thresholds[0] = t1, c->rule.thresholds[1] = t2, c->rule.thresholds[2] = t3;
-  c->hotspot_min_cells = (int) min_cells;
-  c->estimate_tiles = (int) est_tiles;
   c->np.detect_od_sum = !strcmp(det, "od_sum");
-  c->np.mpp = cfg->mpp;
+  /* COMPARTMENTS lists the names in EOSIN_COMP_* order */
   for (int i = 0; COMPARTMENTS[i]; i++)
     if (!strcmp(COMPARTMENTS[i], c->compartment_name))
-      c->compartment = i == 0   ? EOSIN_COMP_NUCLEUS
-                       : i == 1 ? EOSIN_COMP_CYTOPLASM
-                       : i == 2 ? EOSIN_COMP_MEMBRANE
-                                : EOSIN_COMP_CELL;
+      c->compartment = i;
 
   double m[3][3];
   if (!strcmp(c->stains_mode, "custom")) {
@@ -189,11 +182,7 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
       ihc_destroy(c);
       return false;
     }
-    for (int i = 0; i < 3; i++) { /* unit vectors, as QuPath's StainVector */
-      double nrm = sqrt(m[i][0] * m[i][0] + m[i][1] * m[i][1] + m[i][2] * m[i][2]);
-      for (int j = 0; nrm > 0 && j < 3; j++)
-        m[i][j] /= nrm;
-    }
+    _eosin_stain_normalise(m); /* unit vectors, as QuPath's StainVector */
     c->stain_note = g_strdup("custom vectors from the config");
   } else {
     /* QuPath's default H-DAB: (0.65, 0.70, 0.29), (0.27, 0.57, 0.78), residual = cross */
@@ -207,9 +196,10 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
     ihc_destroy(c);
     return false;
   }
-  /* QuPath's optical density table: max(0, -log10(max(v, 1) / 255)) */
+  double od[256];
+  _eosin_stain_od_table(od);
   for (int v = 0; v < 256; v++)
-    c->od_lut[v] = (float) MAX(0.0, -log10(MAX(v, 1) / 255.0));
+    c->od_lut[v] = (float) od[v];
   for (int i = 0; i < N_CH; i++) {
     c->names[i] = g_strdup(CHANNELS[i]);
     c->dmin[i] = 0;
@@ -241,8 +231,7 @@ static void deconvolve(const IhcCtx *c, const uint8_t *rgb, size_t n, float *out
 
 /* Grid positions of the plan's tiles, for ownership and the density map. */
 static void index_tiles(IhcCtx *c, const EosinTilePlan *plan) {
-  if (c->tile_at)
-    return;
+  g_free(c->tile_at);
   c->cols = plan->cols, c->rows = plan->rows;
   c->tile_at = g_new(int, (size_t) c->cols * c->rows);
   for (size_t i = 0; i < (size_t) c->cols * c->rows; i++)
@@ -445,13 +434,11 @@ static bool measure_tile(IhcCtx *c, const EosinTilePlan *plan, int tile_id, cons
 
 static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {
   IhcCtx *c = ctx;
-  if (!b->plan) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "ihc: a batch without its tile plan");
+  if (!b->plan || !c->tile_at) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                "ihc: a batch without its tile plan, or before prepare()");
     return false;
   }
-  index_tiles(c, b->plan);
-  if (!(c->mpp_x > 0))
-    c->mpp_x = c->mpp_y = b->plan->mpp * b->plan->tile_size / b->plan->tile_l0_x;
   size_t px = (size_t) b->tile_size * b->tile_size;
   g_autofree float *st = g_new(float, px * 3);
   EosinNucleiParams np = c->np;
@@ -548,18 +535,6 @@ static const char *class_name(const IhcCtx *c, int k) {
   return c->rule.single_threshold ? single[k] : multi[k];
 }
 
-static void add_double(JsonBuilder *b, const char *k, double v) {
-  json_builder_set_member_name(b, k);
-  if (isfinite(v))
-    json_builder_add_double_value(b, v);
-  else
-    json_builder_add_null_value(b);
-}
-static void add_int(JsonBuilder *b, const char *k, gint64 v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_int_value(b, v);
-}
-
 static bool wants(const IhcCtx *c, const char *marker) {
   return !strcmp(c->marker, marker) || !strcmp(c->marker, "generic");
 }
@@ -569,30 +544,30 @@ static void add_scores(const IhcCtx *c, JsonBuilder *b, const EosinCell *cells, 
   EosinCellCounts k = {0};
   for (size_t i = 0; i < n; i++)
     k.total++, k.by_class[cells[i].intensity]++;
-  add_int(b, "cells", k.total);
+  _eosin_json_int(b, "cells", k.total);
   json_builder_set_member_name(b, "cells_by_class");
   json_builder_begin_object(b);
-  add_int(b, "Negative", k.by_class[0]);
+  _eosin_json_int(b, "Negative", k.by_class[0]);
   if (c->rule.single_threshold) {
-    add_int(b, "Positive", k.by_class[1] + k.by_class[2] + k.by_class[3]);
+    _eosin_json_int(b, "Positive", k.by_class[1] + k.by_class[2] + k.by_class[3]);
   } else {
     for (int j = 1; j <= 3; j++)
-      add_int(b, class_name(c, j), k.by_class[j]);
+      _eosin_json_int(b, class_name(c, j), k.by_class[j]);
   }
   json_builder_end_object(b);
-  add_int(b, "positive_cells", k.by_class[1] + k.by_class[2] + k.by_class[3]);
-  add_double(b, "positive_percent", _eosin_positive_percent(&k));
+  _eosin_json_int(b, "positive_cells", k.by_class[1] + k.by_class[2] + k.by_class[3]);
+  _eosin_json_num(b, "positive_percent", _eosin_positive_percent(&k));
   if (!c->rule.single_threshold)
-    add_double(b, "h_score", _eosin_h_score(&k));
+    _eosin_json_num(b, "h_score", _eosin_h_score(&k));
   if (wants(c, "ki67"))
-    add_double(b, "ki67_index", _eosin_positive_percent(&k));
+    _eosin_json_num(b, "ki67_index", _eosin_positive_percent(&k));
   if (wants(c, "er-pr") && !c->rule.single_threshold) {
     EosinAllred a = _eosin_allred(&k);
     json_builder_set_member_name(b, "allred");
     json_builder_begin_object(b);
-    add_int(b, "proportion", a.proportion);
-    add_int(b, "intensity", a.intensity);
-    add_int(b, "total", a.total);
+    _eosin_json_int(b, "proportion", a.proportion);
+    _eosin_json_int(b, "intensity", a.intensity);
+    _eosin_json_int(b, "total", a.total);
     json_builder_end_object(b);
   }
   if (wants(c, "her2") && !c->rule.single_threshold) {
@@ -605,9 +580,9 @@ static void add_scores(const IhcCtx *c, JsonBuilder *b, const EosinCell *cells, 
       json_builder_add_null_value(b);
     json_builder_set_member_name(b, "her2");
     json_builder_begin_object(b);
-    add_double(b, "complete_intense_membrane_percent", h.complete_intense_percent);
-    add_double(b, "complete_membrane_percent", h.complete_percent);
-    add_double(b, "any_membrane_percent", h.any_membrane_percent);
+    _eosin_json_num(b, "complete_intense_membrane_percent", h.complete_intense_percent);
+    _eosin_json_num(b, "complete_membrane_percent", h.complete_percent);
+    _eosin_json_num(b, "any_membrane_percent", h.any_membrane_percent);
     json_builder_end_object(b);
   }
 }
@@ -623,7 +598,10 @@ static void add_vector(JsonBuilder *b, const char *k, const double *v) {
 static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, JsonBuilder *b,
                        GError **err) {
   IhcCtx *c = ctx;
-  index_tiles(c, plan);
+  if (!c->tile_at) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "ihc: finish() before prepare()");
+    return false;
+  }
   sort_cells(c);
   const EosinCell *cells = (const EosinCell *) c->cells->data;
   size_t n = c->cells->len;
@@ -656,29 +634,26 @@ static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, Json
     v[CH_DAB] = cnt[t] ? (float) (dab[t] / cnt[t]) : NAN;
   }
 
-  json_builder_set_member_name(b, "marker");
-  json_builder_add_string_value(b, c->marker);
+  _eosin_json_str(b, "marker", c->marker);
   add_scores(c, b, cells, n);
   if (wants(c, "ki67")) {
     c->hotspot = _eosin_hotspot(cells, n, c->mpp_x, c->mpp_y, c->bounds[0], c->bounds[1],
                                 c->bounds[2], c->bounds[3], c->hotspot_area_mm2,
                                 c->hotspot_step_um, c->hotspot_min_cells);
-    add_double(b, "ki67_hotspot_index", c->hotspot.found ? c->hotspot.index : NAN);
+    _eosin_json_num(b, "ki67_hotspot_index", c->hotspot.found ? c->hotspot.index : NAN);
     json_builder_set_member_name(b, "ki67_hotspot");
     json_builder_begin_object(b);
-    json_builder_set_member_name(b, "found");
-    json_builder_add_boolean_value(b, c->hotspot.found);
-    add_double(b, "area_mm2", c->hotspot.w * c->mpp_x * c->hotspot.h * c->mpp_y / 1e6);
-    add_double(b, "window_area_mm2_asked", c->hotspot_area_mm2);
-    json_builder_set_member_name(b, "clipped_to_slide");
-    json_builder_add_boolean_value(b, c->hotspot.clipped);
-    add_int(b, "min_cells", c->hotspot_min_cells);
-    add_int(b, "cells", c->hotspot.cells);
-    add_int(b, "positive_cells", c->hotspot.positive);
-    add_double(b, "x", c->hotspot.x);
-    add_double(b, "y", c->hotspot.y);
-    add_double(b, "width", c->hotspot.w);
-    add_double(b, "height", c->hotspot.h);
+    _eosin_json_bool(b, "found", c->hotspot.found);
+    _eosin_json_num(b, "area_mm2", c->hotspot.w * c->mpp_x * c->hotspot.h * c->mpp_y / 1e6);
+    _eosin_json_num(b, "window_area_mm2_asked", c->hotspot_area_mm2);
+    _eosin_json_bool(b, "clipped_to_slide", c->hotspot.clipped);
+    _eosin_json_int(b, "min_cells", c->hotspot_min_cells);
+    _eosin_json_int(b, "cells", c->hotspot.cells);
+    _eosin_json_int(b, "positive_cells", c->hotspot.positive);
+    _eosin_json_num(b, "x", c->hotspot.x);
+    _eosin_json_num(b, "y", c->hotspot.y);
+    _eosin_json_num(b, "width", c->hotspot.w);
+    _eosin_json_num(b, "height", c->hotspot.h);
     json_builder_end_object(b);
   }
 
@@ -726,25 +701,22 @@ static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, Json
 
   json_builder_set_member_name(b, "method");
   json_builder_begin_object(b);
-  json_builder_set_member_name(b, "classified_on");
   g_autofree char *on = g_strdup_printf("%s: DAB OD mean", c->compartment_name);
-  json_builder_add_string_value(b, on);
+  _eosin_json_str(b, "classified_on", on);
   json_builder_set_member_name(b, "thresholds");
   json_builder_begin_array(b);
   for (int j = 0; j < (c->rule.single_threshold ? 1 : 3); j++)
     json_builder_add_double_value(b, c->rule.thresholds[j]);
   json_builder_end_array(b);
-  json_builder_set_member_name(b, "stains");
-  json_builder_add_string_value(b, c->stain_note);
+  _eosin_json_str(b, "stains", c->stain_note);
   add_vector(b, "hematoxylin", c->rgb_from[0]);
   add_vector(b, "dab", c->rgb_from[1]);
   add_vector(b, "residual", c->rgb_from[2]);
-  add_double(b, "detection_threshold", c->np.threshold);
-  json_builder_set_member_name(b, "detection_image");
-  json_builder_add_string_value(b, c->np.detect_od_sum ? "optical density sum" : "hematoxylin OD");
-  json_builder_set_member_name(b, "cells_are");
-  json_builder_add_string_value(
-      b, "every detected nucleus (tumour and non-tumour cells are not told apart)");
+  _eosin_json_num(b, "detection_threshold", c->np.threshold);
+  _eosin_json_str(b, "detection_image",
+                  c->np.detect_od_sum ? "optical density sum" : "hematoxylin OD");
+  _eosin_json_str(b, "cells_are",
+                  "every detected nucleus (tumour and non-tumour cells are not told apart)");
   json_builder_end_object(b);
   return true;
 }

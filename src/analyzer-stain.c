@@ -5,7 +5,7 @@
  * vectors from the [stain] group; the numbers equal scikit-image's
  * separate_stains() times 6 (see eosin_stain_deconvolve).
  */
-#include "ihc-private.h"
+#include "eosin-private.h"
 
 #include <math.h>
 
@@ -86,11 +86,15 @@ bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const
   return ok;
 }
 
-void _eosin_stain_complete(double m[3][3]) {
+/* m[2] = m[0] x m[1] */
+static void cross_third(double m[3][3]) {
   const double *a = m[0], *b = m[1];
   m[2][0] = a[1] * b[2] - a[2] * b[1];
   m[2][1] = a[2] * b[0] - a[0] * b[2];
   m[2][2] = a[0] * b[1] - a[1] * b[0];
+}
+
+void _eosin_stain_normalise(double m[3][3]) {
   for (int i = 0; i < 3; i++) {
     double n = sqrt(m[i][0] * m[i][0] + m[i][1] * m[i][1] + m[i][2] * m[i][2]);
     for (int j = 0; n > 0 && j < 3; j++)
@@ -98,13 +102,14 @@ void _eosin_stain_complete(double m[3][3]) {
   }
 }
 
-void _eosin_stain_matrix_hdx(double m[3][3]) {
-  memcpy(m, RGB_FROM_HDX_12, sizeof RGB_FROM_HDX_12);
-  const double *a = m[0], *b = m[1];
-  /* the unnormalised cross product, exactly as scikit-image's rgb_from_hdx */
-  m[2][0] = a[1] * b[2] - a[2] * b[1];
-  m[2][1] = a[2] * b[0] - a[0] * b[2];
-  m[2][2] = a[0] * b[1] - a[1] * b[0];
+void _eosin_stain_complete(double m[3][3]) {
+  cross_third(m);
+  _eosin_stain_normalise(m);
+}
+
+void _eosin_stain_od_table(double od[256]) {
+  for (int v = 0; v < 256; v++)
+    od[v] = MAX(0.0, -log10(MAX(v, 1) / 255.0));
 }
 
 static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info,
@@ -128,7 +133,9 @@ static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *in
     memcpy(rgb_from, RGB_FROM_HED, sizeof rgb_from);
     defaults[0] = "hematoxylin", defaults[1] = "eosin", defaults[2] = "dab";
   } else if (!strcmp(matrix, "hdx")) {
-    _eosin_stain_matrix_hdx(rgb_from);
+    /* the unnormalised cross product, exactly as scikit-image's rgb_from_hdx */
+    memcpy(rgb_from, RGB_FROM_HDX_12, sizeof RGB_FROM_HDX_12);
+    cross_third(rgb_from);
     defaults[0] = "hematoxylin", defaults[1] = "dab", defaults[2] = "residual";
   } else {
     g_autofree char *v = g_key_file_get_value(cfg->keyfile, "stain", "vectors", NULL);

@@ -110,8 +110,8 @@ bool eosin_config_get_double(const EosinConfig *cfg, const char *group, const ch
   return true;
 }
 
-static bool get_int(const EosinConfig *cfg, const char *group, const char *key, int def,
-                    int min, int max, int *out, GError **err) {
+bool eosin_config_get_int(const EosinConfig *cfg, const char *group, const char *key, int def,
+                          int min, int max, int *out, GError **err) {
   g_autofree char *v = raw_value(cfg, group, key);
   if (!v) {
     *out = def;
@@ -203,7 +203,7 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
       !eosin_config_get_choice(cfg, "model", "device", "auto", NULL, &cfg->model.device, err) ||
       !get_triple(cfg, "model", "mean", 0, -10, 10, cfg->model.pre.mean, err) ||
       !get_triple(cfg, "model", "std", 1, 1e-6, 1e6, cfg->model.pre.std, err) ||
-      !get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err))
+      !eosin_config_get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err))
     return false;
   if (!g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", cfg->model.device, 0, 0))
     return config_error(err, cfg, "model", "device", cfg->model.device,
@@ -270,8 +270,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
       !eosin_config_check_keys(cfg, "overlay", OVERLAY_KEYS, err))
     return NULL;
 
-  if (!get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||
-      !get_int(cfg, "tiling", "overlap", 0, 0, 4095, &cfg->overlap, err) ||
+  if (!eosin_config_get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||
+      !eosin_config_get_int(cfg, "tiling", "overlap", 0, 0, 4095, &cfg->overlap, err) ||
       !eosin_config_get_double(cfg, "tiling", "mpp", NAN, 0.05, 100, &cfg->mpp, err))
     return NULL;
   if (cfg->overlap >= cfg->tile_size) {
@@ -284,7 +284,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                &cfg->tissue_min_fraction, err) ||
       !eosin_config_get_double(cfg, "tissue", "thumbnail_mpp", 16, 1, 200,
                                &cfg->tissue_thumbnail_mpp, err) ||
-      !get_int(cfg, "tissue", "max_side", 4096, 256, 16384, &cfg->tissue_max_side, err) ||
+      !eosin_config_get_int(cfg, "tissue", "max_side", 4096, 256, 16384, &cfg->tissue_max_side, err) ||
       !eosin_config_get_double(cfg, "tissue", "min_saturation", 0.07, 0, 1,
                                &cfg->tissue_min_saturation, err) ||
       !eosin_config_get_double(cfg, "tissue", "closing_um", 50, 0, 5000,
@@ -295,9 +295,9 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                &cfg->tissue_max_hole_um2, err))
     return NULL;
 
-  if (!get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
-      !get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
-      !get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
+  if (!eosin_config_get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
+      !eosin_config_get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
+      !eosin_config_get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
     return NULL;
 
   if (!eosin_config_get_choice(cfg, "overlay", "channel", "", NULL, &cfg->overlay_channel,
@@ -338,7 +338,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                 &cfg->lesions.min_area_um2, err) ||
        !eosin_config_get_double(cfg, "lesions", "smooth_um", 0, 0, 1e5,
                                 &cfg->lesions.smooth_um, err) ||
-       !get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
+       !eosin_config_get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
     return NULL;
   return g_steal_pointer(&cfg);
 }

@@ -29,6 +29,13 @@ void _eosin_set_vips_error(GError **err, const char *what);
 /* Removes @path and everything below it; missing is not an error. */
 bool _eosin_rm_rf(const char *path, GError **err);
 
+/* One member of the JSON object being built: "@k": @v. A number that is
+ * not finite is written as null (JSON has no NaN). */
+void _eosin_json_num(JsonBuilder *b, const char *k, double v);
+void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v);
+void _eosin_json_str(JsonBuilder *b, const char *k, const char *v);
+void _eosin_json_bool(JsonBuilder *b, const char *k, bool v);
+
 /* Calls vips_init once per process; safe from any thread. */
 bool _eosin_vips_init(GError **err);
 
@@ -120,6 +127,21 @@ bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char
                           const char *class_name, GError **err);
 /* Adds the lesions object (slide probability, rule, lesions) as one value. */
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
+
+/* ---------------------------------------------------------------- stains */
+
+/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
+ * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value.
+ * (analyzer-stain.c, as the helpers below) */
+bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
+                                const char *value, double m[3][3], GError **err);
+/* Scales the three rows of @m to unit length (a zero row stays zero). */
+void _eosin_stain_normalise(double m[3][3]);
+/* Completes two stain vectors with a third, their cross product (QuPath's
+ * residual), and normalises all three rows. */
+void _eosin_stain_complete(double m[3][3]);
+/* QuPath's optical density of an 8-bit value: max(0, -log10(max(v, 1) / 255)). */
+void _eosin_stain_od_table(double od[256]);
 
 /* ---------------------------------------------------------------- outlines */
 

@@ -221,6 +221,8 @@ bool eosin_config_check_keys(const EosinConfig *cfg, const char *group,
 bool eosin_config_get_double(const EosinConfig *cfg, const char *group,
                              const char *key, double def, double min, double max,
                              double *out, GError **err);
+bool eosin_config_get_int(const EosinConfig *cfg, const char *group, const char *key, int def,
+                          int min, int max, int *out, GError **err);
 bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
                              const char *key, const char *def,
                              const char *const *choices, char **out, GError **err);

@@ -13,17 +13,6 @@ G_BEGIN_DECLS
 
 /* ---------------------------------------------------------------- stains */
 
-/* scikit-image's rgb_from_hdx rows (haematoxylin, DAB; the third vector is
- * their cross product): QuPath's default H-DAB vectors to 3 decimals. */
-void _eosin_stain_matrix_hdx(double rgb_from_stain[3][3]);
-/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
- * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value. */
-bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
-                                const char *value, double m[3][3], GError **err);
-/* Completes two stain vectors with a third, their normalised cross product
- * (scikit-image's and QuPath's residual), and normalises all three rows. */
-void _eosin_stain_complete(double m[3][3]);
-
 /* Estimates the haematoxylin and DAB vectors from @n RGB pixels
  * (Macenko et al. 2009): optical densities above @min_od in every channel
  * are projected on the plane of their two main directions, and the

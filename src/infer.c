@@ -8,6 +8,7 @@
  * produced its numbers and why.
  */
 #include "backend.h"
+#include "eosin-private.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -280,21 +281,15 @@ bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const Eosin
   return true;
 }
 
-static void add_str(JsonBuilder *b, const char *k, const char *v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_string_value(b, v);
-}
-
 void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b) {
   json_builder_begin_object(b);
-  add_str(b, "model", inf->path);
-  add_str(b, "device_requested", inf->requested);
-  add_str(b, "backend", eosin_infer_backend(inf));
-  add_str(b, "precision", on_gpu(inf) && inf->fp16 ? "fp16" : "fp32");
-  json_builder_set_member_name(b, "batch");
-  json_builder_add_int_value(b, inf->batch);
+  _eosin_json_str(b, "model", inf->path);
+  _eosin_json_str(b, "device_requested", inf->requested);
+  _eosin_json_str(b, "backend", eosin_infer_backend(inf));
+  _eosin_json_str(b, "precision", on_gpu(inf) && inf->fp16 ? "fp16" : "fp32");
+  _eosin_json_int(b, "batch", inf->batch);
   if (inf->why_not_gpu)
-    add_str(b, "gpu_not_used", inf->why_not_gpu);
+    _eosin_json_str(b, "gpu_not_used", inf->why_not_gpu);
   json_builder_set_member_name(b, "events");
   json_builder_begin_array(b);
   for (guint i = 0; i < inf->events->len; i++)

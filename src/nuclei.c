@@ -332,6 +332,30 @@ static HeapItem heap_pop(Heap *h) {
 
 static const int N4X[4] = {1, -1, 0, 0}, N4Y[4] = {0, 0, 1, -1};
 
+typedef struct {
+  const float *img;
+  const int *labels;
+  const uint8_t *mask;
+  uint8_t *queued;
+  float min_value;
+  int W, H;
+  Heap heap;
+} Flood;
+
+/* Queues the 4-neighbours of pixel (@x, @y) the flood may still reach. */
+static void push_neighbours(Flood *f, int x, int y) {
+  for (int k = 0; k < 4; k++) {
+    int nx = x + N4X[k], ny = y + N4Y[k];
+    if (nx < 0 || ny < 0 || nx >= f->W || ny >= f->H)
+      continue;
+    size_t j = (size_t) ny * f->W + nx;
+    if (!f->labels[j] && !f->queued[j] && f->img[j] > f->min_value && (!f->mask || f->mask[j])) {
+      f->queued[j] = 1;
+      heap_push(&f->heap, f->img[j], j);
+    }
+  }
+}
+
 /* Seeded watershed on @img, highest first: @labels (> 0 = seeds) grow
  * 4-connected into pixels with img > @min_value (and @mask set, when
  * given); a pixel whose labelled 4-neighbours disagree stays 0, a line. */
@@ -339,25 +363,12 @@ static void watershed(const float *img, int W, int H, int *labels, float min_val
                       const uint8_t *mask) {
   size_t n = (size_t) W * H;
   g_autofree uint8_t *queued = g_new0(uint8_t, n);
-  Heap h = {0};
-#define OPEN(j) (!labels[j] && !queued[j] && img[j] > min_value && (!mask || mask[j]))
-  for (size_t i = 0; i < n; i++) {
-    if (labels[i] <= 0)
-      continue;
-    int x = i % W, y = i / W;
-    for (int k = 0; k < 4; k++) {
-      int nx = x + N4X[k], ny = y + N4Y[k];
-      if (nx < 0 || ny < 0 || nx >= W || ny >= H)
-        continue;
-      size_t j = (size_t) ny * W + nx;
-      if (OPEN(j)) {
-        queued[j] = 1;
-        heap_push(&h, img[j], j);
-      }
-    }
-  }
-  while (h.n) {
-    HeapItem it = heap_pop(&h);
+  Flood f = {img, labels, mask, queued, min_value, W, H, {0}};
+  for (size_t i = 0; i < n; i++)
+    if (labels[i] > 0)
+      push_neighbours(&f, i % W, i / W);
+  while (f.heap.n) {
+    HeapItem it = heap_pop(&f.heap);
     size_t i = it.i;
     int x = i % W, y = i / W, lab = 0;
     bool conflict = false;
@@ -375,19 +386,9 @@ static void watershed(const float *img, int W, int H, int *labels, float min_val
     if (conflict || !lab)
       continue; /* a line between basins */
     labels[i] = lab;
-    for (int k = 0; k < 4; k++) {
-      int nx = x + N4X[k], ny = y + N4Y[k];
-      if (nx < 0 || ny < 0 || nx >= W || ny >= H)
-        continue;
-      size_t j = (size_t) ny * W + nx;
-      if (OPEN(j)) {
-        queued[j] = 1;
-        heap_push(&h, img[j], j);
-      }
-    }
+    push_neighbours(&f, x, y);
   }
-#undef OPEN
-  g_free(h.a);
+  g_free(f.heap.a);
 }
 
 int _eosin_label_components(const uint8_t *bin, int W, int H, bool conn8, int *labels) {

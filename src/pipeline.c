@@ -28,52 +28,35 @@ static double since(gint64 t0) {
   return (g_get_monotonic_time() - t0) / 1e6;
 }
 
-static void add_num(JsonBuilder *b, const char *k, double v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_double_value(b, v);
-}
-static void add_int(JsonBuilder *b, const char *k, gint64 v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_int_value(b, v);
-}
-static void add_str(JsonBuilder *b, const char *k, const char *v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_string_value(b, v);
-}
-static void add_bool(JsonBuilder *b, const char *k, bool v) {
-  json_builder_set_member_name(b, k);
-  json_builder_add_boolean_value(b, v);
-}
-
 /* The slide description shared by report.json and `eosin info --json`. */
 void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
   json_builder_begin_object(b);
-  add_str(b, "path", i->path);
-  add_str(b, "name", i->name);
-  add_str(b, "backend", i->backend);
-  add_str(b, "vendor", i->vendor);
-  add_int(b, "width", i->width);
-  add_int(b, "height", i->height);
-  add_num(b, "mpp_x", i->mpp_x);
-  add_num(b, "mpp_y", i->mpp_y);
-  add_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
+  _eosin_json_str(b, "path", i->path);
+  _eosin_json_str(b, "name", i->name);
+  _eosin_json_str(b, "backend", i->backend);
+  _eosin_json_str(b, "vendor", i->vendor);
+  _eosin_json_int(b, "width", i->width);
+  _eosin_json_int(b, "height", i->height);
+  _eosin_json_num(b, "mpp_x", i->mpp_x);
+  _eosin_json_num(b, "mpp_y", i->mpp_y);
+  _eosin_json_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
   if (i->objective_power > 0)
-    add_num(b, "objective_power", i->objective_power);
+    _eosin_json_num(b, "objective_power", i->objective_power);
   json_builder_set_member_name(b, "bounds");
   json_builder_begin_object(b);
-  add_int(b, "x", i->bounds_x);
-  add_int(b, "y", i->bounds_y);
-  add_int(b, "width", i->bounds_w);
-  add_int(b, "height", i->bounds_h);
-  add_bool(b, "from_slide", i->has_bounds);
+  _eosin_json_int(b, "x", i->bounds_x);
+  _eosin_json_int(b, "y", i->bounds_y);
+  _eosin_json_int(b, "width", i->bounds_w);
+  _eosin_json_int(b, "height", i->bounds_h);
+  _eosin_json_bool(b, "from_slide", i->has_bounds);
   json_builder_end_object(b);
   json_builder_set_member_name(b, "levels");
   json_builder_begin_array(b);
   for (int l = 0; l < i->n_levels; l++) {
     json_builder_begin_object(b);
-    add_int(b, "width", i->levels[l].width);
-    add_int(b, "height", i->levels[l].height);
-    add_num(b, "downsample", i->levels[l].downsample);
+    _eosin_json_int(b, "width", i->levels[l].width);
+    _eosin_json_int(b, "height", i->levels[l].height);
+    _eosin_json_num(b, "downsample", i->levels[l].downsample);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -169,18 +152,18 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   const EosinSlideInfo *i = eosin_slide_get_info(r->slide);
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_str(b, "status", "complete");
+  _eosin_json_str(b, "status", "complete");
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *iso = g_date_time_format_iso8601(now);
-  add_str(b, "created", iso);
+  _eosin_json_str(b, "created", iso);
   json_builder_set_member_name(b, "versions");
   json_builder_begin_object(b);
-  add_str(b, "eosin", eosin_version());
-  add_str(b, "openslide", openslide_get_version());
-  add_str(b, "libvips", vips_version_string());
+  _eosin_json_str(b, "eosin", eosin_version());
+  _eosin_json_str(b, "openslide", openslide_get_version());
+  _eosin_json_str(b, "libvips", vips_version_string());
   g_autofree char *glibv =
       g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version, glib_micro_version);
-  add_str(b, "glib", glibv);
+  _eosin_json_str(b, "glib", glibv);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "slide");
@@ -188,56 +171,56 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
 
   json_builder_set_member_name(b, "config");
   json_builder_begin_object(b);
-  add_str(b, "path", cfg->path);
-  add_str(b, "task", cfg->task);
-  add_str(b, "analyzer", cfg->analyzer);
-  add_int(b, "tile_size", cfg->tile_size);
-  add_int(b, "overlap", cfg->overlap);
-  add_num(b, "mpp", cfg->mpp);
-  add_num(b, "tissue_min_fraction", cfg->tissue_min_fraction);
-  add_num(b, "tissue_min_saturation", cfg->tissue_min_saturation);
-  add_int(b, "readers", r->sched.readers);
-  add_int(b, "batch_size", cfg->batch_size);
-  add_int(b, "queue_depth", cfg->queue_depth);
+  _eosin_json_str(b, "path", cfg->path);
+  _eosin_json_str(b, "task", cfg->task);
+  _eosin_json_str(b, "analyzer", cfg->analyzer);
+  _eosin_json_int(b, "tile_size", cfg->tile_size);
+  _eosin_json_int(b, "overlap", cfg->overlap);
+  _eosin_json_num(b, "mpp", cfg->mpp);
+  _eosin_json_num(b, "tissue_min_fraction", cfg->tissue_min_fraction);
+  _eosin_json_num(b, "tissue_min_saturation", cfg->tissue_min_saturation);
+  _eosin_json_int(b, "readers", r->sched.readers);
+  _eosin_json_int(b, "batch_size", cfg->batch_size);
+  _eosin_json_int(b, "queue_depth", cfg->queue_depth);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "tiling");
   json_builder_begin_object(b);
-  add_num(b, "mpp_effective", r->plan.mpp);
-  add_int(b, "level", r->plan.level.level);
-  add_bool(b, "resampled", r->plan.level.resample);
-  add_num(b, "level_pixels_per_tile_pixel", r->plan.level.scale);
-  add_num(b, "tile_level0_px", r->plan.tile_l0_x);
-  add_num(b, "stride_level0_px", r->plan.stride_l0_x);
-  add_int(b, "columns", r->plan.cols);
-  add_int(b, "rows", r->plan.rows);
+  _eosin_json_num(b, "mpp_effective", r->plan.mpp);
+  _eosin_json_int(b, "level", r->plan.level.level);
+  _eosin_json_bool(b, "resampled", r->plan.level.resample);
+  _eosin_json_num(b, "level_pixels_per_tile_pixel", r->plan.level.scale);
+  _eosin_json_num(b, "tile_level0_px", r->plan.tile_l0_x);
+  _eosin_json_num(b, "stride_level0_px", r->plan.stride_l0_x);
+  _eosin_json_int(b, "columns", r->plan.cols);
+  _eosin_json_int(b, "rows", r->plan.rows);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "tissue");
   json_builder_begin_object(b);
-  add_num(b, "saturation_threshold", r->mask.threshold);
-  add_num(b, "fraction", r->mask.fraction);
-  add_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
+  _eosin_json_num(b, "saturation_threshold", r->mask.threshold);
+  _eosin_json_num(b, "fraction", r->mask.fraction);
+  _eosin_json_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "tiles");
   json_builder_begin_object(b);
-  add_int(b, "planned", r->plan.planned);
-  add_int(b, "skipped_no_tissue", r->plan.skipped);
-  add_int(b, "analyzed", r->plan.tiles->len);
+  _eosin_json_int(b, "planned", r->plan.planned);
+  _eosin_json_int(b, "skipped_no_tissue", r->plan.skipped);
+  _eosin_json_int(b, "analyzed", r->plan.tiles->len);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "timing");
   json_builder_begin_object(b);
-  add_num(b, "open_s", r->timing.open_s);
-  add_num(b, "tissue_s", r->timing.tissue_s);
-  add_num(b, "read_s_all_readers", r->sched.read_s);
-  add_num(b, "analyze_s", r->sched.analyze_s);
-  add_num(b, "tiles_wall_s", r->sched.wall_s);
-  add_num(b, "write_s", r->timing.write_s);
-  add_num(b, "verify_s", r->timing.verify_s);
-  add_num(b, "wall_s", wall_s);
-  add_num(b, "tiles_per_s", r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0);
+  _eosin_json_num(b, "open_s", r->timing.open_s);
+  _eosin_json_num(b, "tissue_s", r->timing.tissue_s);
+  _eosin_json_num(b, "read_s_all_readers", r->sched.read_s);
+  _eosin_json_num(b, "analyze_s", r->sched.analyze_s);
+  _eosin_json_num(b, "tiles_wall_s", r->sched.wall_s);
+  _eosin_json_num(b, "write_s", r->timing.write_s);
+  _eosin_json_num(b, "verify_s", r->timing.verify_s);
+  _eosin_json_num(b, "wall_s", wall_s);
+  _eosin_json_num(b, "tiles_per_s", r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "channels");
@@ -248,14 +231,14 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
 
   json_builder_set_member_name(b, "overlay");
   json_builder_begin_object(b);
-  add_str(b, "channel", r->ainfo.channel_names[channel]);
-  add_str(b, "colormap", cfg->colormap);
-  add_num(b, "alpha", cfg->overlay_alpha);
-  add_str(b, "compression", cfg->overlay_compression);
-  add_num(b, "min", vmin);
-  add_num(b, "max", vmax);
-  add_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
-  add_num(b, "cell_level0_px", r->grid.cell_x);
+  _eosin_json_str(b, "channel", r->ainfo.channel_names[channel]);
+  _eosin_json_str(b, "colormap", cfg->colormap);
+  _eosin_json_num(b, "alpha", cfg->overlay_alpha);
+  _eosin_json_str(b, "compression", cfg->overlay_compression);
+  _eosin_json_num(b, "min", vmin);
+  _eosin_json_num(b, "max", vmax);
+  _eosin_json_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
+  _eosin_json_num(b, "cell_level0_px", r->grid.cell_x);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "scores");

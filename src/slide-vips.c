@@ -86,7 +86,7 @@ static bool tiff_jpeg_is_ycbcr(const char *path) {
     g_autofree uint8_t *buf = g_malloc(cap);
     tmsize_t n = TIFFIsTiled(t) ? TIFFReadRawTile(t, 0, buf, cap) : TIFFReadRawStrip(t, 0, buf, cap);
     int adobe = -1;
-    bool jfif = false, sub = false, rgb_ids = false;
+    bool jfif = false, sub = false, rgb_ids = false, have_sof = false;
     for (tmsize_t i = 0; n > 0 && i + 4 < n; i++) {
       if (buf[i] != 0xFF)
         continue;
@@ -100,14 +100,14 @@ static bool tiff_jpeg_is_ycbcr(const char *path) {
         const uint8_t *c = buf + i + 10; /* id, sampling, table per component */
         sub = c[1] != c[4] || c[1] != c[7];
         rgb_ids = c[0] == 'R' && c[3] == 'G' && c[6] == 'B';
+        have_sof = true;
         break;
       }
       if (m >= 0xC0 && m != 0xD8 && m != 0x01 && !(m >= 0xD0 && m <= 0xD7))
         i += len + 1; /* skip the segment */
     }
-    ycc = adobe == 1 || (adobe != 0 && (jfif || sub || !rgb_ids));
-    if (n <= 0)
-      ycc = false;
+    /* without a frame header the stream is not one libjpeg would guess about */
+    ycc = have_sof && (adobe == 1 || (adobe != 0 && (jfif || sub || !rgb_ids)));
   }
   if (t)
     TIFFClose(t);

@@ -55,8 +55,7 @@ static void jacobi3(double a[3][3], double val[3], double vec[3][3]) {
 bool _eosin_stain_estimate(const uint8_t *rgb, size_t n, double min_od, double percentile,
                            double m[3][3], GError **err) {
   double od_lut[256];
-  for (int v = 0; v < 256; v++)
-    od_lut[v] = -log10(MAX(v, 1) / 255.0);
+  _eosin_stain_od_table(od_lut);
   /* mean and covariance of the qualifying optical densities */
   double mean[3] = {0}, cov[3][3] = {{0}};
   size_t k = 0;

@@ -5,6 +5,8 @@
  */
 #include "eosin-private.h"
 
+#include <math.h>
+
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -28,6 +30,29 @@ bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError *
     return false;
   }
   return true;
+}
+
+void _eosin_json_num(JsonBuilder *b, const char *k, double v) {
+  json_builder_set_member_name(b, k);
+  if (isfinite(v))
+    json_builder_add_double_value(b, v);
+  else
+    json_builder_add_null_value(b);
+}
+
+void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_int_value(b, v);
+}
+
+void _eosin_json_str(JsonBuilder *b, const char *k, const char *v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_string_value(b, v);
+}
+
+void _eosin_json_bool(JsonBuilder *b, const char *k, bool v) {
+  json_builder_set_member_name(b, k);
+  json_builder_add_boolean_value(b, v);
 }
 
 void _eosin_set_vips_error(GError **err, const char *what) {

@@ -54,12 +54,8 @@ static void check_blocks(const char *cfgpath, double (*expect)(const uint8_t rgb
   g_autofree char *json = g_strconcat(slide, ".json", NULL);
   int64_t w, h;
   g_autoptr(GArray) blocks = load_blocks(json, &w, &h);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
-  g_autofree char *out = tmp_dir();
   EosinRunResult res;
-  cr_assert(eosin_run_slide(cfg, slide, out, NULL, &res, &err), "%s", err ? err->message : "");
+  run_config_ok(cfgpath, slide, NULL, NULL, &res);
   g_autofree char *heatmap = g_build_filename(res.outdir, "heatmap.tif", NULL);
   for (guint i = 0; i < blocks->len; i++) {
     Block *b = &g_array_index(blocks, Block, i);

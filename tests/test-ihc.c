@@ -180,16 +180,6 @@ static const char *IHC_TEST_CONFIG =
     "[overlay]\nchannel = positive_per_mm2\n"
     "[ihc]\nmarker = ki67\nthreshold = 0.2\nbackground_radius_um = 0\n%s";
 
-static GPtrArray *read_rows(const char *path) {
-  g_autofree char *text = slurp(path);
-  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-  GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
-  for (int i = 1; lines[i]; i++)
-    if (*lines[i])
-      g_ptr_array_add(rows, g_strsplit(lines[i], ",", -1));
-  return rows;
-}
-
 Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   cr_assert(vips_init("eosin-tests") == 0);
   g_autofree char *dir = tmp_dir();
@@ -197,12 +187,10 @@ Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   g_autofree char *field = write_seam_field(dir, &n_nuclei, &n_pos);
   g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, "");
   g_autofree char *cfgpath = write_config(text);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
   g_autofree char *out = g_build_filename(dir, "out", NULL);
   EosinRunResult res;
-  cr_assert(eosin_run_slide(cfg, field, out, NULL, &res, &err), "%s", err ? err->message : "");
+  run_config_ok(cfgpath, field, out, NULL, &res);
+  g_autoptr(GError) err = NULL;
   cr_expect_gt(res.tiles_analyzed, 16, "the field spans several tiles");
   JsonObject *s = json_node_get_object(res.scores);
   cr_expect_eq(json_object_get_int_member(s, "cells"), n_nuclei, "cells %" G_GINT64_FORMAT
@@ -211,7 +199,7 @@ Test(ihc, nuclei_on_tile_seams_are_counted_once) {
 
   /* every nucleus found exactly once, at its centre, with its class */
   g_autofree char *csv = g_build_filename(res.outdir, "cells.csv", NULL);
-  g_autoptr(GPtrArray) rows = read_rows(csv);
+  g_autoptr(GPtrArray) rows = read_csv_rows(csv);
   int pos[64], np = seam_positions(pos);
   g_autofree int *hits = g_new0(int, np * np);
   for (guint r = 0; r < rows->len; r++) {
@@ -293,12 +281,8 @@ static JsonNode *run_ki67(const char *slide, const char *extra, int *cells, doub
       "[ihc]\nmarker = ki67\nbackground_radius_um = 0\n%s",
       extra);
   g_autofree char *cfgpath = write_config(text);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
-  g_autofree char *out = tmp_dir();
   EosinRunResult res;
-  cr_assert(eosin_run_slide(cfg, slide, out, NULL, &res, &err), "%s", err ? err->message : "");
+  run_config_ok(cfgpath, slide, NULL, NULL, &res);
   JsonObject *s = json_node_get_object(res.scores);
   *cells = json_object_get_int_member(s, "cells");
   *pos_pct = json_object_get_double_member(s, "positive_percent");

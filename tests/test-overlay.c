@@ -37,12 +37,9 @@ static void check_alignment(const char *slide_name, int tile_size, double mpp, i
   cr_assert_gt(blocks->len, 4);
 
   g_autofree char *cfgpath = stain_config(tile_size, mpp, overlap, 0.5, NULL);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
-  g_autofree char *out = tmp_dir();
   EosinRunResult res;
-  cr_assert(eosin_run_slide(cfg, slide, out, NULL, &res, &err), "%s", err ? err->message : "");
+  run_config_ok(cfgpath, slide, NULL, NULL, &res);
+  g_autoptr(GError) err = NULL;
   g_autofree char *overlay = g_build_filename(res.outdir, "overlay.tif", NULL);
   g_autofree char *heatmap = g_build_filename(res.outdir, "heatmap.tif", NULL);
   cr_expect_gt(openslide_levels(overlay), 2, "overlay.tif is a pyramid");

@@ -14,16 +14,6 @@
 static const double RGB_FROM_HED[3][3] = {
     {0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {0.27, 0.57, 0.78}};
 
-static GPtrArray *read_csv_rows(const char *path) {
-  g_autofree char *text = slurp(path);
-  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-  GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
-  for (int i = 1; lines[i]; i++)
-    if (*lines[i])
-      g_ptr_array_add(rows, g_strsplit(lines[i], ",", -1));
-  return rows;
-}
-
 Test(stain, pixels_match_scikit_image_hed) {
   double inv[3][3];
   cr_assert(eosin_stain_matrix_invert(RGB_FROM_HED, inv, NULL));
@@ -50,14 +40,10 @@ static void pipeline_matches(const char *matrix, const char *ref_name) {
       "[tissue]\nmin_fraction = 0\n[overlay]\nchannel = hematoxylin\n[stain]\nmatrix = %s\n",
       matrix);
   g_autofree char *cfgpath = write_config(text);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
   g_autofree char *png = td("ihc.png");
-  g_autofree char *out = tmp_dir();
   EosinRunOptions opts = {.mpp_override = 0.5};
   EosinRunResult res;
-  cr_assert(eosin_run_slide(cfg, png, out, &opts, &res, &err), "%s", err ? err->message : "");
+  run_config_ok(cfgpath, png, NULL, &opts, &res);
   cr_expect_eq(res.tiles_analyzed, 16);
   g_autofree char *csv = g_build_filename(res.outdir, "tiles.csv", NULL);
   g_autoptr(GPtrArray) got = read_csv_rows(csv);

@@ -130,3 +130,23 @@ GArray *load_blocks(const char *json_path, int64_t *width, int64_t *height) {
   return blocks;
 }
 
+
+GPtrArray *read_csv_rows(const char *path) {
+  g_autofree char *text = slurp(path);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
+  for (int i = 1; lines[i]; i++)
+    if (*lines[i])
+      g_ptr_array_add(rows, g_strsplit(lines[i], ",", -1));
+  return rows;
+}
+
+void run_config_ok(const char *cfgpath, const char *slide, const char *outdir,
+                   const EosinRunOptions *opts, EosinRunResult *res) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cr_assert(cfg, "%s", err ? err->message : "");
+  g_autofree char *tmp = outdir ? NULL : tmp_dir();
+  cr_assert(eosin_run_slide(cfg, slide, outdir ? outdir : tmp, opts, res, &err), "%s",
+            err ? err->message : "");
+}

@@ -41,6 +41,15 @@ int openslide_levels(const char *path);
 
 /* Reads a whole small file. */
 char *slurp(const char *path);
+/* The rows of a CSV file after its header, each split at ','
+ * (GPtrArray of GStrv, owned by the caller). */
+GPtrArray *read_csv_rows(const char *path);
+
+/* Loads the config @cfgpath and runs it on @slide into @outdir (a new
+ * temporary folder when NULL), asserting both succeed; fills @res (the
+ * caller clears it). */
+void run_config_ok(const char *cfgpath, const char *slide, const char *outdir,
+                   const EosinRunOptions *opts, EosinRunResult *res);
 
 /* A block of uniform colour on a generated "blocks" slide (level-0 px). */
 typedef struct {
