@@ -95,6 +95,10 @@ static bool get_bool(const EosinConfig *cfg, const char *key, bool def, bool *ou
 
 static bool set_stains(IhcCtx *c, const double rgb_from[3][3], GError **err) {
   memcpy(c->rgb_from, rgb_from, sizeof c->rgb_from);
+  /* the OD sum QuPath detects on is OD r + g + b of the pixel, which the
+   * (complete) stain basis rebuilds from the three concentrations */
+  for (int k = 0; k < 3; k++)
+    c->np.od_sum_weight[k] = rgb_from[k][0] + rgb_from[k][1] + rgb_from[k][2];
   return eosin_stain_matrix_invert(c->rgb_from, c->stain_from, err);
 }
 

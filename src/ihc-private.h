@@ -28,6 +28,7 @@ bool _eosin_stain_estimate(const uint8_t *rgb, size_t n, double min_od, double p
 typedef struct {
   double mpp;                  /* µm per pixel of the image given */
   bool detect_od_sum;          /* detect on the OD sum (r+g+b) instead of haematoxylin */
+  double od_sum_weight[3];     /* OD sum = sum_k weight_k stain_k: each stain vector's r+g+b */
   double background_radius_um; /* > 0: subtract an opening of this radius */
   double max_background;       /* nuclei on a background above this are dropped */
   double median_radius_um;     /* > 0: median filter first */

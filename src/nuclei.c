@@ -603,7 +603,9 @@ bool _eosin_nuclei_detect(const EosinNucleiParams *p, const float *stains, int W
   double px_um = p->mpp, px_um2 = p->mpp * p->mpp;
   g_autofree float *det = g_new(float, n);
   for (size_t i = 0; i < n; i++)
-    det[i] = p->detect_od_sum ? stains[3 * i] + stains[3 * i + 1] + stains[3 * i + 2]
+    det[i] = p->detect_od_sum ? (float) (p->od_sum_weight[0] * stains[3 * i] +
+                                         p->od_sum_weight[1] * stains[3 * i + 1] +
+                                         p->od_sum_weight[2] * stains[3 * i + 2])
                               : stains[3 * i];
   if (p->median_radius_um > 0) {
     g_autofree float *m = g_new(float, n);
