@@ -300,10 +300,11 @@ static void dp_mark(const double *v, int a, int b, double tol2, uint8_t *keep) {
   dp_mark(v, far, b, tol2, keep);
 }
 
-/* Appends @ring (pixel-corner vertices of the tile) to the vertex pool in
+/* Appends @ring (pixel-corner vertices of the tile) to @vertices in
  * level-0 coordinates, simplified to within half a pixel; returns the
  * number of vertices appended (0 for a degenerate ring). */
-static uint16_t append_ring(IhcCtx *c, const GArray *ring, double ox, double oy, double scale) {
+static uint16_t append_ring(GArray *vertices, const GArray *ring, double ox, double oy,
+                            double scale) {
   int n = ring->len / 2;
   if (n < 3)
     return 0;
@@ -327,7 +328,7 @@ static uint16_t append_ring(IhcCtx *c, const GArray *ring, double ox, double oy,
   for (int i = 0; i < n && out < 65535; i++)
     if (keep[i]) {
       float xy[2] = {(float) (ox + v[2 * i] * scale), (float) (oy + v[2 * i + 1] * scale)};
-      g_array_append_vals(c->vertices, xy, 2);
+      g_array_append_vals(vertices, xy, 2);
       out++;
     }
   return out;
@@ -347,12 +348,23 @@ static void box_add(int *x0, int *y0, int *x1, int *y1, int x, int y) {
 }
 
 /* Measures the nuclei and cells of one tile and keeps those it owns. */
-static bool measure_tile(IhcCtx *c, const EosinTilePlan *plan, int tile_id, const float *st,
-                         const EosinNucleiLabels *L) {
+/* The cells one tile owns, with their outlines (vertex indices local to
+ * @vertices until merged into the context). */
+typedef struct {
+  int tile_id;
+  GArray *cells;    /* EosinCell */
+  GArray *vertices; /* float level-0 x, y */
+  GError *error;
+} TileCells;
+
+/* Measures the cells of one tile's labels and keeps those it owns in @out.
+ * Reads @c only, so tiles of a batch can be measured at once. */
+static void measure_tile(const IhcCtx *c, const EosinTilePlan *plan, int tile_id,
+                         const float *st, const EosinNucleiLabels *L, TileCells *out) {
   const EosinTile *t = &g_array_index(plan->tiles, EosinTile, tile_id);
   int W = L->width, H = L->height, n = L->n;
   if (!n)
-    return true;
+    return;
   double scale = plan->tile_l0_x / plan->tile_size;
   double px_area_um2 = (scale * c->mpp_x) * (scale * c->mpp_y);
   g_autofree Acc *acc = g_new0(Acc, n + 1);
@@ -424,18 +436,48 @@ static bool measure_tile(IhcCtx *c, const EosinTilePlan *plan, int tile_id, cons
             : 0;
     float v = cell.dab[c->compartment];
     cell.intensity = (uint8_t) _eosin_intensity_class(&c->rule, isnan(v) ? -INFINITY : v);
-    cell.vertex = c->vertices->len / 2;
+    cell.vertex = out->vertices->len / 2;
     g_autoptr(GArray) nr = _eosin_trace_outer(L->nucleus, W, H, l, a->bx0, a->by0, a->bx1, a->by1);
-    cell.n_nucleus = append_ring(c, nr, t->x, t->y, scale);
+    cell.n_nucleus = append_ring(out->vertices, nr, t->x, t->y, scale);
     g_autoptr(GArray) cr = _eosin_trace_outer(L->cell, W, H, l, a->cx0, a->cy0, a->cx1, a->cy1);
-    cell.n_cell = append_ring(c, cr, t->x, t->y, scale);
-    uint32_t tid = tile_id;
-    g_array_append_val(c->cells, cell);
-    g_array_append_val(c->tile_of, tid);
+    cell.n_cell = append_ring(out->vertices, cr, t->x, t->y, scale);
+    g_array_append_val(out->cells, cell);
   }
-  return true;
 }
 
+typedef struct {
+  const IhcCtx *c;
+  const EosinTileBatch *b;
+  TileCells *res;   /* b->n, filled at the tile's place in the batch */
+  gint next;        /* atomic: the next tile of the batch to take */
+} BatchWork;
+
+/* Worker: deconvolves, finds and measures tiles of the batch until none is
+ * left. Each tile's result goes to its own slot, so the merge below sees
+ * the same cells in the same order for any number of threads. */
+static gpointer batch_worker(gpointer data) {
+  BatchWork *w = data;
+  const IhcCtx *c = w->c;
+  const EosinTileBatch *b = w->b;
+  size_t px = (size_t) b->tile_size * b->tile_size;
+  g_autofree float *st = g_new(float, px * 3);
+  EosinNucleiParams np = c->np;
+  np.mpp = b->plan->mpp; /* the true pixel size the tiles were read at */
+  for (int k; (k = g_atomic_int_add(&w->next, 1)) < b->n;) {
+    TileCells *r = &w->res[k];
+    deconvolve(c, b->pixels + k * px * 3, px, st);
+    EosinNucleiLabels L;
+    if (!_eosin_nuclei_detect(&np, st, b->tile_size, b->tile_size, &L, &r->error))
+      continue;
+    measure_tile(c, b->plan, b->tile_ids[k], st, &L, r);
+    _eosin_nuclei_labels_clear(&L);
+  }
+  return NULL;
+}
+
+/* Tiles of a batch are analysed on up to one thread per processor (the
+ * pipeline calls run() from one thread); their cells are appended in batch
+ * order. */
 static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {
   IhcCtx *c = ctx;
   if (!b->plan || !c->tile_at) {
@@ -443,23 +485,45 @@ static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **
                 "ihc: a batch without its tile plan, or before prepare()");
     return false;
   }
-  size_t px = (size_t) b->tile_size * b->tile_size;
-  g_autofree float *st = g_new(float, px * 3);
-  EosinNucleiParams np = c->np;
-  np.mpp = b->plan->mpp; /* the true pixel size the tiles were read at */
+  g_autofree TileCells *res = g_new0(TileCells, b->n);
   for (int k = 0; k < b->n; k++) {
-    deconvolve(c, b->pixels + k * px * 3, px, st);
-    EosinNucleiLabels L;
-    if (!_eosin_nuclei_detect(&np, st, b->tile_size, b->tile_size, &L, err))
-      return false;
-    bool ok = measure_tile(c, b->plan, b->tile_ids[k], st, &L);
-    _eosin_nuclei_labels_clear(&L);
-    if (!ok)
-      return false;
-    for (int ch = 0; ch < N_CH; ch++) /* rewritten in finish, from every tile's cells */
-      values[(size_t) k * N_CH + ch] = 0;
+    res[k].tile_id = b->tile_ids[k];
+    res[k].cells = g_array_new(FALSE, FALSE, sizeof(EosinCell));
+    res[k].vertices = g_array_new(FALSE, FALSE, sizeof(float));
   }
-  return true;
+  BatchWork w = {c, b, res, 0};
+  int n_threads = MIN(b->n, (int) g_get_num_processors());
+  g_autofree GThread **th = g_new0(GThread *, MAX(n_threads, 1));
+  for (int t = 1; t < n_threads; t++)
+    th[t] = g_thread_new("eosin-ihc", batch_worker, &w);
+  batch_worker(&w);
+  for (int t = 1; t < n_threads; t++)
+    g_thread_join(th[t]);
+  bool ok = true;
+  for (int k = 0; k < b->n; k++) {
+    TileCells *r = &res[k];
+    if (r->error && ok) {
+      g_propagate_prefixed_error(err, r->error, "tile %d: ", r->tile_id);
+      r->error = NULL;
+      ok = false;
+    }
+    g_clear_error(&r->error);
+    uint32_t base = c->vertices->len / 2, tid = r->tile_id;
+    for (guint i = 0; ok && i < r->cells->len; i++) {
+      EosinCell *cell = &g_array_index(r->cells, EosinCell, i);
+      cell->vertex += base;
+      g_array_append_val(c->tile_of, tid);
+    }
+    if (ok) {
+      g_array_append_vals(c->cells, r->cells->data, r->cells->len);
+      g_array_append_vals(c->vertices, r->vertices->data, r->vertices->len);
+    }
+    g_array_unref(r->cells);
+    g_array_unref(r->vertices);
+  }
+  /* rewritten in finish, from every tile's cells */
+  memset(values, 0, sizeof(float) * b->n * N_CH);
+  return ok;
 }
 
 /* The tissue fragments and, with stains = estimate, the stain vectors. */

@@ -125,29 +125,40 @@ static void gaussian(float *img, int W, int H, double sigma) {
     sum += kern[i + k] = exp(-0.5 * i * i / (sigma * sigma));
   for (int i = 0; i <= 2 * k; i++)
     kern[i] /= sum;
-  int n = MAX(W, H);
-  g_autofree float *line = g_new(float, n), *res = g_new(float, n);
+  /* rows: a line padded by k replicated pixels each side; each tap is
+   * added to the whole row in turn (the same sums in the same order as
+   * pixel by pixel, but a loop the compiler vectorises) */
+  g_autofree float *line = g_new(float, W + 2 * k);
+  g_autofree double *acc = g_new(double, W);
   for (int y = 0; y < H; y++) {
     float *r = img + (size_t) y * W;
-    memcpy(line, r, sizeof(float) * W);
-    for (int x = 0; x < W; x++) {
-      double s = 0;
-      for (int i = -k; i <= k; i++)
-        s += kern[i + k] * line[CLAMP(x + i, 0, W - 1)];
-      r[x] = (float) s;
+    for (int i = 0; i < k; i++)
+      line[i] = r[0], line[k + W + i] = r[W - 1];
+    memcpy(line + k, r, sizeof(float) * W);
+    memset(acc, 0, sizeof(double) * W);
+    for (int i = 0; i <= 2 * k; i++) {
+      const float *src = line + i;
+      double w = kern[i];
+      for (int x = 0; x < W; x++)
+        acc[x] += w * src[x];
     }
+    for (int x = 0; x < W; x++)
+      r[x] = (float) acc[x];
   }
-  for (int x = 0; x < W; x++) {
-    for (int y = 0; y < H; y++)
-      line[y] = img[(size_t) y * W + x];
-    for (int y = 0; y < H; y++) {
-      double s = 0;
-      for (int i = -k; i <= k; i++)
-        s += kern[i + k] * line[CLAMP(y + i, 0, H - 1)];
-      res[y] = (float) s;
+  /* columns, a row at a time (the same sums in the same order, but over
+   * whole rows, which the compiler vectorises and the cache likes) */
+  g_autofree float *copy = g_memdup2(img, sizeof(float) * W * H);
+  for (int y = 0; y < H; y++) {
+    memset(acc, 0, sizeof(double) * W);
+    for (int i = -k; i <= k; i++) {
+      const float *src = copy + (size_t) CLAMP(y + i, 0, H - 1) * W;
+      double w = kern[i + k];
+      for (int x = 0; x < W; x++)
+        acc[x] += w * src[x];
     }
-    for (int y = 0; y < H; y++)
-      img[(size_t) y * W + x] = res[y];
+    float *r = img + (size_t) y * W;
+    for (int x = 0; x < W; x++)
+      r[x] = (float) acc[x];
   }
 }
 
@@ -276,9 +287,11 @@ static void edt(const uint8_t *is_source, int W, int H, float *out) {
 
 /* ---------------------------------------------------------------- watershed */
 
+/* The flood's queue: a binary min-heap of 64-bit keys, the value mapped to
+ * an order-preserving integer (negated: higher values first) above a
+ * push counter (equal values first in, first out), one compare per step. */
 typedef struct {
-  float v;
-  uint32_t order;
+  uint64_t key;
   uint32_t i;
 } HeapItem;
 
@@ -288,9 +301,12 @@ typedef struct {
   uint32_t counter;
 } Heap;
 
-/* higher value first; equal values first in, first out */
-static bool before(const HeapItem *x, const HeapItem *y) {
-  return x->v > y->v || (x->v == y->v && x->order < y->order);
+static uint64_t heap_key(float v, uint32_t order) {
+  v += 0.0f; /* -0 is +0, as the float compare has it */
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u = (u & 0x80000000u) ? ~u : u | 0x80000000u; /* ascending with v */
+  return (uint64_t) ~u << 32 | order;
 }
 
 static void heap_push(Heap *h, float v, uint32_t i) {
@@ -299,10 +315,10 @@ static void heap_push(Heap *h, float v, uint32_t i) {
     h->a = g_renew(HeapItem, h->a, h->cap);
   }
   size_t c = h->n++;
-  HeapItem it = {v, h->counter++, i};
+  HeapItem it = {heap_key(v, h->counter++), i};
   while (c > 0) {
     size_t p = (c - 1) / 2;
-    if (!before(&it, &h->a[p]))
+    if (it.key >= h->a[p].key)
       break;
     h->a[c] = h->a[p];
     c = p;
@@ -312,25 +328,65 @@ static void heap_push(Heap *h, float v, uint32_t i) {
 
 static HeapItem heap_pop(Heap *h) {
   HeapItem top = h->a[0], last = h->a[--h->n];
-  size_t c = 0;
+  size_t c = 0, n = h->n;
   for (;;) {
-    size_t l = 2 * c + 1, r = l + 1, m = c;
-    const HeapItem *best = &last;
-    if (l < h->n && before(&h->a[l], best))
-      m = l, best = &h->a[l];
-    if (r < h->n && before(&h->a[r], best))
-      m = r;
-    if (m == c)
+    size_t l = 2 * c + 1;
+    if (l >= n)
+      break;
+    size_t m = l + 1 < n && h->a[l + 1].key < h->a[l].key ? l + 1 : l;
+    if (h->a[m].key >= last.key)
       break;
     h->a[c] = h->a[m];
     c = m;
   }
-  if (h->n)
+  if (n)
     h->a[c] = last;
   return top;
 }
 
 static const int N4X[4] = {1, -1, 0, 0}, N4Y[4] = {0, 0, 1, -1};
+
+/* The flood's queue, highest priority first and equal priorities first in,
+ * first out: the heap above for float priorities, or, when the caller has
+ * integer levels (squared distances), one FIFO per level, O(1) a pixel. */
+typedef struct {
+  const uint32_t *level; /* NULL: the heap on img */
+  int32_t *head, *tail, *next;
+  int64_t cur;           /* highest level that may be non-empty */
+  size_t n;
+  Heap heap;
+} Queue;
+
+static void queue_push(Queue *q, float v, uint32_t i) {
+  if (!q->level) {
+    heap_push(&q->heap, v, i);
+    return;
+  }
+  uint32_t l = q->level[i];
+  q->next[i] = -1;
+  if (q->head[l] < 0)
+    q->head[l] = (int32_t) i;
+  else
+    q->next[q->tail[l]] = (int32_t) i;
+  q->tail[l] = (int32_t) i;
+  q->cur = MAX(q->cur, (int64_t) l);
+  q->n++;
+}
+
+static size_t queue_pop(Queue *q) {
+  if (!q->level)
+    return heap_pop(&q->heap).i;
+  while (q->head[q->cur] < 0)
+    q->cur--;
+  int32_t i = q->head[q->cur];
+  q->head[q->cur] = q->next[i];
+  q->n--;
+  return (size_t) i;
+}
+
+static bool queue_empty(const Queue *q) {
+  return q->level ? q->n == 0 : q->heap.n == 0;
+}
 
 typedef struct {
   const float *img;
@@ -339,7 +395,7 @@ typedef struct {
   uint8_t *queued;
   float min_value;
   int W, H;
-  Heap heap;
+  Queue q;
 } Flood;
 
 /* Queues the 4-neighbours of pixel (@x, @y) the flood may still reach. */
@@ -351,25 +407,34 @@ static void push_neighbours(Flood *f, int x, int y) {
     size_t j = (size_t) ny * f->W + nx;
     if (!f->labels[j] && !f->queued[j] && f->img[j] > f->min_value && (!f->mask || f->mask[j])) {
       f->queued[j] = 1;
-      heap_push(&f->heap, f->img[j], j);
+      queue_push(&f->q, f->img[j], j);
     }
   }
 }
 
 /* Seeded watershed on @img, highest first: @labels (> 0 = seeds) grow
  * 4-connected into pixels with img > @min_value (and @mask set, when
- * given); a pixel whose labelled 4-neighbours disagree stays 0, a line. */
+ * given); a pixel whose labelled 4-neighbours disagree stays 0, a line.
+ * @level (or NULL) gives every pixel the flood can reach an integer in
+ * 0..@n_levels-1 that orders pixels exactly as @img does (equal levels for
+ * equal values), for a bucket queue instead of the heap. */
 static void watershed(const float *img, int W, int H, int *labels, float min_value,
-                      const uint8_t *mask) {
+                      const uint8_t *mask, const uint32_t *level, uint32_t n_levels) {
   size_t n = (size_t) W * H;
   g_autofree uint8_t *queued = g_new0(uint8_t, n);
+  g_autofree int32_t *head = NULL, *tail = NULL, *next = NULL;
   Flood f = {img, labels, mask, queued, min_value, W, H, {0}};
+  if (level && n_levels) {
+    head = g_new(int32_t, n_levels), tail = g_new(int32_t, n_levels);
+    next = g_new(int32_t, n);
+    memset(head, 0xff, sizeof(int32_t) * n_levels);
+    f.q = (Queue){level, head, tail, next, -1, 0, {0}};
+  }
   for (size_t i = 0; i < n; i++)
     if (labels[i] > 0)
       push_neighbours(&f, i % W, i / W);
-  while (f.heap.n) {
-    HeapItem it = heap_pop(&f.heap);
-    size_t i = it.i;
+  while (!queue_empty(&f.q)) {
+    size_t i = queue_pop(&f.q);
     int x = i % W, y = i / W, lab = 0;
     bool conflict = false;
     for (int k = 0; k < 4; k++) {
@@ -388,7 +453,25 @@ static void watershed(const float *img, int W, int H, int *labels, float min_val
     labels[i] = lab;
     push_neighbours(&f, x, y);
   }
-  g_free(f.heap.a);
+  g_free(f.q.heap.a);
+}
+
+/* Integer levels for a flood on a distance map @d (edt's output: square
+ * roots of whole squared distances), over the pixels where @use is set
+ * (all when NULL): the squared distance, or its complement when @nearest_first.
+ * Returns the number of levels. */
+static uint32_t distance_levels(const float *d, size_t n, const uint8_t *use, float max_d,
+                                bool nearest_first, uint32_t *level) {
+  uint32_t top = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool ok = (!use || use[i]) && d[i] <= max_d;
+    level[i] = ok ? (uint32_t) lrint((double) d[i] * d[i]) : 0;
+    top = MAX(top, level[i]);
+  }
+  if (nearest_first)
+    for (size_t i = 0; i < n; i++)
+      level[i] = top - level[i];
+  return top + 1;
 }
 
 int _eosin_label_components(const uint8_t *bin, int W, int H, bool conn8, int *labels) {
@@ -647,7 +730,7 @@ bool _eosin_nuclei_detect(const EosinNucleiParams *p, const float *stains, int W
 
   g_autofree int *lab = g_new(int, n);
   int nseeds = regional_maxima(lg, W, H, 0.001f, true, lab);
-  watershed(lg, W, H, lab, 0.0f, NULL);
+  watershed(lg, W, H, lab, 0.0f, NULL, NULL, 0);
 
   /* basins bright enough (and off the cut-out background) are kept */
   g_autofree double *sum = g_new0(double, nseeds + 1);
@@ -686,7 +769,9 @@ bool _eosin_nuclei_detect(const EosinNucleiParams *p, const float *stains, int W
       bg0[i] = !bp[i];
     edt(bg0, W, H, d);
     prominent_maxima(d, bp, W, H, 0.5f, lab);
-    watershed(d, W, H, lab, 0.0f, bp);
+    g_autofree uint32_t *lv = g_new(uint32_t, n);
+    uint32_t nl = distance_levels(d, n, bp, (float) (W + H), false, lv);
+    watershed(d, W, H, lab, 0.0f, bp, lv, nl);
     for (size_t i = 0; i < n; i++)
       bp[i] = bp[i] && lab[i] > 0;
   }
@@ -740,9 +825,11 @@ bool _eosin_nuclei_detect(const EosinNucleiParams *p, const float *stains, int W
     for (size_t i = 0; i < n; i++)
       src[i] = out->nucleus[i] > 0;
     edt(src, W, H, d);
+    g_autofree uint32_t *lv = g_new(uint32_t, n);
+    uint32_t nl = distance_levels(d, n, NULL, (float) ex, true, lv);
     for (size_t i = 0; i < n; i++)
       d[i] = -d[i];
-    watershed(d, W, H, out->cell, (float) -ex, NULL);
+    watershed(d, W, H, out->cell, (float) -ex, NULL, lv, nl);
   }
   return true;
 }

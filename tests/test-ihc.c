@@ -176,7 +176,7 @@ static const char *IHC_TEST_CONFIG =
     "[task]\nname = ihc-test\nanalyzer = ihc\n"
     "[tiling]\ntile_size = 256\noverlap = 64\nmpp = 0.5\n"
     "[tissue]\nmin_fraction = 0\nmin_saturation = 0.02\nthumbnail_mpp = 4\n"
-    "[scheduler]\nreaders = 2\nbatch_size = 3\nqueue_depth = 2\n"
+    "[scheduler]\nreaders = 2\nbatch_size = %d\nqueue_depth = 2\n"
     "[overlay]\nchannel = positive_per_mm2\n"
     "[ihc]\nmarker = ki67\nthreshold = 0.2\nbackground_radius_um = 0\n%s";
 
@@ -185,7 +185,7 @@ Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   g_autofree char *dir = tmp_dir();
   int n_nuclei, n_pos;
   g_autofree char *field = write_seam_field(dir, &n_nuclei, &n_pos);
-  g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, "");
+  g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, 3, "");
   g_autofree char *cfgpath = write_config(text);
   g_autofree char *out = g_build_filename(dir, "out", NULL);
   EosinRunResult res;
@@ -242,6 +242,35 @@ Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   eosin_run_result_clear(&res);
 }
 
+/* The tiles of a batch are analysed on several threads: one tile per batch
+ * (one thread) and three per batch give the same cells measured the same
+ * (cells.csv byte for byte). Cells are put in tile order at the end, so
+ * what this catches is scratch state shared between threads (a buffer
+ * shared by the workers makes it fail). */
+Test(ihc, cells_do_not_depend_on_the_thread_count) {
+  cr_assert(vips_init("eosin-tests") == 0);
+  g_autofree char *dir = tmp_dir();
+  int n_nuclei, n_pos;
+  g_autofree char *field = write_seam_field(dir, &n_nuclei, &n_pos);
+  char *csv[2] = {NULL, NULL};
+  const int batch[2] = {1, 3};
+  for (int k = 0; k < 2; k++) {
+    g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, batch[k], "");
+    g_autofree char *cfgpath = write_config(text);
+    g_autofree char *name = g_strdup_printf("out-%d", batch[k]);
+    g_autofree char *out = g_build_filename(dir, name, NULL);
+    EosinRunResult res;
+    run_config_ok(cfgpath, field, out, NULL, &res);
+    g_autofree char *path = g_build_filename(res.outdir, "cells.csv", NULL);
+    cr_assert(g_file_get_contents(path, &csv[k], NULL, NULL), "cannot read %s", path);
+    eosin_run_result_clear(&res);
+  }
+  cr_expect(strchr(csv[0], '\n') && strlen(csv[0]) > 1000, "cells.csv has cells");
+  cr_expect_str_eq(csv[0], csv[1], "cells.csv differs between 1 and 3 tiles per batch");
+  g_free(csv[0]);
+  g_free(csv[1]);
+}
+
 Test(ihc, config_errors_name_file_key_and_value) {
   struct {
     const char *ihc, *want;
@@ -255,7 +284,7 @@ Test(ihc, config_errors_name_file_key_and_value) {
       {"stains = custom\nvectors = 1,0,0; 1,0,0; 0,0,1\n", "linearly dependent"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-    g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, cases[i].ihc);
+    g_autofree char *text = g_strdup_printf(IHC_TEST_CONFIG, 3, cases[i].ihc);
     g_autofree char *cfgpath = write_config(text);
     g_autoptr(GError) err = NULL;
     g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
