@@ -436,14 +436,29 @@ static bool per_sample(const EosinModel *m, const EosinNode *n) {
 }
 
 /* The sub-batch to run @m in: the smallest divisor of the batch from
- * SUB_BATCH on, when every op is per sample and every activation has the
- * batch as its first dimension; else the batch. Slices keep the arena
- * small (ResNet-18 batch 64: 174 MB peak RSS instead of 404) at the same
- * speed: the primitives still have mb x channel blocks x rows to share
- * among the threads. */
+ * SUB_BATCH on that also gives its largest activation SUB_BATCH_BYTES,
+ * when every op is per sample and every activation has the batch as its
+ * first dimension; else the batch. Slices keep the arena small (ResNet-18
+ * batch 64: 174 MB peak RSS instead of 404) at the same speed: the
+ * primitives still have mb x channel blocks x rows to share among the
+ * threads. A small network on small images (a 64 px cell classifier) needs
+ * more samples a slice, or each primitive call is too little work to share
+ * and the threads wait on each other. */
 #define SUB_BATCH 4
+#define SUB_BATCH_BYTES (8u << 20)
 static int sub_batch(const EosinModel *m) {
-  int b = m->batch, s = SUB_BATCH;
+  int b = m->batch;
+  int64_t largest = 1;
+  for (guint i = 0; i < m->tensors->len; i++) {
+    const EosinTensor *x = m->tensors->pdata[i];
+    if (!x || x->data || x->idata || x->ndim < 1)
+      continue;
+    int64_t e = 1;
+    for (int d = 1; d < x->ndim; d++)
+      e *= MAX(x->dims[d], 1);
+    largest = MAX(largest, e);
+  }
+  int s = MAX(SUB_BATCH, (int) MIN((int64_t) b, (int64_t) SUB_BATCH_BYTES / (4 * largest)));
   while (s < b && b % s)
     s++;
   if (s >= b)
