@@ -3,9 +3,9 @@
 #   make            build build/eosin and build/libeosin.a
 #   make test       install missing packages, build, generate test data, run Criterion tests
 #   make demo       install missing packages, build, make the sample slide, run the stain,
-#                   metastasis and (with ../shared) Ki-67 tasks
+#                   metastasis and (with ../shared) Ki-67 and cytology tasks
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
-#   make bench      benchmarks: read stage, inference, metastasis end to end, IHC cells/s (docs/BENCHMARKS.md)
+#   make bench      benchmarks: read stage, inference, metastasis end to end, IHC cells/s, cytology triage (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
 #                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
 
@@ -133,9 +133,11 @@ $(TESTBIN): $(TESTS:tests/%.c=$(BUILD)/tobj/%.o) $(BUILD)/tobj/test-util.o $(BUI
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS) -lcriterion
 
+# OMP_WAIT_POLICY: the eosin binary sets it for itself (src/main.c); the test
+# binary runs the library in-process and gets it here
 test: setup
 	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp
-	EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
+	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
 	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
 
 # Leak checking is off: glib/libvips keep process-lifetime caches that
@@ -148,6 +150,7 @@ asan: setup
 SAMPLE := samples/sample.svs
 PCAM_VALID := ../shared/data/metastasis/pcam/valid
 KI67_CROP := ../shared/data/ihc/ki67-os2-ndpi-crop.ome.tif
+LBC := ../shared/data/cytology/lbc
 $(SAMPLE): scripts/make-sample-slide
 	scripts/make-sample-slide --format aperio --width 6000 --height 4000 --mpp 0.5 --out $@
 
@@ -175,6 +178,15 @@ demo: setup
 	else \
 	  echo "demo: $(KI67_CROP) is absent: no Ki-67 demo"; \
 	fi
+	@if [ -f $(LBC)/labels.csv ]; then \
+	  scripts/make-lbc-slide --data $(LBC) --group HSIL_6 --grid 4 --seed 7 \
+	    --out samples/lbc/HSIL_6.svs && \
+	  $(BUILD)/eosin run --task configs/cytology.ini samples/lbc/HSIL_6.svs -o samples/out-cytology && \
+	  echo "demo: cytology samples/out-cytology/HSIL_6/gallery.png, report.json (triage)," \
+	       "suspicious-cells.geojson (QuPath)"; \
+	else \
+	  echo "demo: $(LBC) is absent: no cytology demo"; \
+	fi
 
 bench: setup
 	@scripts/setup bench
@@ -183,6 +195,7 @@ bench: setup
 	scripts/bench-inference $(BUILD)
 	scripts/bench-metastasis $(BUILD)
 	scripts/bench-ihc $(BUILD)
+	scripts/bench-cytology $(BUILD)
 
 $(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)

@@ -52,8 +52,7 @@ typedef struct {
   GArray *cells;              /* EosinCell */
   GArray *tile_of;            /* uint32 tile index per cell */
   GArray *vertices;           /* float level-0 x, y */
-  int *tile_at;               /* rows x cols: tile index, -1 = not analysed */
-  int cols, rows;
+  EosinTileIndex tiles;       /* from prepare */
   /* tissue fragments (8-connected components of the mask), from prepare */
   int *region_of;             /* mask pixels -> fragment 1..n, 0 = none */
   int mask_w, mask_h, n_regions;
@@ -79,7 +78,7 @@ static void ihc_destroy(void *ctx) {
     g_array_unref(c->tile_of);
   if (c->vertices)
     g_array_unref(c->vertices);
-  g_free(c->tile_at);
+  _eosin_tile_index_clear(&c->tiles);
   g_free(c->region_of);
   g_free(c);
 }
@@ -233,46 +232,6 @@ static void deconvolve(const IhcCtx *c, const uint8_t *rgb, size_t n, float *out
 }
 
 
-/* Grid positions of the plan's tiles, for ownership and the density map. */
-static void index_tiles(IhcCtx *c, const EosinTilePlan *plan) {
-  g_free(c->tile_at);
-  c->cols = plan->cols, c->rows = plan->rows;
-  c->tile_at = g_new(int, (size_t) c->cols * c->rows);
-  for (size_t i = 0; i < (size_t) c->cols * c->rows; i++)
-    c->tile_at[i] = -1;
-  const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
-  for (guint t = 0; t < plan->tiles->len; t++)
-    c->tile_at[(size_t) tiles[t].row * c->cols + tiles[t].col] = t;
-}
-
-/* The analysed tile a cell at level-0 (@gx, @gy) belongs to: of the tiles
- * containing the point, the one whose centre is nearest (ties: the first
- * in plan order). Every tile computes the same answer, so a cell seen by
- * two overlapping tiles is kept by exactly one, where it lies whole. */
-static int owner_tile(const IhcCtx *c, const EosinTilePlan *plan, double gx, double gy) {
-  const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
-  int cc = (int) floor((gx - plan->origin_x) / plan->stride_l0_x);
-  int rr = (int) floor((gy - plan->origin_y) / plan->stride_l0_y);
-  int best = -1;
-  double bd = INFINITY;
-  for (int r = rr - 2; r <= rr + 1; r++)
-    for (int col = cc - 2; col <= cc + 1; col++) {
-      if (r < 0 || col < 0 || r >= c->rows || col >= c->cols)
-        continue;
-      int idx = c->tile_at[(size_t) r * c->cols + col];
-      if (idx < 0)
-        continue;
-      const EosinTile *t = &tiles[idx];
-      if (gx < t->x || gy < t->y || gx >= t->x + plan->tile_l0_x || gy >= t->y + plan->tile_l0_y)
-        continue;
-      double dx = gx - (t->x + plan->tile_l0_x / 2), dy = gy - (t->y + plan->tile_l0_y / 2);
-      double d = dx * dx + dy * dy;
-      if (d < bd || (d == bd && idx < best))
-        bd = d, best = idx;
-    }
-  return best;
-}
-
 /* Douglas-Peucker on the open polyline v[a..b] (pairs of doubles): marks
  * the vertices to keep. */
 static void dp_mark(const double *v, int a, int b, double tol2, uint8_t *keep) {
@@ -419,7 +378,7 @@ static void measure_tile(const IhcCtx *c, const EosinTilePlan *plan, int tile_id
       continue;
     double cx = a->sx / nn, cy = a->sy / nn;
     double gx = t->x + cx * scale, gy = t->y + cy * scale;
-    if (owner_tile(c, plan, gx, gy) != tile_id)
+    if (_eosin_tile_owner(&c->tiles, plan, gx, gy) != tile_id)
       continue;
     EosinCell cell = {0};
     cell.x = gx, cell.y = gy;
@@ -480,7 +439,7 @@ static gpointer batch_worker(gpointer data) {
  * order. */
 static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {
   IhcCtx *c = ctx;
-  if (!b->plan || !c->tile_at) {
+  if (!b->plan || !c->tiles.tile_at) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
                 "ihc: a batch without its tile plan, or before prepare()");
     return false;
@@ -534,7 +493,7 @@ static bool ihc_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
   c->mpp_x = info->mpp_x, c->mpp_y = info->mpp_y;
   c->bounds[0] = info->bounds_x, c->bounds[1] = info->bounds_y;
   c->bounds[2] = info->bounds_w, c->bounds[3] = info->bounds_h;
-  index_tiles(c, plan);
+  _eosin_tile_index_init(&c->tiles, plan);
   if (mask && mask->mask) {
     c->mask_w = mask->width, c->mask_h = mask->height;
     c->mask_sx = mask->scale_x, c->mask_sy = mask->scale_y;
@@ -666,7 +625,7 @@ static void add_vector(JsonBuilder *b, const char *k, const double *v) {
 static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, JsonBuilder *b,
                        GError **err) {
   IhcCtx *c = ctx;
-  if (!c->tile_at) {
+  if (!c->tiles.tile_at) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "ihc: finish() before prepare()");
     return false;
   }
@@ -680,11 +639,7 @@ static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, Json
                      *score = g_new0(int64_t, nt);
   g_autofree double *dab = g_new0(double, nt);
   for (size_t i = 0; i < n; i++) {
-    int col = (int) floor((cells[i].x - plan->origin_x) / plan->stride_l0_x);
-    int row = (int) floor((cells[i].y - plan->origin_y) / plan->stride_l0_y);
-    if (col < 0 || row < 0 || col >= c->cols || row >= c->rows)
-      continue;
-    int t = c->tile_at[(size_t) row * c->cols + col];
+    int t = _eosin_tile_at(&c->tiles, plan, cells[i].x, cells[i].y);
     if (t < 0)
       continue;
     cnt[t]++;

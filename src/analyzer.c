@@ -8,11 +8,13 @@
 extern const EosinAnalyzerOps _eosin_analyzer_stain;
 extern const EosinAnalyzerOps _eosin_analyzer_cnn;
 extern const EosinAnalyzerOps _eosin_analyzer_ihc;
+extern const EosinAnalyzerOps _eosin_analyzer_cytology;
 
 static const EosinAnalyzerOps *const ANALYZERS[] = {
     &_eosin_analyzer_stain,
     &_eosin_analyzer_cnn,
     &_eosin_analyzer_ihc,
+    &_eosin_analyzer_cytology,
     NULL,
 };
 

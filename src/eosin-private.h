@@ -89,6 +89,23 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
                    GError **err);
 /* Values per tile of an analyzer: n_channels x cells_per_side^2. */
 size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
+
+/* Where a plan's analysed tiles lie on its grid, for analyzers that own
+ * objects by tile (tiling.c). */
+typedef struct {
+  int *tile_at;  /* rows x cols: tile index, -1 = not analysed */
+  int cols, rows;
+} EosinTileIndex;
+void _eosin_tile_index_init(EosinTileIndex *ix, const EosinTilePlan *plan);
+void _eosin_tile_index_clear(EosinTileIndex *ix);
+/* The analysed tile whose stride cell holds level-0 (@gx, @gy), or -1. */
+int _eosin_tile_at(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy);
+/* The analysed tile an object at level-0 (@gx, @gy) belongs to: of the
+ * tiles containing the point, the one whose centre is nearest (ties: the
+ * first in plan order); -1 when none does. Every tile computes the same
+ * answer, so an object seen by two overlapping tiles is kept by exactly
+ * one, where it lies whole. */
+int _eosin_tile_owner(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy);
 void _eosin_grid_clear(EosinGrid *grid);
 
 /* ---------------------------------------------------------------- lesions */

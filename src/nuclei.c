@@ -22,7 +22,7 @@
  * not change with the scanner. The filters follow ImageJ's conventions
  * QuPath relies on (circular rank kernels, edges replicated).
  */
-#include "ihc-private.h"
+#include "nuclei-private.h"
 
 #include <math.h>
 

@@ -64,3 +64,51 @@ bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
     }
   return true;
 }
+
+void _eosin_tile_index_init(EosinTileIndex *ix, const EosinTilePlan *plan) {
+  g_free(ix->tile_at);
+  ix->cols = plan->cols, ix->rows = plan->rows;
+  ix->tile_at = g_new(int, (size_t) ix->cols * ix->rows);
+  for (size_t i = 0; i < (size_t) ix->cols * ix->rows; i++)
+    ix->tile_at[i] = -1;
+  const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
+  for (guint t = 0; t < plan->tiles->len; t++)
+    ix->tile_at[(size_t) tiles[t].row * ix->cols + tiles[t].col] = t;
+}
+
+void _eosin_tile_index_clear(EosinTileIndex *ix) {
+  g_clear_pointer(&ix->tile_at, g_free);
+  ix->cols = ix->rows = 0;
+}
+
+int _eosin_tile_at(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy) {
+  int col = (int) floor((gx - plan->origin_x) / plan->stride_l0_x);
+  int row = (int) floor((gy - plan->origin_y) / plan->stride_l0_y);
+  if (!ix->tile_at || col < 0 || row < 0 || col >= ix->cols || row >= ix->rows)
+    return -1;
+  return ix->tile_at[(size_t) row * ix->cols + col];
+}
+
+int _eosin_tile_owner(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy) {
+  const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
+  int cc = (int) floor((gx - plan->origin_x) / plan->stride_l0_x);
+  int rr = (int) floor((gy - plan->origin_y) / plan->stride_l0_y);
+  int best = -1;
+  double bd = INFINITY;
+  for (int r = rr - 2; r <= rr + 1; r++)
+    for (int col = cc - 2; col <= cc + 1; col++) {
+      if (r < 0 || col < 0 || r >= ix->rows || col >= ix->cols)
+        continue;
+      int idx = ix->tile_at[(size_t) r * ix->cols + col];
+      if (idx < 0)
+        continue;
+      const EosinTile *t = &tiles[idx];
+      if (gx < t->x || gy < t->y || gx >= t->x + plan->tile_l0_x || gy >= t->y + plan->tile_l0_y)
+        continue;
+      double dx = gx - (t->x + plan->tile_l0_x / 2), dy = gy - (t->y + plan->tile_l0_y / 2);
+      double d = dx * dx + dy * dy;
+      if (d < bd || (d == bd && idx < best))
+        bd = d, best = idx;
+    }
+  return best;
+}

@@ -132,20 +132,14 @@ Test(ihc, hotspot_finds_the_densest_positive_window) {
 #define OVERLAP 64
 #define RADIUS 9
 
-/* Nuclei centres on the seams of a 256 px / 64 px-overlap plan: on every
- * tile edge, and half way through every overlap (where ownership changes). */
-static int seam_positions(int *pos) {
-  int n = 0, stride = TILE - OVERLAP;
-  for (int c = 1; c * stride + OVERLAP < FIELD - 2 * RADIUS; c++)
-    for (int d = 0; d <= OVERLAP; d += OVERLAP / 2)
-      pos[n++] = c * stride + d;
-  return n;
+static int seam_grid(int *pos) {
+  return seam_positions(FIELD, TILE, OVERLAP, 2 * RADIUS, pos);
 }
 
 /* Writes the field as a TIFF at 0.5 µm/px: light blue cytoplasm, blue
  * nuclei, every third one brown (Ki-67 positive). */
 static char *write_seam_field(const char *dir, int *n_nuclei, int *n_pos) {
-  int pos[64], np = seam_positions(pos);
+  int pos[64], np = seam_grid(pos);
   g_autofree uint8_t *px = g_new(uint8_t, FIELD * FIELD * 3);
   for (int i = 0; i < FIELD * FIELD; i++)
     px[3 * i] = 205, px[3 * i + 1] = 215, px[3 * i + 2] = 235;
@@ -200,19 +194,14 @@ Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   /* every nucleus found exactly once, at its centre, with its class */
   g_autofree char *csv = g_build_filename(res.outdir, "cells.csv", NULL);
   g_autoptr(GPtrArray) rows = read_csv_rows(csv);
-  int pos[64], np = seam_positions(pos);
+  int pos[64], np = seam_grid(pos);
   g_autofree int *hits = g_new0(int, np * np);
   for (guint r = 0; r < rows->len; r++) {
     char **f = rows->pdata[r];
     double x = g_ascii_strtod(f[0], NULL), y = g_ascii_strtod(f[1], NULL);
-    int best = -1;
-    double bd = 1e9;
-    for (int k = 0; k < np * np; k++) {
-      double dx = x - (pos[k % np] + 0.5), dy = y - (pos[k / np] + 0.5);
-      if (dx * dx + dy * dy < bd)
-        bd = dx * dx + dy * dy, best = k;
-    }
-    cr_expect_lt(bd, 2.0 * 2.0, "cell at %.1f,%.1f is %.1f px from any nucleus", x, y, sqrt(bd));
+    double d;
+    int best = nearest_grid_point(x, y, pos, np, &d);
+    cr_expect_lt(d, 2.0, "cell at %.1f,%.1f is %.1f px from any nucleus", x, y, d);
     hits[best]++;
     bool brown = (best % np + best / np) % 3 == 0;
     cr_expect_str_eq(f[2], brown ? "Positive" : "Negative", "nucleus at %d,%d", pos[best % np],

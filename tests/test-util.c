@@ -5,6 +5,7 @@
 
 #include <glib/gstdio.h>
 #include <openslide.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -149,4 +150,24 @@ void run_config_ok(const char *cfgpath, const char *slide, const char *outdir,
   g_autofree char *tmp = outdir ? NULL : tmp_dir();
   cr_assert(eosin_run_slide(cfg, slide, outdir ? outdir : tmp, opts, res, &err), "%s",
             err ? err->message : "");
+}
+
+int nearest_grid_point(double x, double y, const int *pos, int np, double *dist) {
+  int best = -1;
+  double bd = INFINITY;
+  for (int k = 0; k < np * np; k++) {
+    double dx = x - (pos[k % np] + 0.5), dy = y - (pos[k / np] + 0.5);
+    if (dx * dx + dy * dy < bd)
+      bd = dx * dx + dy * dy, best = k;
+  }
+  *dist = sqrt(bd);
+  return best;
+}
+
+int seam_positions(int field, int tile, int overlap, int margin, int *pos) {
+  int n = 0, stride = tile - overlap;
+  for (int c = 1; c * stride + overlap < field - margin && n + 3 <= 64; c++)
+    for (int d = 0; d <= overlap; d += overlap / 2)
+      pos[n++] = c * stride + d;
+  return n;
 }

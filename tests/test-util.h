@@ -44,6 +44,14 @@ char *slurp(const char *path);
 /* The rows of a CSV file after its header, each split at ','
  * (GPtrArray of GStrv, owned by the caller). */
 GPtrArray *read_csv_rows(const char *path);
+/* Positions along one axis of a @field px image on the seams of a plan of
+ * @tile px tiles overlapping by @overlap: every tile edge and half way
+ * through every overlap (where ownership changes), keeping @margin px
+ * from the far side. Writes @pos (64 at most), returns the count. */
+int seam_positions(int field, int tile, int overlap, int margin, int *pos);
+/* Nuclei drawn on a grid of seam positions (@pos[0..np-1] on both axes):
+ * the index (row-major) of the one nearest (@x, @y) and its distance. */
+int nearest_grid_point(double x, double y, const int *pos, int np, double *dist);
 
 /* Loads the config @cfgpath and runs it on @slide into @outdir (a new
  * temporary folder when NULL), asserting both succeed; fills @res (the

@@ -1,0 +1,303 @@
+/*
+ * test-cytology.c — the cytology task: the triage rules on hand-made
+ * evidence, strict [cytology] errors, cells drawn on every tile seam
+ * counted once with gallery.png and QuPath-importable GeoJSON, a glass-only
+ * slide and a fluorescence slide refused a triage, and (with ../shared)
+ * mosaic slides of real LBC fields triaged end to end.
+ */
+#include "../src/cytology-private.h"
+#include "test-util.h"
+
+#include <math.h>
+
+/* ---------------------------------------------------------------- triage */
+
+static EosinTriageRule rule(void) {
+  return (EosinTriageRule){.top_tile_fraction = 1, .min_top_tiles = 3, .cell_weight = 0,
+                           .threshold = 0.5};
+}
+
+/* @n tiles, all NL (P(NL) 0.9) except @k of class @cls (P 1.0) */
+static float *tiles_with(int n, int k, int cls) {
+  float *p = g_new(float, 4 * n);
+  for (int t = 0; t < n; t++) {
+    float *v = p + 4 * t;
+    int c = t < k ? cls : 0;
+    for (int q = 0; q < 4; q++)
+      v[q] = q == c ? (c ? 1.0f : 0.9f) : (c ? 0.0f : 0.1f / 3);
+  }
+  return p;
+}
+
+static EosinCytoCell *cells_with(int n, float p_abn) {
+  EosinCytoCell *c = g_new0(EosinCytoCell, n);
+  for (int i = 0; i < n; i++)
+    c[i].p_abnormal = c[i].suspicion = p_abn, c[i].tile = i;
+  return c;
+}
+
+Test(cytology, normal_slide_is_nilm) {
+  EosinTriageRule r = rule();
+  g_autofree float *p = tiles_with(100, 0, 0);
+  g_autofree EosinCytoCell *c = cells_with(50, 0.9f);
+  EosinTriage t;
+  _eosin_cyto_triage(&r, p, 4, 100, c, 50, &t);
+  cr_assert(t.assessable);
+  cr_expect_eq(t.category, 0, "category %d", t.category);
+  cr_expect_float_eq(t.tile_abnormal, 0.1, 1e-6);
+  cr_expect_float_eq(t.abnormal, 0.1, 1e-6, "cell_weight 0: the cells do not count");
+  cr_expect_eq(t.lesion_tiles, 0);
+  cr_expect_float_eq(t.prob[0] + t.prob[1] + t.prob[2] + t.prob[3], 1, 1e-6);
+}
+
+/* The tile evidence is the mean over every tile by default: a lesion must
+ * cover enough of the slide; top_tile_fraction narrows it to the most
+ * abnormal part; the grade comes from the lesion tiles alone. */
+Test(cytology, lesion_size_and_top_tile_fraction) {
+  EosinTriageRule r = rule();
+  g_autofree float *small = tiles_with(100, 10, 2);
+  EosinTriage t;
+  _eosin_cyto_triage(&r, small, 4, 100, NULL, 0, &t);
+  cr_expect_float_eq(t.tile_abnormal, 0.9 * 0.1 + 0.1 * 1.0, 1e-6);
+  cr_expect_eq(t.category, 0, "10 %% of the tiles, mean over all: NILM");
+  cr_expect_eq(t.lesion_tiles, 10);
+  cr_expect_float_eq(t.grade[2], 1.0, 1e-6, "the grade is the lesion tiles'");
+  r.top_tile_fraction = 0.1;
+  _eosin_cyto_triage(&r, small, 4, 100, NULL, 0, &t);
+  cr_expect_eq(t.top_tiles, 10);
+  cr_expect_eq(t.category, 2, "top 10 %%: HSIL, got %d", t.category);
+  r.top_tile_fraction = 1;
+  g_autofree float *large = tiles_with(100, 60, 3);
+  _eosin_cyto_triage(&r, large, 4, 100, NULL, 0, &t);
+  cr_expect_float_eq(t.abnormal, 0.4 * 0.1 + 0.6, 1e-6);
+  cr_expect_eq(t.category, 3, "60 %% SCC tiles: SCC, got %d", t.category);
+  cr_expect_float_eq(t.prob[3], t.abnormal, 1e-6);
+}
+
+Test(cytology, cell_weight_mixes_in_the_cells) {
+  EosinTriageRule r = rule();
+  r.cell_weight = 0.5;
+  g_autofree float *p = tiles_with(100, 10, 1);
+  g_autofree EosinCytoCell *c = cells_with(40, 1.0f);
+  EosinTriage t;
+  _eosin_cyto_triage(&r, p, 4, 100, c, 40, &t);
+  cr_expect_float_eq(t.cell_abnormal, 1.0, 1e-6);
+  cr_expect_float_eq(t.abnormal, 0.5 * 0.19 + 0.5, 1e-6);
+  cr_expect_eq(t.category, 1, "LSIL, got %d", t.category);
+  /* no cells: tile evidence alone, whatever the weight */
+  _eosin_cyto_triage(&r, p, 4, 100, NULL, 0, &t);
+  cr_expect(isnan(t.cell_abnormal));
+  cr_expect_float_eq(t.abnormal, t.tile_abnormal, 1e-9);
+  _eosin_cyto_triage(&r, p, 4, 0, NULL, 0, &t);
+  cr_expect(!t.assessable, "no tiles: nothing to triage");
+}
+
+Test(cytology, suspicion_order_is_total) {
+  EosinCytoCell a = {.p_abnormal = 0.9f, .suspicion = 0.5f, .tile = 3, .x = 1, .y = 1};
+  EosinCytoCell b = a;
+  b.tile = 2;
+  cr_expect_gt(_eosin_cyto_cell_cmp(&a, &b), 0, "equal scores: the lower tile first");
+  b = a, b.p_abnormal = 0.95f;
+  cr_expect_gt(_eosin_cyto_cell_cmp(&a, &b), 0, "equal suspicion: the more abnormal first");
+  b = a, b.p_abnormal = 0.5f, b.suspicion = 0.6f;
+  cr_expect_gt(_eosin_cyto_cell_cmp(&a, &b), 0, "the more suspicious first");
+  cr_expect_eq(_eosin_cyto_cell_cmp(&a, &a), 0);
+}
+
+/* ---------------------------------------------------------------- slides */
+
+static char *model_path(const char *name) {
+  g_autofree char *cwd = g_get_current_dir();
+  return g_build_filename(cwd, "models", name, NULL);
+}
+
+/* A cytology config on the reference models; @min_fraction 0 analyses
+ * every tile of a slide with tissue. */
+static char *cyto_config(int batch, double min_fraction, const char *extra) {
+  g_autofree char *field = model_path("cytology-field.onnx");
+  g_autofree char *cell = model_path("cytology-cell.onnx");
+  g_autofree char *text = g_strdup_printf(
+      "[task]\nname = cyto-test\nanalyzer = cytology\n"
+      "[tiling]\ntile_size = 256\noverlap = 80\nmpp = 0.7\n"
+      "[tissue]\nmin_fraction = %g\nmin_saturation = 0.02\nthumbnail_mpp = 4\n"
+      "[scheduler]\nreaders = 2\nbatch_size = %d\nqueue_depth = 2\n"
+      "[overlay]\nchannel = abnormal\n"
+      "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\nactivation = softmax\n"
+      "mean = 0.5, 0.5, 0.5\nstd = 0.25, 0.25, 0.25\ndevice = cpu\n"
+      "[cytology]\ncell_model = %s\n"
+      "cell_classes = normal_superficiel, normal_intermediate, normal_columnar, "
+      "light_dysplastic, moderate_dysplastic, severe_dysplastic, carcinoma_in_situ\n"
+      "cell_abnormal = light_dysplastic, moderate_dysplastic, severe_dysplastic, "
+      "carcinoma_in_situ\nbackground_radius_um = 8\nmin_cells_for_triage = 10\n%s",
+      min_fraction, batch, field, cell, extra);
+  return write_config(text);
+}
+
+#define FIELD 1000
+#define TILE 256
+#define OVERLAP 80
+#define RADIUS 7
+
+static int seam_grid(int *pos) {
+  return seam_positions(FIELD, TILE, OVERLAP, 3 * RADIUS, pos);
+}
+
+/* A field at 0.7 µm/px: bluish LBC glass, dark blue nuclei in pale
+ * cytoplasm discs on every seam position. */
+static char *write_seam_field(const char *dir, int *n_nuclei) {
+  int pos[64], np = seam_grid(pos);
+  g_autofree uint8_t *px = g_new(uint8_t, FIELD * FIELD * 3);
+  for (int i = 0; i < FIELD * FIELD; i++)
+    px[3 * i] = 200, px[3 * i + 1] = 214, px[3 * i + 2] = 224;
+  *n_nuclei = np * np;
+  for (int pass = 0; pass < 2; pass++)
+    for (int j = 0; j < np; j++)
+      for (int i = 0; i < np; i++) {
+        int r = pass ? RADIUS : 3 * RADIUS;
+        const uint8_t cyto[3] = {170, 190, 215}, nuc[3] = {60, 60, 130};
+        for (int y = pos[j] - r; y <= pos[j] + r; y++)
+          for (int x = pos[i] - r; x <= pos[i] + r; x++)
+            if ((x - pos[i]) * (x - pos[i]) + (y - pos[j]) * (y - pos[j]) <= r * r)
+              memcpy(px + 3 * ((size_t) y * FIELD + x), pass ? nuc : cyto, 3);
+      }
+  char *path = g_build_filename(dir, "lbc-seams.tif", NULL);
+  g_autoptr(VipsImage) img =
+      vips_image_new_from_memory(px, FIELD * FIELD * 3, FIELD, FIELD, 3, VIPS_FORMAT_UCHAR);
+  cr_assert(img);
+  /* 0.7 µm/px = 1428.57 px/mm */
+  cr_assert(!vips_tiffsave(img, path, "xres", 1000 / 0.7, "yres", 1000 / 0.7, "resunit",
+                           VIPS_FOREIGN_TIFF_RESUNIT_CM, "tile", TRUE, NULL),
+            "%s", vips_error_buffer());
+  return path;
+}
+
+Test(cytology, cells_on_tile_seams_are_counted_once, .timeout = 300) {
+  cr_assert(vips_init("eosin-tests") == 0);
+  g_autofree char *dir = tmp_dir();
+  int n;
+  g_autofree char *field = write_seam_field(dir, &n);
+  g_autofree char *cfg = cyto_config(3, 0, "");
+  g_autofree char *out = g_build_filename(dir, "out", NULL);
+  EosinRunResult res;
+  run_config_ok(cfg, field, out, NULL, &res);
+  JsonObject *s = json_node_get_object(res.scores);
+  cr_expect_gt(res.tiles_analyzed, 16, "the field spans several tiles");
+  cr_expect_eq(json_object_get_int_member(s, "cells"), n, "cells %" G_GINT64_FORMAT " of %d",
+               json_object_get_int_member(s, "cells"), n);
+  /* each nucleus once, where it was drawn */
+  g_autofree char *csv = g_build_filename(res.outdir, "cells.csv", NULL);
+  g_autoptr(GPtrArray) rows = read_csv_rows(csv);
+  int pos[64], np = seam_grid(pos);
+  g_autofree int *hits = g_new0(int, np * np);
+  for (guint r = 0; r < rows->len; r++) {
+    char **f = rows->pdata[r];
+    double x = g_ascii_strtod(f[0], NULL), y = g_ascii_strtod(f[1], NULL);
+    double d;
+    int best = nearest_grid_point(x, y, pos, np, &d);
+    cr_expect_lt(d, 2.0, "cell at %.1f,%.1f is %.1f px from any nucleus", x, y, d);
+    hits[best]++;
+  }
+  for (int k = 0; k < np * np; k++)
+    cr_expect_eq(hits[k], 1, "nucleus at %d,%d counted %d times", pos[k % np], pos[k / np],
+                 hits[k]);
+  /* the gallery: a PNG of the top cells; the GeoJSON parses */
+  g_autofree char *gal = g_build_filename(res.outdir, "gallery.png", NULL);
+  g_autoptr(VipsImage) g = vips_image_new_from_file(gal, NULL);
+  cr_assert(g, "gallery.png: %s", vips_error_buffer());
+  cr_expect_gt(g->Xsize, 600);
+  cr_expect_gt(g->Ysize, 4 * 96, "24 cells in rows of 6");
+  g_autofree char *gj = g_build_filename(res.outdir, "suspicious-cells.geojson", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  g_autoptr(GError) err = NULL;
+  cr_expect(json_parser_load_from_file(p, gj, &err), "%s", err ? err->message : "");
+  JsonObject *tri = json_object_get_object_member(s, "triage");
+  cr_expect(json_object_get_boolean_member(tri, "assessable"));
+  cr_expect_eq(json_array_get_length(json_object_get_array_member(s, "top_cells")), 24);
+  eosin_run_result_clear(&res);
+}
+
+Test(cytology, config_errors_name_file_key_and_value) {
+  struct {
+    const char *extra, *want;
+  } cases[] = {
+      {"colour = blue\n", "[cytology] colour = 'blue': unknown key"},
+      {"cell_weight = 2\n", "[cytology] cell_weight = '2'"},
+      {"min_cells = many\n", "[cytology] min_cells = 'many'"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *cfgpath = cyto_config(2, 0, cases[i].extra);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+    cr_assert(cfg, "%s", err ? err->message : "");
+    const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
+    void *ctx = NULL;
+    EosinAnalyzerInfo info = {0};
+    bool ok = ops->init(cfg, &ctx, &info, &err);
+    ops->destroy(ctx);
+    cr_expect(!ok, "case %zu accepted", i);
+    cr_expect(err && strstr(err->message, cases[i].want) && strstr(err->message, cfgpath),
+              "case %zu: %s", i, err ? err->message : "(none)");
+  }
+}
+
+Test(cytology, abnormal_class_must_be_a_cell_class) {
+  g_autofree char *field = model_path("cytology-field.onnx");
+  g_autofree char *cell = model_path("cytology-cell.onnx");
+  g_autofree char *text = g_strdup_printf(
+      "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\nmpp = 0.7\n"
+      "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\n"
+      "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\n"
+      "cell_abnormal = a, koilocyte\n",
+      field, cell);
+  g_autofree char *cfgpath = write_config(text);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cr_assert(cfg, "%s", err ? err->message : "");
+  void *ctx = NULL;
+  EosinAnalyzerInfo info = {0};
+  const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
+  cr_expect(!ops->init(cfg, &ctx, &info, &err));
+  ops->destroy(ctx);
+  cr_expect(err && strstr(err->message, "'koilocyte' is not one of cell_classes"), "%s",
+            err ? err->message : "(none)");
+}
+
+/* Glass alone: no tissue, an error naming the slide, not a triage. */
+Test(cytology, empty_slide_is_refused, .timeout = 120) {
+  cr_assert(vips_init("eosin-tests") == 0);
+  g_autofree char *dir = tmp_dir();
+  g_autofree uint8_t *px = g_new(uint8_t, 600 * 600 * 3);
+  for (int i = 0; i < 600 * 600 * 3; i++)
+    px[i] = (uint8_t) (214 + i % 5);
+  g_autofree char *path = g_build_filename(dir, "glass.tif", NULL);
+  g_autoptr(VipsImage) img =
+      vips_image_new_from_memory(px, 600 * 600 * 3, 600, 600, 3, VIPS_FORMAT_UCHAR);
+  cr_assert(!vips_tiffsave(img, path, "xres", 1000 / 0.7, "yres", 1000 / 0.7, "resunit",
+                           VIPS_FOREIGN_TIFF_RESUNIT_CM, "tile", TRUE, NULL));
+  g_autofree char *cfg2 = cyto_config(2, 0.02, "");
+  g_autofree char *out = g_build_filename(dir, "out", NULL);
+  const char *argv[] = {"run", "--task", cfg2, path, "-o", out, NULL};
+  g_autofree char *o = NULL, *e = NULL;
+  int rc = run_eosin(argv, &o, &e);
+  cr_expect_eq(rc, 1, "exit %d: %s", rc, e);
+  cr_expect(e && strstr(e, "no tissue found") && strstr(e, "glass"), "%s", e);
+}
+
+/* A fluorescence scan (OpenSlide's DAPI NDPI): a report that says why,
+ * no triage. */
+Test(cytology, fluorescence_slide_gets_no_triage, .timeout = 300) {
+  g_autofree char *slide = shared_data("slides/fluorescence-dapi.ndpi");
+  REQUIRE_SHARED(slide, "slides/fluorescence-dapi.ndpi");
+  g_autofree char *cfg = cyto_config(4, 0.02, "");
+  g_autofree char *dir = tmp_dir();
+  EosinRunResult res;
+  run_config_ok(cfg, slide, dir, NULL, &res);
+  JsonObject *s = json_node_get_object(res.scores);
+  JsonObject *t = json_object_get_object_member(s, "triage");
+  cr_expect(!json_object_get_boolean_member(t, "assessable"));
+  cr_expect(json_object_get_null_member(t, "category"));
+  const char *why = json_object_get_string_member(t, "reason");
+  cr_expect(why && strstr(why, "fluorescence"), "%s", why);
+  cr_expect_gt(json_array_get_length(json_object_get_array_member(s, "warnings")), 0);
+  eosin_run_result_clear(&res);
+}
