@@ -23,7 +23,7 @@ static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min"
                                            "compression", NULL};
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
                                          "std", "channel_order", "device", "precision",
-                                         "cell", NULL};
+                                         "cell", "predict_center_crop", NULL};
 static const char *const LESION_KEYS[] = {"channel", "threshold", "min_area_um2", "top_k",
                                           "smooth_um", NULL};
 static const char *const KINDS[] = {"classification", "segmentation", NULL};
@@ -203,7 +203,9 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
       !eosin_config_get_choice(cfg, "model", "device", "auto", NULL, &cfg->model.device, err) ||
       !get_triple(cfg, "model", "mean", 0, -10, 10, cfg->model.pre.mean, err) ||
       !get_triple(cfg, "model", "std", 1, 1e-6, 1e6, cfg->model.pre.std, err) ||
-      !eosin_config_get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err))
+      !eosin_config_get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err) ||
+      !eosin_config_get_double(cfg, "model", "predict_center_crop", 1, 0.01, 1,
+                               &cfg->model.predict_center_crop, err))
     return false;
   if (!g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", cfg->model.device, 0, 0))
     return config_error(err, cfg, "model", "device", cfg->model.device,

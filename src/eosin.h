@@ -202,6 +202,8 @@ typedef struct {
     char *device;           /* auto | cpu | cuda | cuda:N */
     bool fp16;              /* precision = fp16 (GPU only) */
     int cell;               /* segmentation: output pixels per stitched cell */
+    double predict_center_crop; /* `eosin predict`: the central fraction of each
+                                   image (each side) the model sees, 1 = all */
   } model;
   EosinLesionParams lesions;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */

@@ -9,6 +9,7 @@
 #include "eosin-private.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 
 static const char *const IMAGE_EXT[] = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
@@ -84,8 +85,10 @@ static GPtrArray *list_inputs(const char *input, char **base, GError **err) {
 }
 
 /* Loads @path as @size x @size sRGB uint8 pixels into @rgb: alpha flattened
- * on white, resized (both axes) when the file is another size. */
-static bool load_image(const char *path, int size, uint8_t *rgb, bool *resized, GError **err) {
+ * on white, its central @crop fraction (each side) kept, resized (both
+ * axes) when that is another size. */
+static bool load_image(const char *path, int size, double crop, uint8_t *rgb, bool *resized,
+                       GError **err) {
   g_autoptr(VipsImage) in = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
   if (!in) {
     _eosin_set_vips_error(err, path);
@@ -110,6 +113,10 @@ static bool load_image(const char *path, int size, uint8_t *rgb, bool *resized, 
     STEP(vips_colourspace(cur, &t, VIPS_INTERPRETATION_sRGB, NULL));
   if (cur->BandFmt != VIPS_FORMAT_UCHAR)
     STEP(vips_cast(cur, &t, VIPS_FORMAT_UCHAR, NULL));
+  if (crop < 1) {
+    int w = MAX(1, (int) lround(cur->Xsize * crop)), h = MAX(1, (int) lround(cur->Ysize * crop));
+    STEP(vips_extract_area(cur, &t, (cur->Xsize - w) / 2, (cur->Ysize - h) / 2, w, h, NULL));
+  }
   *resized = cur->Xsize != size || cur->Ysize != size;
   if (*resized)
     STEP(vips_resize(cur, &t, (double) size / cur->Xsize, "vscale",
@@ -187,7 +194,7 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
                                                       : g_build_filename(base, rel, NULL);
       g_autoptr(GError) ierr = NULL;
       bool resized = false;
-      if (!load_image(path, size, rgb + img * n, &resized, &ierr)) {
+      if (!load_image(path, size, cfg->model.predict_center_crop, rgb + img * n, &resized, &ierr)) {
         fprintf(stderr, "eosin predict: skipped %s: %s\n", path, ierr->message);
         res->failed++;
         continue;

@@ -113,7 +113,8 @@ static char *model_path(const char *name) {
 
 /* A cytology config on the reference models; @min_fraction 0 analyses
  * every tile of a slide with tissue. */
-static char *cyto_config(int batch, double min_fraction, const char *extra) {
+static char *cyto_config_full(int batch, double min_fraction, const char *model_extra,
+                              const char *extra) {
   g_autofree char *field = model_path("cytology-field.onnx");
   g_autofree char *cell = model_path("cytology-cell.onnx");
   g_autofree char *text = g_strdup_printf(
@@ -123,14 +124,18 @@ static char *cyto_config(int batch, double min_fraction, const char *extra) {
       "[scheduler]\nreaders = 2\nbatch_size = %d\nqueue_depth = 2\n"
       "[overlay]\nchannel = abnormal\n"
       "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\nactivation = softmax\n"
-      "mean = 0.5, 0.5, 0.5\nstd = 0.25, 0.25, 0.25\ndevice = cpu\n"
+      "mean = 0.5, 0.5, 0.5\nstd = 0.25, 0.25, 0.25\ndevice = cpu\n%s"
       "[cytology]\ncell_model = %s\n"
       "cell_classes = normal_superficiel, normal_intermediate, normal_columnar, "
       "light_dysplastic, moderate_dysplastic, severe_dysplastic, carcinoma_in_situ\n"
       "cell_abnormal = light_dysplastic, moderate_dysplastic, severe_dysplastic, "
       "carcinoma_in_situ\nbackground_radius_um = 8\nmin_cells_for_triage = 10\n%s",
-      min_fraction, batch, field, cell, extra);
+      min_fraction, batch, field, model_extra, cell, extra);
   return write_config(text);
+}
+
+static char *cyto_config(int batch, double min_fraction, const char *extra) {
+  return cyto_config_full(batch, min_fraction, "", extra);
 }
 
 #define FIELD 1000
@@ -300,4 +305,67 @@ Test(cytology, fluorescence_slide_gets_no_triage, .timeout = 300) {
   cr_expect(why && strstr(why, "fluorescence"), "%s", why);
   cr_expect_gt(json_array_get_length(json_object_get_array_member(s, "warnings")), 0);
   eosin_run_result_clear(&res);
+}
+
+/* `eosin predict` with [model] predict_center_crop = 0.5 sees the centre
+ * of a field: a 512 px field with a noisy border predicts as its central
+ * 256 px alone. */
+Test(cytology, predict_center_crop_sees_the_centre, .timeout = 120) {
+  cr_assert(vips_init("eosin-tests") == 0);
+  g_autofree char *dir = tmp_dir();
+  g_autofree char *in_dir = g_build_filename(dir, "fields", NULL);
+  cr_assert(g_mkdir_with_parents(in_dir, 0755) == 0);
+  g_autofree uint8_t *field = g_new(uint8_t, 512 * 512 * 3);
+  g_autofree uint8_t *centre = g_new(uint8_t, 256 * 256 * 3);
+  for (int y = 0; y < 512; y++)
+    for (int x = 0; x < 512; x++) {
+      uint8_t *p = field + 3 * (y * 512 + x);
+      bool in = x >= 128 && x < 384 && y >= 128 && y < 384;
+      /* a blocky pattern inside, noise outside */
+      for (int k = 0; k < 3; k++)
+        p[k] = in ? (uint8_t) (120 + ((x / 9 + y / 7 + k) % 5) * 25)
+                  : (uint8_t) ((x * 31 + y * 17 + k * 7) % 256);
+      if (in)
+        memcpy(centre + 3 * ((y - 128) * 256 + x - 128), p, 3);
+    }
+  const char *names[2] = {"a-field.png", "b-centre.png"};
+  const uint8_t *px[2] = {field, centre};
+  const int side[2] = {512, 256};
+  for (int i = 0; i < 2; i++) {
+    g_autofree char *p = g_build_filename(in_dir, names[i], NULL);
+    g_autoptr(VipsImage) im = vips_image_new_from_memory(px[i], (size_t) side[i] * side[i] * 3,
+                                                         side[i], side[i], 3, VIPS_FORMAT_UCHAR);
+    cr_assert(!vips_pngsave(im, p, NULL), "%s", vips_error_buffer());
+  }
+  double probs[2][2][4];
+  for (int crop = 0; crop < 2; crop++) {
+    /* crop = 1: the field with predict_center_crop 0.5, the centre whole;
+     * crop = 0: both whole */
+    for (int i = 0; i < 2; i++) {
+      g_autofree char *crop_key =
+          g_strdup_printf("predict_center_crop = %g\n", crop && i == 0 ? 0.5 : 1);
+      g_autofree char *cfg2 = cyto_config_full(2, 0, crop_key, "");
+      g_autoptr(GError) err = NULL;
+      g_autoptr(EosinConfig) cfg = eosin_config_load(cfg2, &err);
+      cr_assert(cfg, "%s", err ? err->message : "");
+      g_autofree char *img = g_build_filename(in_dir, names[i], NULL);
+      g_autofree char *list = g_build_filename(dir, "list.txt", NULL);
+      cr_assert(g_file_set_contents(list, img, -1, NULL));
+      g_autofree char *csv = g_build_filename(dir, "p.csv", NULL);
+      EosinPredictResult res;
+      cr_assert(eosin_predict(cfg, list, csv, NULL, &res, &err), "%s", err ? err->message : "");
+      eosin_predict_result_clear(&res);
+      g_autoptr(GPtrArray) rows = read_csv_rows(csv);
+      cr_assert_eq(rows->len, 1);
+      for (int q = 0; q < 4; q++)
+        probs[crop][i][q] = g_ascii_strtod(((char **) rows->pdata[0])[1 + q], NULL);
+    }
+  }
+  double same = 0, whole = 0;
+  for (int q = 0; q < 4; q++) {
+    same = MAX(same, fabs(probs[1][0][q] - probs[1][1][q]));
+    whole = MAX(whole, fabs(probs[0][0][q] - probs[0][1][q]));
+  }
+  cr_expect_lt(same, 1e-4, "cropped field vs its centre: %g apart", same);
+  cr_expect_gt(whole, 1e-3, "uncropped, the border must matter (%g apart)", whole);
 }
