@@ -369,3 +369,46 @@ Test(cytology, predict_center_crop_sees_the_centre, .timeout = 120) {
   cr_expect_lt(same, 1e-4, "cropped field vs its centre: %g apart", same);
   cr_expect_gt(whole, 1e-3, "uncropped, the border must matter (%g apart)", whole);
 }
+
+/* Real LBC fields end to end (../shared): a slide of a normal patient's
+ * fields is NILM, one of an HSIL patient's is HSIL. The reference models
+ * saw these patients in training, so this checks the wiring (tile
+ * averaging, normalisation, channel order, the triage), not accuracy:
+ * that is scripts/bench-cytology, on held-out patients. The category alone
+ * survives a wrong normalisation or channel order, so the abnormal score
+ * must be clear too (0.21 and 0.97 with the shipped models; BGR input gives
+ * 0.37 and 0.74, a doubled std 0.68 for the HSIL slide, tiles not averaged
+ * 0.89). */
+Test(cytology, lbc_mosaics_triaged_end_to_end, .timeout = 300) {
+  g_autofree char *lbc = shared_data("cytology/lbc/labels.csv");
+  REQUIRE_SHARED(lbc, "cytology/lbc/labels.csv");
+  g_autofree char *data = g_path_get_dirname(lbc);
+  g_autofree char *dir = tmp_dir();
+  const char *groups[2] = {"NL_10", "HSIL_2"}, *want[2] = {"NILM", "HSIL"};
+  const double lo[2] = {0, 0.93}, hi[2] = {0.3, 1};
+  for (int i = 0; i < 2; i++) {
+    g_autofree char *name = g_strdup_printf("%s.svs", groups[i]);
+    g_autofree char *slide = g_build_filename(dir, name, NULL);
+    char *argv[] = {"scripts/make-lbc-slide", "--data", data, "--group", (char *) groups[i],
+                    "--grid", "3", "--out", slide, NULL};
+    g_autoptr(GError) err = NULL;
+    int status = -1;
+    cr_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                           &status, &err),
+              "%s", err ? err->message : "");
+    cr_assert(g_spawn_check_wait_status(status, &err), "make-lbc-slide: %s", err->message);
+    g_autofree char *cfg = cyto_config(4, 0.02, "");
+    g_autofree char *out = g_build_filename(dir, "out", NULL);
+    EosinRunResult res;
+    run_config_ok(cfg, slide, out, NULL, &res);
+    JsonObject *t = json_object_get_object_member(json_node_get_object(res.scores), "triage");
+    cr_expect(json_object_get_boolean_member(t, "assessable"));
+    cr_expect_str_eq(json_object_get_string_member(t, "category"), want[i], "%s: %s, abnormal %.3f",
+                     groups[i], json_object_get_string_member(t, "category"),
+                     json_object_get_double_member(t, "abnormal"));
+    double a = json_object_get_double_member(t, "abnormal");
+    cr_expect(a >= lo[i] && a <= hi[i], "%s: abnormal %.3f, expected %.2f..%.2f", groups[i], a,
+              lo[i], hi[i]);
+    eosin_run_result_clear(&res);
+  }
+}
