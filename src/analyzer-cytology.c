@@ -2,7 +2,8 @@
  * analyzer-cytology.c — the "cytology" analyzer: cervical (Pap, liquid-based)
  * screening on whole slides and fields.
  *
- * Per tile (tiles at the tile model's µm/px or a whole multiple of it):
+ * Per tile (a whole multiple of the tile model's input side, read at a
+ * whole fraction of its µm/px):
  *   -> the tile model ([model], classes NL, LSIL, HSIL, SCC) on the tile,
  *      box-averaged to its input: the tile's class probabilities
  *   -> nuclei found on the haematoxylin OD (H&E colour deconvolution, the
@@ -26,7 +27,7 @@ static const char *const CYTO_KEYS[] = {
     "cell_model", "cell_classes", "cell_abnormal", "cell_window_um", "threshold", "sigma_um",
     "min_area_um2", "max_area_um2", "background_radius_um", "top_tile_fraction",
     "min_top_tiles", "cell_weight", "abnormal_threshold", "min_cells",
-    "min_cells_for_triage", "gallery_cells", "geojson_min_probability", "geojson_max_cells",
+    "min_cells_for_triage", "adequacy_exclude", "gallery_cells", "geojson_min_probability", "geojson_max_cells",
     NULL};
 
 enum { CH_NL, CH_LSIL, CH_HSIL, CH_SCC, CH_ABNORMAL, CH_CELLS, CH_ABN_CELLS, N_CH };
@@ -48,6 +49,7 @@ typedef struct {
   int cell_in, n_cell_classes;
   char **cell_classes;
   bool abnormal[EOSIN_CYTO_MAX_CELL_CLASSES];
+  bool not_squamous[EOSIN_CYTO_MAX_CELL_CLASSES]; /* adequacy_exclude */
   double window_um;
   /* nuclei */
   EosinNucleiParams np;
@@ -101,16 +103,27 @@ static void cyto_destroy(void *ctx) {
   g_free(c);
 }
 
-/* A comma-separated list of names, stripped, none empty. */
+/* A comma-separated list of names, stripped: at least one, none empty or
+ * twice, none with characters the JSON, GeoJSON and CSV outputs would have
+ * to escape (quotes, backslash, comma, control characters). Caller frees. */
 static char **split_names(const EosinConfig *cfg, const char *key, const char *v, GError **err) {
   g_auto(GStrv) parts = g_strsplit(v, ",", -1);
-  for (char **p = parts; *p; p++) {
+  const char *why = !parts[0] ? "no names" : NULL;
+  for (char **p = parts; *p && !why; p++) {
     g_strstrip(*p);
-    if (!**p) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: [cytology] %s = '%s': an empty name", cfg->path, key, v);
-      return NULL;
-    }
+    if (!**p)
+      why = "an empty name";
+    for (const char *q = *p; *q && !why; q++)
+      if (*q == '"' || *q == '\\' || (unsigned char) *q < 0x20)
+        why = "a name with a quote, backslash or control character";
+    for (char **d = parts; d < p && !why; d++)
+      if (!strcmp(*d, *p))
+        why = "a name given twice";
+  }
+  if (why) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s: [cytology] %s = '%s': %s", cfg->path,
+                key, v, why);
+    return NULL;
   }
   return g_steal_pointer(&parts);
 }
@@ -122,6 +135,30 @@ static char *get_string(const EosinConfig *cfg, const char *key) {
   return v;
 }
 
+/* Marks in @set the cell classes @key = @v names; each must be one of
+ * cell_classes. */
+static bool class_set(CytoCtx *c, const EosinConfig *cfg, const char *key, const char *v,
+                      bool *set, GError **err) {
+  g_auto(GStrv) names = split_names(cfg, key, v, err);
+  if (!names)
+    return false;
+  for (char **a = names; *a; a++) {
+    int k = 0;
+    while (k < c->n_cell_classes && strcmp(c->cell_classes[k], *a))
+      k++;
+    if (k == c->n_cell_classes) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "%s: [cytology] %s = '%s': '%s' is not one of cell_classes", cfg->path, key,
+                  v, *a);
+      return false;
+    }
+    set[k] = true;
+  }
+  return true;
+}
+
+/* The cell model: same preprocessing (mean, std, channel order) as the
+ * [model] tile model, softmax over cell_classes. */
 static bool load_cell_model(CytoCtx *c, const EosinConfig *cfg, GError **err) {
   g_autofree char *path = get_string(cfg, "cell_model");
   g_autofree char *classes = get_string(cfg, "cell_classes");
@@ -144,21 +181,11 @@ static bool load_cell_model(CytoCtx *c, const EosinConfig *cfg, GError **err) {
                 EOSIN_CYTO_MAX_CELL_CLASSES);
     return false;
   }
-  g_auto(GStrv) abn = split_names(cfg, "cell_abnormal", abnormal, err);
-  if (!abn)
+  if (!class_set(c, cfg, "cell_abnormal", abnormal, c->abnormal, err))
     return false;
-  for (char **a = abn; *a; a++) {
-    int k = 0;
-    while (k < c->n_cell_classes && strcmp(c->cell_classes[k], *a))
-      k++;
-    if (k == c->n_cell_classes) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: [cytology] cell_abnormal = '%s': '%s' is not one of cell_classes",
-                  cfg->path, abnormal, *a);
-      return false;
-    }
-    c->abnormal[k] = true;
-  }
+  g_autofree char *excl = get_string(cfg, "adequacy_exclude");
+  if (excl && *excl && !class_set(c, cfg, "adequacy_exclude", excl, c->not_squamous, err))
+    return false;
   EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16, .batch = 64};
   c->cell_inf = eosin_infer_new(full, &io, err);
   if (!c->cell_inf) {
@@ -189,6 +216,13 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
                 "%s: the cytology analyzer needs a [model] classification model with four "
                 "classes (normal, LSIL, HSIL, SCC, in that order)",
                 cfg->path);
+    return false;
+  }
+  if (strcmp(cfg->model.activation, "softmax")) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "%s: [model] activation = '%s': the cytology triage needs class "
+                "probabilities (softmax)",
+                cfg->path, cfg->model.activation);
     return false;
   }
   CytoCtx *c = g_new0(CytoCtx, 1);
@@ -248,6 +282,16 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
     return false;
   }
   c->tile_in = h, c->tile_factor = cfg->tile_size / h;
+  /* a cell owned by a tile lies at least overlap/2 from its edge, so its
+   * window lies whole in the tile only if it is no wider than the overlap */
+  double win_px = c->window_um / cfg->mpp;
+  if (win_px > cfg->overlap) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "%s: [cytology] cell_window_um = %g is %.0f px at %g µm/px, more than [tiling] "
+                "overlap = %d: the windows of cells near a tile's edge would reach past it",
+                cfg->path, c->window_um, win_px, cfg->mpp, cfg->overlap);
+    return false;
+  }
   if (!load_cell_model(c, cfg, err))
     return false;
 
@@ -667,9 +711,11 @@ static bool cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
   select_gallery(c);
   const EosinCytoCell *cells = (const EosinCytoCell *) c->cells->data;
   size_t n = c->cells->len;
-  int64_t by_class[EOSIN_CYTO_MAX_CELL_CLASSES] = {0}, n_abn = 0;
+  int64_t by_class[EOSIN_CYTO_MAX_CELL_CLASSES] = {0}, n_abn = 0, n_sq = 0;
   for (size_t i = 0; i < n; i++)
     by_class[cells[i].cls]++, n_abn += cells[i].p_abnormal >= 0.5f;
+  for (int q = 0; q < c->n_cell_classes; q++)
+    n_sq += c->not_squamous[q] ? 0 : by_class[q];
 
   g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
   const char *reason = NULL;
@@ -681,12 +727,12 @@ static bool cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
                                               n, c->min_cells_triage));
     reason = warnings->pdata[warnings->len - 1];
   }
-  if (n < (size_t) c->min_cells && !c->not_brightfield)
+  if (n_sq < c->min_cells && !c->not_brightfield)
     g_ptr_array_add(warnings,
-                    g_strdup_printf("%zu cells: below the %d well-preserved squamous cells "
-                                    "The Bethesda System asks of a liquid-based slide "
-                                    "(adequacy: unsatisfactory)",
-                                    n, c->min_cells));
+                    g_strdup_printf("%" G_GINT64_FORMAT " squamous cells (by the cell model): "
+                                    "below the %d The Bethesda System asks of a liquid-based "
+                                    "slide (adequacy: unsatisfactory)",
+                                    n_sq, c->min_cells));
   if (c->not_brightfield)
     g_ptr_array_add(warnings, g_strdup(c->not_brightfield));
   memset(&c->triage, 0, sizeof c->triage);
@@ -703,9 +749,9 @@ static bool cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
   json_builder_end_object(b);
   json_builder_set_member_name(b, "adequacy");
   json_builder_begin_object(b);
-  _eosin_json_int(b, "cells", (gint64) n);
+  _eosin_json_int(b, "squamous_cells", n_sq);
   _eosin_json_int(b, "min_cells", c->min_cells);
-  _eosin_json_bool(b, "satisfactory", !c->not_brightfield && n >= (size_t) c->min_cells);
+  _eosin_json_bool(b, "satisfactory", !c->not_brightfield && n_sq >= c->min_cells);
   json_builder_end_object(b);
   json_builder_set_member_name(b, "glass_rgb");
   json_builder_begin_array(b);
@@ -772,7 +818,7 @@ static bool cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
       rank[nr++] = (EosinCytoCell){.x = tl->x, .y = tl->y, .tile = (uint32_t) i,
                                    .p_abnormal = a, .suspicion = a};
     }
-  qsort(rank, nr, sizeof *rank, (int (*)(const void *, const void *)) _eosin_cyto_cell_cmp);
+  qsort(rank, nr, sizeof *rank, cell_cmp);
   for (size_t i = 0; i < MIN(nr, (size_t) 10); i++) {
     const float *pr = c->tile_probs + 4 * rank[i].tile;
     int best = 0;

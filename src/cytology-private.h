@@ -28,7 +28,7 @@ typedef struct {
 typedef struct {
   EosinCytoCell cell;
   int side;                 /* crop is side x side RGB at the tile's µm/px */
-  uint8_t *rgb;
+  uint8_t *rgb;             /* owned by the analyzer's pool (g_free) */
 } EosinCytoCrop;
 
 /* Total order of suspicion: higher suspicion first, then p_abnormal, then

@@ -2,8 +2,9 @@
  * cytology-triage.c — slide-level Bethesda triage for the cytology task,
  * from the tile model's class probabilities and the cell model's abnormal
  * scores. A Pap slide is reported by its most severe lesion, however small
- * (The Bethesda System 2014), so neither evidence is averaged over the
- * whole slide: both come from the most suspicious part of it.
+ * (The Bethesda System 2014); top_tile_fraction can narrow the tile
+ * evidence to the most suspicious part, but with a tile model that calls
+ * some normal fields abnormal the default takes every tile (README).
  */
 #include "cytology-private.h"
 
@@ -51,7 +52,7 @@ void _eosin_cyto_triage(const EosinTriageRule *r, const float *tile_probs, size_
   for (size_t t = 0; t < n_tiles; t++)
     rk[t] = (Ranked){1.0f - tile_probs[t * stride], (uint32_t) t};
   qsort(rk, n_tiles, sizeof *rk, ranked_cmp);
-  size_t k = (size_t) ceil(r->top_tile_fraction * n_tiles);
+  size_t k = (size_t) ceil(r->top_tile_fraction * n_tiles - 1e-9);
   k = MIN(MAX(k, (size_t) MAX(r->min_top_tiles, 1)), n_tiles);
   for (size_t i = 0; i < k; i++)
     out->tile_abnormal += rk[i].abnormal / k;

@@ -2,7 +2,7 @@
  * test-cytology.c — the cytology task: the triage rules on hand-made
  * evidence, strict [cytology] errors, cells drawn on every tile seam
  * counted once with gallery.png and QuPath-importable GeoJSON, a glass-only
- * slide and a fluorescence slide refused a triage, and (with ../shared)
+ * slide refused (no tissue), a fluorescence slide given no triage, and (with ../shared)
  * mosaic slides of real LBC fields triaged end to end.
  */
 #include "../src/cytology-private.h"
@@ -228,6 +228,9 @@ Test(cytology, config_errors_name_file_key_and_value) {
       {"colour = blue\n", "[cytology] colour = 'blue': unknown key"},
       {"cell_weight = 2\n", "[cytology] cell_weight = '2'"},
       {"min_cells = many\n", "[cytology] min_cells = 'many'"},
+      {"cell_window_um = 80\n", "[cytology] cell_window_um = 80 is 114 px"},
+      {"adequacy_exclude = normal_columnar, normal_columnar\n",
+       "adequacy_exclude = 'normal_columnar, normal_columnar': a name given twice"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *cfgpath = cyto_config(2, 0, cases[i].extra);
@@ -249,8 +252,9 @@ Test(cytology, abnormal_class_must_be_a_cell_class) {
   g_autofree char *field = model_path("cytology-field.onnx");
   g_autofree char *cell = model_path("cytology-cell.onnx");
   g_autofree char *text = g_strdup_printf(
-      "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\nmpp = 0.7\n"
-      "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\n"
+      "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\noverlap = 80\n"
+      "mpp = 0.7\n"
+      "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\nactivation = softmax\n"
       "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\n"
       "cell_abnormal = a, koilocyte\n",
       field, cell);
@@ -411,4 +415,28 @@ Test(cytology, lbc_mosaics_triaged_end_to_end, .timeout = 300) {
               lo[i], hi[i]);
     eosin_run_result_clear(&res);
   }
+}
+
+/* The triage needs probabilities: a tile model without softmax is refused
+ * rather than turned into negative "probabilities". */
+Test(cytology, tile_model_must_give_probabilities) {
+  g_autofree char *field = model_path("cytology-field.onnx");
+  g_autofree char *cell = model_path("cytology-cell.onnx");
+  g_autofree char *text = g_strdup_printf(
+      "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\noverlap = 80\n"
+      "mpp = 0.7\n[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\n"
+      "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\ncell_abnormal = d\n",
+      field, cell);
+  g_autofree char *cfgpath = write_config(text);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cr_assert(cfg, "%s", err ? err->message : "");
+  void *ctx = NULL;
+  EosinAnalyzerInfo info = {0};
+  const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
+  cr_expect(!ops->init(cfg, &ctx, &info, &err));
+  ops->destroy(ctx);
+  cr_expect(err && strstr(err->message, "[model] activation = 'none'") &&
+                strstr(err->message, cfgpath),
+            "%s", err ? err->message : "(none)");
 }
