@@ -100,7 +100,9 @@ static void usage(FILE *f) {
 
 /* oneDNN's OpenMP threads spin between primitives by default, taking the
  * cores from the tile readers and the analyzers' own threads running
- * beside them (the cytology task ran 1.9x slower, `eosin predict` 8 %).
+ * beside them, or another job's (a cytology slide ran 1.9x slower beside
+ * a 2-thread job; docs/BENCHMARKS.md). ACTIVE, for a machine running
+ * nothing else, is a few per cent faster on a lone large network.
  * libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main(), so
  * the process runs itself again once with it set; a policy the user set is
  * kept, and if the re-exec fails the run goes on as it is. */
