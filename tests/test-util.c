@@ -2,11 +2,13 @@
  * test-util.c — see test-util.h.
  */
 #include "test-util.h"
+#include "../src/eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <openslide.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 
 char *td(const char *name) {
@@ -25,10 +27,27 @@ char *shared_data(const char *rel) {
   return p;
 }
 
+/* The test process's temporary folders, removed when it exits (each
+ * Criterion test runs in its own process) unless EOSIN_KEEP_TMP is set. */
+static GPtrArray *tmp_dirs;
+
+static void remove_tmp_dirs(void) {
+  for (guint i = 0; tmp_dirs && i < tmp_dirs->len; i++)
+    _eosin_rm_rf(tmp_dirs->pdata[i], NULL);
+  g_clear_pointer(&tmp_dirs, g_ptr_array_unref);
+}
+
 char *tmp_dir(void) {
   GError *e = NULL;
   char *d = g_dir_make_tmp("eosin-test-XXXXXX", &e);
   cr_assert(d, "tmp dir: %s", e ? e->message : "?");
+  if (!g_getenv("EOSIN_KEEP_TMP")) {
+    if (!tmp_dirs) {
+      tmp_dirs = g_ptr_array_new_with_free_func(g_free);
+      atexit(remove_tmp_dirs);
+    }
+    g_ptr_array_add(tmp_dirs, g_strdup(d));
+  }
   return d;
 }
 

@@ -22,7 +22,8 @@ char *shared_data(const char *rel);
                    "clone)", rel);                                                       \
   } while (0)
 
-/* A new empty temporary folder (removed by the OS's tmp cleaning). */
+/* A new empty temporary folder, removed with its contents when the test
+ * process exits (kept when EOSIN_KEEP_TMP is set, to look at a failure). */
 char *tmp_dir(void);
 /* Writes @text to a new .ini file in a temporary folder; returns its path. */
 char *write_config(const char *text);
