@@ -181,13 +181,16 @@ def centre_crops(x, size):
     return to_float(np.ascontiguousarray(x[:, y0:y0 + size, x0:x0 + size]))
 
 
-def train(x, y, n_classes, size, epochs, seed, log=""):
-    """One model on x/y (class-weighted cross-entropy, AdamW one-cycle)."""
+def train(x, y, n_classes, size, epochs, seed, log="", weighting="inverse"):
+    """One model on x/y (class-weighted cross-entropy, AdamW one-cycle);
+    @weighting: class weights by inverse frequency, or its square root
+    (milder: fewer normal fields sacrificed to the rare classes)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = CytoNet(n_classes)
     freq = np.bincount(y, minlength=n_classes).astype(float)
-    weight = torch.tensor(freq.sum() / (n_classes * np.maximum(freq, 1)), dtype=torch.float32)
+    w = freq.sum() / (n_classes * np.maximum(freq, 1))
+    weight = torch.tensor(np.sqrt(w) if weighting == "sqrt" else w, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     batch = 32
     steps = epochs * ((len(y) + batch - 1) // batch)
@@ -251,6 +254,7 @@ def main():
     ap.add_argument("--folds-dir", default=None)
     ap.add_argument("--seed", type=int, default=20261201)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--class-weight", choices=["inverse", "sqrt"], default="inverse")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -273,7 +277,8 @@ def main():
     per_fold = []
     for f in range(k):
         tr, te = fold != f, fold == f
-        m = train(x[tr], y[tr], len(names), size, epochs, args.seed + f, f"fold {f + 1}/{k} ")
+        m = train(x[tr], y[tr], len(names), size, epochs, args.seed + f, f"fold {f + 1}/{k} ",
+                  args.class_weight)
         oof[te] = predict(m, x[te], size)
         per_fold.append(metrics(y[te], oof[te], names)["balanced_accuracy"])
         if args.folds_dir:
@@ -291,7 +296,7 @@ def main():
         with open(os.path.join(args.folds_dir, "folds.json"), "w") as fh:
             json.dump({"classes": names, "fold_of_group": {g: int(fold[i]) for i, g in
                                                            enumerate(groups)}}, fh, indent=1)
-    final = train(x, y, len(names), size, epochs, args.seed + 100, "final ")
+    final = train(x, y, len(names), size, epochs, args.seed + 100, "final ", args.class_weight)
     export(final, size, args.out)
     card = {
         "model": os.path.basename(args.out), "task": args.task,
@@ -301,6 +306,7 @@ def main():
         "per_class": dict(zip(names, np.bincount(y, minlength=len(names)).tolist())),
         "input": [3, size, size], "channel_order": "rgb", "mean": MEAN, "std": STD,
         "classes": names, "activation": "softmax", "seed": args.seed, "epochs": epochs,
+        "class_weight": args.class_weight,
         "folds": k, "cv": cv, "train_seconds": round(time.time() - t0, 1),
         "torch": torch.__version__, "threads": args.threads,
     }
