@@ -380,16 +380,15 @@ Test(cytology, predict_center_crop_sees_the_centre, .timeout = 120) {
  * averaging, normalisation, channel order, the triage), not accuracy:
  * that is scripts/bench-cytology, on held-out patients. The category alone
  * survives a wrong normalisation or channel order, so the abnormal score
- * must be clear too (0.21 and 0.97 with the shipped models; BGR input gives
- * 0.37 and 0.74, a doubled std 0.68 for the HSIL slide, tiles not averaged
- * 0.89). */
+ * must be clear too (0.13 and 0.96 with the shipped models; BGR input
+ * gives 0.31 and 0.63). */
 Test(cytology, lbc_mosaics_triaged_end_to_end, .timeout = 300) {
   g_autofree char *lbc = shared_data("cytology/lbc/labels.csv");
   REQUIRE_SHARED(lbc, "cytology/lbc/labels.csv");
   g_autofree char *data = g_path_get_dirname(lbc);
   g_autofree char *dir = tmp_dir();
   const char *groups[2] = {"NL_10", "HSIL_2"}, *want[2] = {"NILM", "HSIL"};
-  const double lo[2] = {0, 0.93}, hi[2] = {0.3, 1};
+  const double lo[2] = {0, 0.93}, hi[2] = {0.25, 1};
   for (int i = 0; i < 2; i++) {
     g_autofree char *name = g_strdup_printf("%s.svs", groups[i]);
     g_autofree char *slide = g_build_filename(dir, name, NULL);
