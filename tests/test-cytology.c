@@ -193,18 +193,7 @@ Test(cytology, cells_on_tile_seams_are_counted_once, .timeout = 300) {
   g_autofree char *csv = g_build_filename(res.outdir, "cells.csv", NULL);
   g_autoptr(GPtrArray) rows = read_csv_rows(csv);
   int pos[64], np = seam_grid(pos);
-  g_autofree int *hits = g_new0(int, np * np);
-  for (guint r = 0; r < rows->len; r++) {
-    char **f = rows->pdata[r];
-    double x = g_ascii_strtod(f[0], NULL), y = g_ascii_strtod(f[1], NULL);
-    double d;
-    int best = nearest_grid_point(x, y, pos, np, &d);
-    cr_expect_lt(d, 2.0, "cell at %.1f,%.1f is %.1f px from any nucleus", x, y, d);
-    hits[best]++;
-  }
-  for (int k = 0; k < np * np; k++)
-    cr_expect_eq(hits[k], 1, "nucleus at %d,%d counted %d times", pos[k % np], pos[k / np],
-                 hits[k]);
+  g_autofree int *nucleus = expect_seam_nuclei_once(rows, pos, np);
   /* the gallery: a PNG of the top cells; the GeoJSON parses */
   g_autofree char *gal = g_build_filename(res.outdir, "gallery.png", NULL);
   g_autoptr(VipsImage) g = vips_image_new_from_file(gal, NULL);
@@ -234,41 +223,29 @@ Test(cytology, config_errors_name_file_key_and_value) {
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *cfgpath = cyto_config(2, 0, cases[i].extra);
-    g_autoptr(GError) err = NULL;
-    g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-    cr_assert(cfg, "%s", err ? err->message : "");
-    const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
-    void *ctx = NULL;
-    EosinAnalyzerInfo info = {0};
-    bool ok = ops->init(cfg, &ctx, &info, &err);
-    ops->destroy(ctx);
-    cr_expect(!ok, "case %zu accepted", i);
-    cr_expect(err && strstr(err->message, cases[i].want) && strstr(err->message, cfgpath),
-              "case %zu: %s", i, err ? err->message : "(none)");
+    g_autofree char *what = g_strdup_printf("case %zu", i);
+    expect_init_error("cytology", cfgpath, cases[i].want, what);
   }
 }
 
-Test(cytology, abnormal_class_must_be_a_cell_class) {
+/* A config with only what init reads: [model] lines @model, [cytology]
+ * lines @cyto; the cell classes are a..g. */
+static char *bare_config(const char *model, const char *cyto) {
   g_autofree char *field = model_path("cytology-field.onnx");
   g_autofree char *cell = model_path("cytology-cell.onnx");
   g_autofree char *text = g_strdup_printf(
       "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\noverlap = 80\n"
-      "mpp = 0.7\n"
-      "[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\nactivation = softmax\n"
-      "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\n"
-      "cell_abnormal = a, koilocyte\n",
-      field, cell);
-  g_autofree char *cfgpath = write_config(text);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
-  void *ctx = NULL;
-  EosinAnalyzerInfo info = {0};
-  const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
-  cr_expect(!ops->init(cfg, &ctx, &info, &err));
-  ops->destroy(ctx);
-  cr_expect(err && strstr(err->message, "'koilocyte' is not one of cell_classes"), "%s",
-            err ? err->message : "(none)");
+      "mpp = 0.7\n[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\n%s"
+      "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\n%s",
+      field, model, cell, cyto);
+  return write_config(text);
+}
+
+Test(cytology, abnormal_class_must_be_a_cell_class) {
+  g_autofree char *cfgpath =
+      bare_config("activation = softmax\n", "cell_abnormal = a, koilocyte\n");
+  expect_init_error("cytology", cfgpath, "'koilocyte' is not one of cell_classes",
+                    "cell_abnormal");
 }
 
 /* Glass alone: no tissue, an error naming the slide, not a triage. */
@@ -419,23 +396,6 @@ Test(cytology, lbc_mosaics_triaged_end_to_end, .timeout = 300) {
 /* The triage needs probabilities: a tile model without softmax is refused
  * rather than turned into negative "probabilities". */
 Test(cytology, tile_model_must_give_probabilities) {
-  g_autofree char *field = model_path("cytology-field.onnx");
-  g_autofree char *cell = model_path("cytology-cell.onnx");
-  g_autofree char *text = g_strdup_printf(
-      "[task]\nname = t\nanalyzer = cytology\n[tiling]\ntile_size = 256\noverlap = 80\n"
-      "mpp = 0.7\n[model]\npath = %s\nclasses = NL, LSIL, HSIL, SCC\n"
-      "[cytology]\ncell_model = %s\ncell_classes = a, b, c, d, e, f, g\ncell_abnormal = d\n",
-      field, cell);
-  g_autofree char *cfgpath = write_config(text);
-  g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
-  cr_assert(cfg, "%s", err ? err->message : "");
-  void *ctx = NULL;
-  EosinAnalyzerInfo info = {0};
-  const EosinAnalyzerOps *ops = eosin_analyzer_find("cytology");
-  cr_expect(!ops->init(cfg, &ctx, &info, &err));
-  ops->destroy(ctx);
-  cr_expect(err && strstr(err->message, "[model] activation = 'none'") &&
-                strstr(err->message, cfgpath),
-            "%s", err ? err->message : "(none)");
+  g_autofree char *cfgpath = bare_config("", "cell_abnormal = d\n");
+  expect_init_error("cytology", cfgpath, "[model] activation = 'none'", "no activation");
 }

@@ -171,16 +171,41 @@ void run_config_ok(const char *cfgpath, const char *slide, const char *outdir,
             err ? err->message : "");
 }
 
-int nearest_grid_point(double x, double y, const int *pos, int np, double *dist) {
-  int best = -1;
-  double bd = INFINITY;
-  for (int k = 0; k < np * np; k++) {
-    double dx = x - (pos[k % np] + 0.5), dy = y - (pos[k / np] + 0.5);
-    if (dx * dx + dy * dy < bd)
-      bd = dx * dx + dy * dy, best = k;
+int *expect_seam_nuclei_once(GPtrArray *rows, const int *pos, int np) {
+  int *best = g_new(int, MAX(rows->len, 1));
+  g_autofree int *hits = g_new0(int, np * np);
+  for (guint r = 0; r < rows->len; r++) {
+    char **f = rows->pdata[r];
+    double x = g_ascii_strtod(f[0], NULL), y = g_ascii_strtod(f[1], NULL), bd = INFINITY;
+    for (int k = 0; k < np * np; k++) {
+      double dx = x - (pos[k % np] + 0.5), dy = y - (pos[k / np] + 0.5);
+      if (dx * dx + dy * dy < bd)
+        bd = dx * dx + dy * dy, best[r] = k;
+    }
+    cr_expect_lt(sqrt(bd), 2.0, "cell at %.1f,%.1f is %.1f px from any nucleus", x, y,
+                 sqrt(bd));
+    hits[best[r]]++;
   }
-  *dist = sqrt(bd);
+  for (int k = 0; k < np * np; k++)
+    cr_expect_eq(hits[k], 1, "nucleus at %d,%d counted %d times", pos[k % np], pos[k / np],
+                 hits[k]);
   return best;
+}
+
+void expect_init_error(const char *analyzer, const char *cfgpath, const char *want,
+                       const char *what) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cr_assert(cfg, "%s: %s", what, err ? err->message : "");
+  const EosinAnalyzerOps *ops = eosin_analyzer_find(analyzer);
+  cr_assert(ops, "no analyzer %s", analyzer);
+  void *ctx = NULL;
+  EosinAnalyzerInfo info = {0};
+  bool ok = ops->init(cfg, &ctx, &info, &err);
+  ops->destroy(ctx);
+  cr_expect(!ok, "%s: accepted", what);
+  cr_expect(err && strstr(err->message, want) && strstr(err->message, cfgpath), "%s: %s", what,
+            err ? err->message : "(none)");
 }
 
 int seam_positions(int field, int tile, int overlap, int margin, int *pos) {

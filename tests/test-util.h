@@ -50,9 +50,15 @@ GPtrArray *read_csv_rows(const char *path);
  * through every overlap (where ownership changes), keeping @margin px
  * from the far side. Writes @pos (64 at most), returns the count. */
 int seam_positions(int field, int tile, int overlap, int margin, int *pos);
-/* Nuclei drawn on a grid of seam positions (@pos[0..np-1] on both axes):
- * the index (row-major) of the one nearest (@x, @y) and its distance. */
-int nearest_grid_point(double x, double y, const int *pos, int np, double *dist);
+/* Nuclei drawn on a grid of seam positions (@pos[0..np-1] on both axes)
+ * against the cells.csv @rows (x, y first): every cell within 2 px of a
+ * drawn nucleus and every nucleus found exactly once. Returns, per row,
+ * the index (row-major) of its nucleus; caller frees. */
+int *expect_seam_nuclei_once(GPtrArray *rows, const int *pos, int np);
+/* Loads @cfgpath and expects the @analyzer's init to refuse it with an
+ * error naming the file and containing @want; @what names the case. */
+void expect_init_error(const char *analyzer, const char *cfgpath, const char *want,
+                       const char *what);
 
 /* Loads the config @cfgpath and runs it on @slide into @outdir (a new
  * temporary folder when NULL), asserting both succeed; fills @res (the
