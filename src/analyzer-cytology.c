@@ -453,13 +453,7 @@ static void tile_cells(Work *w, int k, float *st) {
   int S = b->tile_size;
   size_t px = (size_t) S * S;
   const uint8_t *rgb = b->pixels + k * px * 3;
-  for (size_t p = 0; p < px; p++) {
-    float R = c->od_lut[0][rgb[3 * p]], G = c->od_lut[1][rgb[3 * p + 1]],
-          B = c->od_lut[2][rgb[3 * p + 2]];
-    for (int j = 0; j < 3; j++)
-      st[3 * p + j] = (float) (R * c->stain_from[0][j] + G * c->stain_from[1][j] +
-                               B * c->stain_from[2][j]);
-  }
+  _eosin_stain_deconvolve_lut(rgb, px, c->od_lut, c->stain_from, st);
   EosinNucleiParams np = c->np;
   np.mpp = b->plan->mpp;
   EosinNucleiLabels L;

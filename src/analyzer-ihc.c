@@ -45,7 +45,7 @@ typedef struct {
   int hotspot_min_cells, estimate_tiles;
   double rgb_from[3][3], stain_from[3][3];
   char *stain_note;           /* how the vectors were chosen */
-  float od_lut[256];
+  float od_lut[3][256];        /* QuPath's OD table, the same for r, g, b */
   char *names[N_CH + 1];
   double dmin[N_CH], dmax[N_CH];
   /* cells kept so far (owned by their tile), in batch order */
@@ -202,7 +202,7 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   double od[256];
   _eosin_stain_od_table(od);
   for (int v = 0; v < 256; v++)
-    c->od_lut[v] = (float) od[v];
+    c->od_lut[0][v] = c->od_lut[1][v] = c->od_lut[2][v] = (float) od[v];
   for (int i = 0; i < N_CH; i++) {
     c->names[i] = g_strdup(CHANNELS[i]);
     c->dmin[i] = 0;
@@ -220,16 +220,6 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   return true;
 }
 
-/* Haematoxylin, DAB and residual per pixel with QuPath's conventions (OD
- * table above, no clamping: a blue nucleus has a slightly negative DAB). */
-static void deconvolve(const IhcCtx *c, const uint8_t *rgb, size_t n, float *out) {
-  const double(*M)[3] = c->stain_from;
-  for (size_t p = 0; p < n; p++) {
-    float r = c->od_lut[rgb[3 * p]], g = c->od_lut[rgb[3 * p + 1]], b = c->od_lut[rgb[3 * p + 2]];
-    for (int j = 0; j < 3; j++)
-      out[3 * p + j] = (float) (r * M[0][j] + g * M[1][j] + b * M[2][j]);
-  }
-}
 
 
 /* Douglas-Peucker on the open polyline v[a..b] (pairs of doubles): marks
@@ -424,7 +414,9 @@ static gpointer batch_worker(gpointer data) {
   np.mpp = b->plan->mpp; /* the true pixel size the tiles were read at */
   for (int k; (k = g_atomic_int_add(&w->next, 1)) < b->n;) {
     TileCells *r = &w->res[k];
-    deconvolve(c, b->pixels + k * px * 3, px, st);
+    /* haematoxylin, DAB and residual with QuPath's conventions, not
+     * clamped: a blue nucleus has a slightly negative DAB */
+    _eosin_stain_deconvolve_lut(b->pixels + k * px * 3, px, c->od_lut, c->stain_from, st);
     EosinNucleiLabels L;
     if (!_eosin_nuclei_detect(&np, st, b->tile_size, b->tile_size, &L, &r->error))
       continue;

@@ -55,6 +55,15 @@ void eosin_stain_deconvolve(const uint8_t *rgb, size_t n, const double M[3][3], 
   }
 }
 
+void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
+                                 const double M[3][3], float *out) {
+  for (size_t p = 0; p < n; p++) {
+    float r = od[0][rgb[3 * p]], g = od[1][rgb[3 * p + 1]], b = od[2][rgb[3 * p + 2]];
+    for (int j = 0; j < 3; j++)
+      out[3 * p + j] = (float) (r * M[0][j] + g * M[1][j] + b * M[2][j]);
+  }
+}
+
 static void stain_destroy(void *ctx) {
   StainCtx *c = ctx;
   if (!c)

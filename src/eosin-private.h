@@ -159,6 +159,11 @@ void _eosin_stain_normalise(double m[3][3]);
 void _eosin_stain_complete(double m[3][3]);
 /* QuPath's optical density of an 8-bit value: max(0, -log10(max(v, 1) / 255)). */
 void _eosin_stain_od_table(double od[256]);
+/* Deconvolution of @n RGB pixels with a per-channel optical density table
+ * @od (so the blank can differ from 255 per channel) and @stain_from (OD
+ * row vector -> stains), not clamped: 3 floats per pixel into @out. */
+void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
+                                 const double stain_from[3][3], float *out);
 
 /* ---------------------------------------------------------------- outlines */
 
