@@ -400,7 +400,6 @@ typedef struct {
   const EosinTileBatch *b;
   TileCells *res;
   int win;
-  gint next;
 } Work;
 
 /* The @win x @win window of tile @rgb (@S x @S) centred at (@cx, @cy),
@@ -444,9 +443,12 @@ typedef struct {
   double sx, sy, sh;
 } NucAcc;
 
-/* Finds the nuclei of one tile and keeps the cells it owns, with their
- * windows. Reads @w->c only, so tiles of a batch run at once. */
-static void tile_cells(Work *w, int k, float *st) {
+/* Finds the nuclei of tile @k of the batch and keeps the cells it owns,
+ * with their windows (@scratch: the tile's stains). Reads the context
+ * only, so tiles of a batch run at once. */
+static void tile_cells(void *data, int k, void *scratch) {
+  Work *w = data;
+  float *st = scratch;
   const CytoCtx *c = w->c;
   const EosinTileBatch *b = w->b;
   TileCells *r = &w->res[k];
@@ -491,15 +493,6 @@ static void tile_cells(Work *w, int k, float *st) {
     crop_window(rgb, S, cx, cy, w->win, (uint8_t *) r->crops->data + at);
   }
   _eosin_nuclei_labels_clear(&L);
-}
-
-static gpointer worker(gpointer data) {
-  Work *w = data;
-  size_t px = (size_t) w->b->tile_size * w->b->tile_size;
-  g_autofree float *st = g_new(float, px * 3);
-  for (int k; (k = g_atomic_int_add(&w->next, 1)) < w->b->n;)
-    tile_cells(w, k, st);
-  return NULL;
 }
 
 /* Keeps @cell (and its window) if it is among the pool_n most suspicious
@@ -567,14 +560,8 @@ static bool cyto_run(void *ctx, const EosinTileBatch *b, float *values, GError *
     res[k].crops = g_array_new(FALSE, FALSE, 1);
   }
   int win = MAX(8, (int) lround(c->window_um / b->plan->mpp));
-  Work w = {c, b, res, win, 0};
-  int n_threads = MIN(b->n, (int) g_get_num_processors());
-  g_autofree GThread **th = g_new0(GThread *, MAX(n_threads, 1));
-  for (int t = 1; t < n_threads; t++)
-    th[t] = g_thread_new("eosin-cyto", worker, &w);
-  worker(&w);
-  for (int t = 1; t < n_threads; t++)
-    g_thread_join(th[t]);
+  Work w = {c, b, res, win};
+  _eosin_parallel_for(b->n, sizeof(float) * 3 * S * S, tile_cells, &w);
 
   /* 3. the cell model on every cell of the batch */
   bool ok = true;

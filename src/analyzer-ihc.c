@@ -398,32 +398,28 @@ typedef struct {
   const IhcCtx *c;
   const EosinTileBatch *b;
   TileCells *res;   /* b->n, filled at the tile's place in the batch */
-  gint next;        /* atomic: the next tile of the batch to take */
 } BatchWork;
 
-/* Worker: deconvolves, finds and measures tiles of the batch until none is
- * left. Each tile's result goes to its own slot, so the merge below sees
- * the same cells in the same order for any number of threads. */
-static gpointer batch_worker(gpointer data) {
+/* Deconvolves, finds and measures tile @k of the batch (@scratch: the
+ * tile's stains). Each tile's result goes to its own slot, so the merge
+ * below sees the same cells in the same order for any number of threads. */
+static void ihc_tile(void *data, int k, void *scratch) {
   BatchWork *w = data;
   const IhcCtx *c = w->c;
   const EosinTileBatch *b = w->b;
   size_t px = (size_t) b->tile_size * b->tile_size;
-  g_autofree float *st = g_new(float, px * 3);
+  float *st = scratch;
   EosinNucleiParams np = c->np;
   np.mpp = b->plan->mpp; /* the true pixel size the tiles were read at */
-  for (int k; (k = g_atomic_int_add(&w->next, 1)) < b->n;) {
-    TileCells *r = &w->res[k];
-    /* haematoxylin, DAB and residual with QuPath's conventions, not
-     * clamped: a blue nucleus has a slightly negative DAB */
-    _eosin_stain_deconvolve_lut(b->pixels + k * px * 3, px, c->od_lut, c->stain_from, st);
-    EosinNucleiLabels L;
-    if (!_eosin_nuclei_detect(&np, st, b->tile_size, b->tile_size, &L, &r->error))
-      continue;
-    measure_tile(c, b->plan, b->tile_ids[k], st, &L, r);
-    _eosin_nuclei_labels_clear(&L);
-  }
-  return NULL;
+  TileCells *r = &w->res[k];
+  /* haematoxylin, DAB and residual with QuPath's conventions, not
+   * clamped: a blue nucleus has a slightly negative DAB */
+  _eosin_stain_deconvolve_lut(b->pixels + k * px * 3, px, c->od_lut, c->stain_from, st);
+  EosinNucleiLabels L;
+  if (!_eosin_nuclei_detect(&np, st, b->tile_size, b->tile_size, &L, &r->error))
+    return;
+  measure_tile(c, b->plan, b->tile_ids[k], st, &L, r);
+  _eosin_nuclei_labels_clear(&L);
 }
 
 /* Tiles of a batch are analysed on up to one thread per processor (the
@@ -442,14 +438,8 @@ static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **
     res[k].cells = g_array_new(FALSE, FALSE, sizeof(EosinCell));
     res[k].vertices = g_array_new(FALSE, FALSE, sizeof(float));
   }
-  BatchWork w = {c, b, res, 0};
-  int n_threads = MIN(b->n, (int) g_get_num_processors());
-  g_autofree GThread **th = g_new0(GThread *, MAX(n_threads, 1));
-  for (int t = 1; t < n_threads; t++)
-    th[t] = g_thread_new("eosin-ihc", batch_worker, &w);
-  batch_worker(&w);
-  for (int t = 1; t < n_threads; t++)
-    g_thread_join(th[t]);
+  BatchWork w = {c, b, res};
+  _eosin_parallel_for(b->n, sizeof(float) * 3 * b->tile_size * b->tile_size, ihc_tile, &w);
   bool ok = true;
   for (int k = 0; k < b->n; k++) {
     TileCells *r = &res[k];

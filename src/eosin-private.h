@@ -90,6 +90,13 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
 /* Values per tile of an analyzer: n_channels x cells_per_side^2. */
 size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
 
+/* Calls @fn(@data, k, scratch) for k = 0..@n-1 on up to one thread per
+ * processor (the caller's included), each thread with its own @scratch_bytes
+ * buffer, and returns when all are done. For analyzers whose tiles of a
+ * batch are independent: @fn must write only what belongs to its k. */
+void _eosin_parallel_for(int n, size_t scratch_bytes, void (*fn)(void *data, int k, void *scratch),
+                         void *data);
+
 /* Where a plan's analysed tiles lie on its grid, for analyzers that own
  * objects by tile (tiling.c). */
 typedef struct {

@@ -117,3 +117,31 @@ char *eosin_slide_name_from_path(const char *path) {
   }
   return g_strdup(base);
 }
+
+typedef struct {
+  int n;
+  size_t scratch_bytes;
+  void (*fn)(void *data, int k, void *scratch);
+  void *data;
+  gint next; /* atomic: the next k to take */
+} ParallelFor;
+
+static gpointer parallel_for_worker(gpointer data) {
+  ParallelFor *p = data;
+  g_autofree void *scratch = p->scratch_bytes ? g_malloc(p->scratch_bytes) : NULL;
+  for (int k; (k = g_atomic_int_add(&p->next, 1)) < p->n;)
+    p->fn(p->data, k, scratch);
+  return NULL;
+}
+
+void _eosin_parallel_for(int n, size_t scratch_bytes, void (*fn)(void *data, int k, void *scratch),
+                         void *data) {
+  ParallelFor p = {n, scratch_bytes, fn, data, 0};
+  int n_threads = MIN(n, (int) g_get_num_processors());
+  g_autofree GThread **th = g_new0(GThread *, MAX(n_threads, 1));
+  for (int t = 1; t < n_threads; t++)
+    th[t] = g_thread_new("eosin-tiles", parallel_for_worker, &p);
+  parallel_for_worker(&p);
+  for (int t = 1; t < n_threads; t++)
+    g_thread_join(th[t]);
+}
