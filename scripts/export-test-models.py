@@ -47,7 +47,11 @@ class TinyUNet(nn.Module):
 # (With BatchNorm statistics gathered before the affine parameters were
 # randomised, EfficientNet's outputs reached ~1e4 and a 1e-7 change of the
 # input moved them by ~1e-2 of that; calibrate_bn now runs in the right order
-# and every model is held to 1e-4.)
+# and every model is held to 1e-4. Inception-v3 runs at 160 px: at 96 its
+# last blocks see 1x1 maps and its fp32 error floor is 0.9e-4 of max |y| for
+# PyTorch itself and 0.88-0.99e-4 for ONNX Runtime, so any other fp32
+# summation order landed on either side of the bound; at 160 PyTorch's fp32
+# is at 0.26e-4 and the bound tests the implementation, not the model.)
 MODELS = [
     ("resnet18", lambda: tvm.resnet18(num_classes=2), 64, 13, 1e-4),
     ("resnet34", lambda: tvm.resnet34(num_classes=2), 64, 13, 1e-4),
@@ -57,7 +61,7 @@ MODELS = [
     ("mobilenet_v3_small", lambda: tvm.mobilenet_v3_small(num_classes=2), 64, 14, 1e-4),
     ("efficientnet_b0", lambda: tvm.efficientnet_b0(num_classes=2), 64, 13, 1e-4),
     ("inception_v3", lambda: tvm.inception_v3(num_classes=2, init_weights=True, aux_logits=False),
-     96, 13, 1e-4),
+     160, 13, 1e-4),
     ("tiny_unet", TinyUNet, 64, 13, 1e-4),
 ]
 
