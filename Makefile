@@ -18,7 +18,7 @@ SANITIZE ?=
 ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -pthread \
            -DEOSIN_VERSION=\"$(VERSION)\" -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread
+ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread -fopenmp
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -86,6 +86,9 @@ $(BUILD)/obj/onnx-load.o $(BUILD)/obj/graph.o: $(BUILD)/gen/onnx.pb-c.h src/grap
 # The nucleus filters run row-wide loops over every tile pixel; GCC's -O2
 # cost model leaves them scalar, the cheap one vectorises them.
 $(BUILD)/obj/nuclei.o: ALL_CFLAGS += -ftree-vectorize -fvect-cost-model=cheap
+
+# Winograd shares its chunks among oneDNN's OpenMP threads (libgomp)
+$(BUILD)/obj/backend-cpu-winograd.o: ALL_CFLAGS += -fopenmp
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) $(CUDA_STAMP) | $(BUILD)/obj
 	@echo "  CC      $<"

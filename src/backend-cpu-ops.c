@@ -267,11 +267,29 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
   const dnnl_memory_desc_t *got_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *got_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *got_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  dnnl_memory_t wm = load_weights(c, &wei_user, w->data, got_wei, err), bm = NULL;
-  if (wm && has_bias)
-    bm = _cpu_const_mem(c, &bias_md, T(n->in[2])->data, err);
-  int xv = wm && (!has_bias || bm) ? _cpu_get_rep(c, xt, got_src, err) : -1;
+  /* where oneDNN keeps nChw8c around it, a 3x3 convolution can run as
+   * Winograd instead of the primitive; the layouts stay the same */
+  CpuWino *wg = NULL;
+  dnnl_memory_desc_t blk_src, blk_dst;
+  dnnl_memory_desc_init_by_tag(&blk_src, 4, sd, dnnl_f32, dnnl_nChw8c);
+  dnnl_memory_desc_init_by_tag(&blk_dst, 4, dd, dnnl_f32, dnnl_nChw8c);
+  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], &ch) &&
+      dnnl_memory_desc_equal(got_src, &blk_src) && dnnl_memory_desc_equal(got_dst, &blk_dst) &&
+      !(wg = _cpu_wino_new(x->dims, y->dims, pl[0], pl[1], w->data,
+                           has_bias ? T(n->in[2])->data : NULL, &ch))) {
+    dnnl_primitive_desc_destroy(pd);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate Winograd weights");
+    return -1;
+  }
+  dnnl_memory_t wm = NULL, bm = NULL;
+  if (!wg) {
+    wm = load_weights(c, &wei_user, w->data, got_wei, err);
+    if (wm && has_bias)
+      bm = _cpu_const_mem(c, &bias_md, T(n->in[2])->data, err);
+  }
+  int xv = wg || (wm && (!has_bias || bm)) ? _cpu_get_rep(c, xt, got_src, err) : -1;
   if (xv < 0) {
+    _cpu_wino_free(wg);
     dnnl_primitive_desc_destroy(pd);
     return -1;
   }
@@ -285,12 +303,22 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
           cpu_val(c, v)->storage != cpu_val(c, xv)->storage && _cpu_can_overwrite(c, v, i, add))
         zv = v;
     if (zv < 0 && (zv = _cpu_copy_value(c, c->rep[z], got_dst, err)) < 0) {
+      _cpu_wino_free(wg);
       dnnl_primitive_desc_destroy(pd);
       return -1;
     }
     yv = out_value(c, ch.out, got_dst, zv);
   } else {
     yv = out_value(c, ch.out, got_dst, -1);
+  }
+  if (wg) {
+    dnnl_primitive_desc_destroy(pd);
+    int s = _cpu_add_step(c, i, NULL, err);
+    g_array_index(c->steps, CpuStep, s).wino = wg;
+    _cpu_step_arg(c, s, DNNL_ARG_SRC, xv, NULL);
+    _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
+    chain_commit(c, &ch, i);
+    return 1;
   }
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)

@@ -23,6 +23,8 @@ static bool cpu_init(void **ctx, const EosinBackendOptions *opt, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "oneDNN: cannot start the CPU engine");
     return false;
   }
+  /* EOSIN_CPU_WINOGRAD=0: oneDNN's direct kernels only (comparisons) */
+  c->winograd = g_strcmp0(g_getenv("EOSIN_CPU_WINOGRAD"), "0") != 0;
   return true;
 }
 
@@ -41,6 +43,7 @@ static void cpu_destroy(void *ctx) {
       CpuStep *s = &g_array_index(c->steps, CpuStep, i);
       if (s->prim)
         dnnl_primitive_destroy(s->prim);
+      _cpu_wino_free(s->wino);
       if (s->scratch)
         dnnl_memory_destroy(s->scratch);
       g_array_unref(s->args);
@@ -354,6 +357,8 @@ static int finish_plan(CpuCtx *c, GError **err) {
     CpuStep *s = &g_array_index(c->steps, CpuStep, i);
     if (s->prim)
       c->scratch_size = MAX(c->scratch_size, dnnl_memory_desc_get_size(&s->scratch_md));
+    if (s->wino)
+      c->scratch_size = MAX(c->scratch_size, _cpu_wino_scratch(s->wino));
   }
   if (c->scratch_size && posix_memalign(&c->scratch, 4096, c->scratch_size)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate the oneDNN scratchpad");
@@ -539,6 +544,14 @@ static bool run_slice(CpuCtx *c, const float *input, float *output, GError **err
                                                           : "(layout reorder)", (int) st);
         return false;
       }
+    } else if (s->wino) {
+      void *src = NULL, *dst = NULL;
+      for (guint k = 0; k < s->args->len; k++) {
+        const CpuArg *a = &g_array_index(s->args, CpuArg, k);
+        dnnl_memory_get_data_handle(cpu_val(c, a->val)->mem, a->arg == DNNL_ARG_SRC ? &src : &dst);
+      }
+      dnnl_stream_wait(c->stream);
+      _cpu_wino_run(s->wino, src, dst, c->scratch);
     } else {
       /* the reference reads what the primitives before it wrote */
       dnnl_stream_wait(c->stream);

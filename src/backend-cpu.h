@@ -40,9 +40,13 @@ typedef struct {
   dnnl_memory_t mem;       /* weights/bias memory, owned by CpuCtx.consts */
 } CpuArg;
 
+/* A 3x3 convolution run as Winograd F(4x4, 3x3) (backend-cpu-winograd.c). */
+typedef struct CpuWino CpuWino;
+
 typedef struct {
   int node;                /* the node it runs (messages), -1 for a layout reorder */
-  dnnl_primitive_t prim;   /* NULL: the reference runs node */
+  dnnl_primitive_t prim;   /* NULL: wino, else the reference, runs node */
+  CpuWino *wino;           /* owned; its args are SRC and DST */
   GArray *args;            /* CpuArg */
   dnnl_memory_desc_t scratch_md;
   int zero_val;            /* a value zero-filled before the step (Pad), or -1 */
@@ -72,6 +76,7 @@ typedef struct {
   void *arena, *scratch;
   size_t arena_size, scratch_size;
   int input_val, output_val;
+  bool winograd;           /* 3x3 convolutions may run as Winograd */
 } CpuCtx;
 
 /* A list of post-ops and the nodes they fold away. */
@@ -122,6 +127,14 @@ bool _cpu_can_overwrite(const CpuCtx *c, int v, int node, int except);
 int _cpu_readers(const CpuCtx *c, int t, int *r, int max);
 dnnl_primitive_attr_t _cpu_attr(const CpuChain *ch);
 dnnl_memory_t _cpu_const_mem(CpuCtx *c, const dnnl_memory_desc_t *md, void *data, GError **err);
+
+/* backend-cpu-winograd.c */
+bool _cpu_wino_usable(const EosinAttrs *a, int64_t c, int64_t k, const CpuChain *ch);
+CpuWino *_cpu_wino_new(const int64_t *x_dims, const int64_t *y_dims, int pad_t, int pad_l,
+                       const float *w, const float *bias, const CpuChain *ch);
+size_t _cpu_wino_scratch(const CpuWino *g);
+void _cpu_wino_run(const CpuWino *g, const float *src, float *dst, void *scratch);
+void _cpu_wino_free(CpuWino *g);
 
 /* backend-cpu-ops.c: builders; each returns 1 when the node became oneDNN
  * steps, 0 when it should run on the reference, -1 on an error */

@@ -7,7 +7,7 @@
  */
 #include "test-util.h"
 
-#include "../src/backend.h"
+#include "../src/backend-cpu.h"
 
 #include <math.h>
 
@@ -75,6 +75,54 @@ static void check_backend(const EosinBackendOps *be) {
 
 Test(ops, cpu_onednn_equals_reference_op_by_op) {
   check_backend(&_eosin_backend_cpu);
+}
+
+/* How many steps of the CPU backend's plan for ops case @name run as
+ * Winograd, and how many as oneDNN primitives. */
+static void cpu_plan_of(const char *name, int *wino, int *prims) {
+  g_autofree char *dir = td("ops");
+  g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, name);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinModel) m = eosin_model_load(path, 2, &err);
+  cr_assert(m, "%s: %s", name, err ? err->message : "");
+  void *ctx = NULL;
+  EosinBackendOptions opt = {0};
+  cr_assert(_eosin_backend_cpu.init(&ctx, &opt, &err));
+  cr_assert(_eosin_backend_cpu.load(ctx, m, &err), "%s: %s", name, err ? err->message : "");
+  const CpuCtx *c = ctx;
+  *wino = *prims = 0;
+  for (guint i = 0; i < c->steps->len; i++) {
+    const CpuStep *s = &g_array_index(c->steps, CpuStep, i);
+    *wino += s->wino != NULL;
+    *prims += s->prim != NULL;
+  }
+  _eosin_backend_cpu.destroy(ctx);
+}
+
+/* The wide 3x3 cases that check_backend holds to the reference are the
+ * Winograd path, not oneDNN's direct one (on a CPU with AVX2; without it
+ * they run direct and this is skipped), with Pad, Clip, Relu and the
+ * residual Add folded into its step; EOSIN_CPU_WINOGRAD=0 turns it off. */
+Test(ops, cpu_runs_wide_3x3_convolutions_as_winograd) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    cr_skip_test("no AVX2 here: Winograd is not used");
+  static const char *cases[] = {"conv3x3-wide", "conv3x3-wide-add-relu", "conv3x3-wide-pad-clip",
+                                "conv3x3-wide-shared"};
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    int wino, prims;
+    cpu_plan_of(cases[i], &wino, &prims);
+    cr_expect_eq(wino, 1, "%s: %d Winograd steps", cases[i], wino);
+    /* the only primitives are layout reorders: in, out, and the residual
+     * case's copy of its addend (the sum writes over it) */
+    cr_expect_leq(prims, i == 1 ? 3 : 2, "%s: %d oneDNN steps besides it", cases[i], prims);
+  }
+  int wino, prims;
+  cpu_plan_of("conv3x3", &wino, &prims); /* 8 channels: direct */
+  cr_expect_eq(wino, 0, "conv3x3 (8 channels) ran as Winograd");
+  g_setenv("EOSIN_CPU_WINOGRAD", "0", TRUE);
+  cpu_plan_of("conv3x3-wide", &wino, &prims);
+  cr_expect_eq(wino, 0, "EOSIN_CPU_WINOGRAD=0 left a Winograd step");
 }
 
 #ifdef EOSIN_HAVE_CUDA
