@@ -3,7 +3,8 @@
  * execution plan built once per model at load, its memory, and running it.
  * backend-cpu-ops.c turns nodes into primitives (convolutions with fused
  * activations and residual sums, pooling, eltwise, binary, inner product,
- * concat, softmax, pad); nodes it does not map run on the reference
+ * concat, softmax, pad; wide 3x3 convolutions as Winograd on AVX2, in
+ * backend-cpu-winograd.c); nodes it does not map run on the reference
  * implementation with reorders to plain NCHW around them. Activations stay
  * in the layouts oneDNN picks (nChw8c on AVX2) between oneDNN primitives,
  * and every activation lives in one arena whose ranges are reused once the

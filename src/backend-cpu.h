@@ -1,11 +1,13 @@
 /*
  * backend-cpu.h — private to the oneDNN CPU backend (backend-cpu.c: the
  * execution plan, memory planning and running; backend-cpu-ops.c: one
- * builder per operator that turns graph nodes into oneDNN primitives).
+ * builder per operator that turns graph nodes into oneDNN primitives;
+ * backend-cpu-winograd.c: Winograd 3x3 convolutions on AVX2).
  *
  * The plan is a list of steps in node order. Each step is a oneDNN
- * primitive (with its post-op fusions) or a node run by the reference
- * implementation. Activations are "values": a tensor in one memory layout
+ * primitive (with its post-op fusions), a 3x3 convolution run as Winograd
+ * (backend-cpu-winograd.c, with the same fusions) or a node run by the
+ * reference implementation. Activations are "values": a tensor in one memory layout
  * (oneDNN's blocked layouts between oneDNN ops, plain NCHW around the
  * reference); a tensor may have several values when consumers need other
  * layouts (each made by a reorder step). Values live in "storages", byte
