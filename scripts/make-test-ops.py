@@ -71,10 +71,14 @@ case("conv-add-residual", [node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3,
 case("conv-add-relu", [node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
                        node("Add", ["x", "c"], ["a"]), node("Relu", ["a"], ["y"])],
      [t("w", C, C, 3, 3), t("b", C)], X, X)
+case("conv-relu-add", [node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                       node("Relu", ["c"], ["r"]), node("Add", ["r", "x"], ["y"])],
+     [t("w", C, C, 3, 3), t("b", C)], X, X)
 # 3x3 convolutions wide enough for the CPU backend's Winograd F(4x4, 3x3):
 # output sizes that leave partial tiles, a chunk's last rows, an 8-channel
-# last panel, a residual sum, Clip, a folded asymmetric Pad, no bias, and
-# weights large enough that all threads share each chunk
+# last panel, a residual sum after and before an activation, Clip, a folded
+# asymmetric Pad, no bias, and weights large enough that all threads share
+# each chunk
 WX = (N, 64, 15, 13)
 case("conv3x3-wide", [node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
      [t("w", 72, 64, 3, 3, scale=0.1), t("b", 72)], WX, (N, 72, 15, 13))
@@ -86,9 +90,14 @@ case("conv3x3-wide-pad-clip", [node("Pad", ["x", "p"], ["q"], mode="constant"),
                                node("Clip", ["c", "lo", "hi"], ["y"])],
      [i64("p", [0, 0, 2, 1, 0, 0, 0, 1]), t("w", 64, 64, 3, 3, scale=0.1), f32("lo", 0.0), f32("hi", 1.0)],
      WX, (N, 64, 15, 13))
+case("conv3x3-wide-relu-add", [node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                               node("Relu", ["c"], ["r"]), node("Add", ["r", "x"], ["y"])],
+     [t("w", 64, 64, 3, 3, scale=0.1), t("b", 64)], WX, WX)
+# 256 channels: 128 tiles in shared chunks of 108, the second ending in 2
+# rows short of a register block
 case("conv3x3-wide-shared", [node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
                              node("Relu", ["c"], ["y"])],
-     [t("w", 144, 144, 3, 3, scale=0.05), t("b", 144)], (N, 144, 9, 9), (N, 144, 9, 9))
+     [t("w", 256, 256, 3, 3, scale=0.03), t("b", 256)], (N, 256, 29, 29), (N, 256, 29, 29))
 case("conv-transpose", [node("ConvTranspose", ["x", "w", "b"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
      [t("w", C, 4, 2, 2), t("b", 4)], X, (N, 4, 2 * H, 2 * H))
 case("conv-transpose-pad", [node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2],

@@ -180,6 +180,12 @@ static int out_value(CpuCtx *c, int t, const dnnl_memory_desc_t *md, int in) {
   return _cpu_new_value(c, t, md, in >= 0 ? cpu_val(c, in)->storage : -1);
 }
 
+static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
+  const char *impl = "";
+  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+  return !strncmp(impl, "ref", 3);
+}
+
 /* Conv, with its Pad, activations and residual Add folded in. */
 static int build_conv(CpuCtx *c, int i, GError **err) {
   const EosinNode *n = cpu_node(c, i);
@@ -230,40 +236,58 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
     }
   }
   /* the layouts oneDNN prefers; where that is its slow reference
-   * implementation (odd group sizes), plain NCHW and its GEMM-based one */
+   * implementation (odd group sizes), plain NCHW and its GEMM-based one.
+   * Its AVX2 kernels take no activation before a sum either: then, rather
+   * than the reference with the chain, a second pass without it (its nodes
+   * run as steps of their own), unless Winograd below takes the chain. */
   static const dnnl_format_tag_t tags[] = {dnnl_format_tag_any, dnnl_nchw};
   dnnl_primitive_desc_t pd = NULL;
   CpuChain ch;
-  for (size_t k = 0; k < G_N_ELEMENTS(tags); k++) {
-    dnnl_memory_desc_t src_md, dst_md;
-    dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, tags[k]);
-    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, tags[k]);
-    dnnl_convolution_desc_t cd;
-    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                   dnnl_convolution_direct, &src_md, &wei_any,
-                                                   has_bias ? &bias_md : NULL, &dst_md, strides,
-                                                   dil, pl, pr) != dnnl_success)
-      continue;
-    CpuChain try_ch = chain;
-    dnnl_primitive_desc_t got = make_pd(c, &cd, &try_ch);
-    if (!got)
-      continue;
-    const char *impl = "";
-    dnnl_primitive_desc_query(got, dnnl_query_impl_info_str, 0, &impl);
-    if (pd && !strncmp(impl, "ref", 3)) {
-      dnnl_primitive_desc_destroy(got);
-      continue;
+  bool dropped = false;
+  for (int pass = 0; pass < 2; pass++) {
+    CpuChain want = chain;
+    if (pass == 1) {
+      if (!pd || !chain.n || !pd_is_ref(pd))
+        break;
+      want.n = want.n_nodes = 0;
     }
-    if (pd)
+    dnnl_primitive_desc_t best = NULL;
+    CpuChain best_ch;
+    for (size_t k = 0; k < G_N_ELEMENTS(tags); k++) {
+      dnnl_memory_desc_t src_md, dst_md;
+      dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, tags[k]);
+      dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, tags[k]);
+      dnnl_convolution_desc_t cd;
+      if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                     dnnl_convolution_direct, &src_md, &wei_any,
+                                                     has_bias ? &bias_md : NULL, &dst_md, strides,
+                                                     dil, pl, pr) != dnnl_success)
+        continue;
+      CpuChain try_ch = want;
+      dnnl_primitive_desc_t got = make_pd(c, &cd, &try_ch);
+      if (!got)
+        continue;
+      if (best && pd_is_ref(got)) {
+        dnnl_primitive_desc_destroy(got);
+        continue;
+      }
+      if (best)
+        dnnl_primitive_desc_destroy(best);
+      best = got, best_ch = try_ch;
+      if (!pd_is_ref(got))
+        break;
+    }
+    if (pass == 0) {
+      pd = best, ch = best_ch;
+    } else if (best && !pd_is_ref(best)) {
       dnnl_primitive_desc_destroy(pd);
-    pd = got, ch = try_ch;
-    if (strncmp(impl, "ref", 3))
-      break;
+      pd = best, ch = best_ch, dropped = true;
+    } else if (best) {
+      dnnl_primitive_desc_destroy(best);
+    }
   }
   if (!pd)
     return 0;
-  if (!ch.n_nodes)
-    ch.out = n->out, add = -1;
   const dnnl_memory_desc_t *got_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
   const dnnl_memory_desc_t *got_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *got_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -273,14 +297,20 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
   dnnl_memory_desc_t blk_src, blk_dst;
   dnnl_memory_desc_init_by_tag(&blk_src, 4, sd, dnnl_f32, dnnl_nChw8c);
   dnnl_memory_desc_init_by_tag(&blk_dst, 4, dd, dnnl_f32, dnnl_nChw8c);
-  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], &ch) &&
-      dnnl_memory_desc_equal(got_src, &blk_src) && dnnl_memory_desc_equal(got_dst, &blk_dst) &&
-      !(wg = _cpu_wino_new(x->dims, y->dims, pl[0], pl[1], w->data,
-                           has_bias ? T(n->in[2])->data : NULL, &ch))) {
-    dnnl_primitive_desc_destroy(pd);
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate Winograd weights");
-    return -1;
+  const CpuChain *wch = dropped ? &chain : &ch;
+  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], wch) &&
+      dnnl_memory_desc_equal(got_src, &blk_src) && dnnl_memory_desc_equal(got_dst, &blk_dst)) {
+    wg = _cpu_wino_new(x->dims, y->dims, pl[0], pl[1], w->data,
+                       has_bias ? T(n->in[2])->data : NULL, wch);
+    if (!wg) {
+      dnnl_primitive_desc_destroy(pd);
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate Winograd weights");
+      return -1;
+    }
+    ch = *wch;
   }
+  if (!ch.n_nodes)
+    ch.out = n->out, add = -1;
   dnnl_memory_t wm = NULL, bm = NULL;
   if (!wg) {
     wm = load_weights(c, &wei_user, w->data, got_wei, err);

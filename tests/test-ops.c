@@ -74,12 +74,14 @@ static void check_backend(const EosinBackendOps *be) {
 }
 
 Test(ops, cpu_onednn_equals_reference_op_by_op) {
+  g_unsetenv("EOSIN_CPU_WINOGRAD"); /* the default path, whatever the caller set */
   check_backend(&_eosin_backend_cpu);
 }
 
 /* How many steps of the CPU backend's plan for ops case @name run as
- * Winograd, and how many as oneDNN primitives. */
-static void cpu_plan_of(const char *name, int *wino, int *prims) {
+ * Winograd, how many as oneDNN primitives, and how many of those are
+ * oneDNN's reference implementations (@refs may be NULL). */
+static void cpu_plan_of_refs(const char *name, int *wino, int *prims, int *refs) {
   g_autofree char *dir = td("ops");
   g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, name);
   g_autoptr(GError) err = NULL;
@@ -91,12 +93,39 @@ static void cpu_plan_of(const char *name, int *wino, int *prims) {
   cr_assert(_eosin_backend_cpu.load(ctx, m, &err), "%s: %s", name, err ? err->message : "");
   const CpuCtx *c = ctx;
   *wino = *prims = 0;
+  if (refs)
+    *refs = 0;
   for (guint i = 0; i < c->steps->len; i++) {
     const CpuStep *s = &g_array_index(c->steps, CpuStep, i);
     *wino += s->wino != NULL;
     *prims += s->prim != NULL;
+    const_dnnl_primitive_desc_t pd;
+    const char *impl = "";
+    if (s->prim && refs && dnnl_primitive_get_primitive_desc(s->prim, &pd) == dnnl_success &&
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success)
+      *refs += !strncmp(impl, "ref", 3);
   }
   _eosin_backend_cpu.destroy(ctx);
+}
+
+static void cpu_plan_of(const char *name, int *wino, int *prims) {
+  cpu_plan_of_refs(name, wino, prims, NULL);
+}
+
+/* A Relu between a convolution and its residual Add is a post-op order
+ * oneDNN's AVX2 kernels lack: the convolution must not fall to oneDNN's
+ * reference implementation for it (100x slower), but run its own kernel
+ * with the Relu and the Add as steps of their own (or, wide enough, as
+ * Winograd with both folded in). */
+Test(ops, cpu_relu_before_residual_add_avoids_the_reference_kernel) {
+  g_unsetenv("EOSIN_CPU_WINOGRAD");
+  int wino, prims, refs;
+  cpu_plan_of_refs("conv-relu-add", &wino, &prims, &refs);
+  cr_expect_eq(refs, 0, "conv-relu-add: %d steps on oneDNN's reference", refs);
+  cr_expect_geq(prims, 3, "conv-relu-add: the Relu and the Add are steps (%d)", prims);
+  g_setenv("EOSIN_CPU_WINOGRAD", "0", TRUE);
+  cpu_plan_of_refs("conv3x3-wide-relu-add", &wino, &prims, &refs);
+  cr_expect_eq(refs, 0, "conv3x3-wide-relu-add (direct): %d steps on the reference", refs);
 }
 
 /* The wide 3x3 cases that check_backend holds to the reference are the
@@ -107,15 +136,17 @@ Test(ops, cpu_runs_wide_3x3_convolutions_as_winograd) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
     cr_skip_test("no AVX2 here: Winograd is not used");
+  g_unsetenv("EOSIN_CPU_WINOGRAD");
   static const char *cases[] = {"conv3x3-wide", "conv3x3-wide-add-relu", "conv3x3-wide-pad-clip",
-                                "conv3x3-wide-shared"};
+                                "conv3x3-wide-relu-add", "conv3x3-wide-shared"};
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     int wino, prims;
     cpu_plan_of(cases[i], &wino, &prims);
     cr_expect_eq(wino, 1, "%s: %d Winograd steps", cases[i], wino);
     /* the only primitives are layout reorders: in, out, and the residual
-     * case's copy of its addend (the sum writes over it) */
-    cr_expect_leq(prims, i == 1 ? 3 : 2, "%s: %d oneDNN steps besides it", cases[i], prims);
+     * cases' copy of their addend (the sum writes over it) */
+    bool residual = i == 1 || i == 3;
+    cr_expect_leq(prims, residual ? 3 : 2, "%s: %d oneDNN steps besides it", cases[i], prims);
   }
   int wino, prims;
   cpu_plan_of("conv3x3", &wino, &prims); /* 8 channels: direct */
