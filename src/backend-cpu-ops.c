@@ -117,13 +117,29 @@ static dnnl_primitive_desc_t try_pd(CpuCtx *c, const void *desc, const CpuChain 
   return st == dnnl_success ? pd : NULL;
 }
 
-/* try_pd, and when the fused primitive does not exist, the plain one with
- * *ch emptied (its nodes then run on their own). */
+static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
+  const char *impl = "";
+  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+  return !strncmp(impl, "ref", 3);
+}
+
+/* try_pd, and when the fused primitive does not exist, or exists only as
+ * oneDNN's reference implementation where the plain one has a kernel (its
+ * AVX2 convolutions take no activation before a sum: the reference is 100x
+ * slower), the plain one with *ch emptied (its nodes then run on their own). */
 static dnnl_primitive_desc_t make_pd(CpuCtx *c, const void *desc, CpuChain *ch) {
   dnnl_primitive_desc_t pd = try_pd(c, desc, ch);
-  if (!pd && ch && ch->n) {
-    ch->n = ch->n_nodes = 0;
-    pd = try_pd(c, desc, ch);
+  if (ch && ch->n && (!pd || pd_is_ref(pd))) {
+    CpuChain bare = *ch;
+    bare.n = bare.n_nodes = 0;
+    dnnl_primitive_desc_t plain = try_pd(c, desc, &bare);
+    if (plain && (!pd || !pd_is_ref(plain))) {
+      if (pd)
+        dnnl_primitive_desc_destroy(pd);
+      pd = plain, *ch = bare;
+    } else if (plain) {
+      dnnl_primitive_desc_destroy(plain);
+    }
   }
   return pd;
 }
@@ -180,12 +196,6 @@ static int out_value(CpuCtx *c, int t, const dnnl_memory_desc_t *md, int in) {
   return _cpu_new_value(c, t, md, in >= 0 ? cpu_val(c, in)->storage : -1);
 }
 
-static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
-  const char *impl = "";
-  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-  return !strncmp(impl, "ref", 3);
-}
-
 /* Conv, with its Pad, activations and residual Add folded in. */
 static int build_conv(CpuCtx *c, int i, GError **err) {
   const EosinNode *n = cpu_node(c, i);
@@ -236,55 +246,33 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
     }
   }
   /* the layouts oneDNN prefers; where that is its slow reference
-   * implementation (odd group sizes), plain NCHW and its GEMM-based one.
-   * Its AVX2 kernels take no activation before a sum either: then, rather
-   * than the reference with the chain, a second pass without it (its nodes
-   * run as steps of their own), unless Winograd below takes the chain. */
+   * implementation (odd group sizes), plain NCHW and its GEMM-based one */
   static const dnnl_format_tag_t tags[] = {dnnl_format_tag_any, dnnl_nchw};
   dnnl_primitive_desc_t pd = NULL;
   CpuChain ch;
-  bool dropped = false;
-  for (int pass = 0; pass < 2; pass++) {
-    CpuChain want = chain;
-    if (pass == 1) {
-      if (!pd || !chain.n || !pd_is_ref(pd))
-        break;
-      want.n = want.n_nodes = 0;
+  for (size_t k = 0; k < G_N_ELEMENTS(tags); k++) {
+    dnnl_memory_desc_t src_md, dst_md;
+    dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, tags[k]);
+    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, tags[k]);
+    dnnl_convolution_desc_t cd;
+    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                   dnnl_convolution_direct, &src_md, &wei_any,
+                                                   has_bias ? &bias_md : NULL, &dst_md, strides,
+                                                   dil, pl, pr) != dnnl_success)
+      continue;
+    CpuChain try_ch = chain;
+    dnnl_primitive_desc_t got = make_pd(c, &cd, &try_ch);
+    if (!got)
+      continue;
+    if (pd && pd_is_ref(got)) {
+      dnnl_primitive_desc_destroy(got);
+      continue;
     }
-    dnnl_primitive_desc_t best = NULL;
-    CpuChain best_ch;
-    for (size_t k = 0; k < G_N_ELEMENTS(tags); k++) {
-      dnnl_memory_desc_t src_md, dst_md;
-      dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, tags[k]);
-      dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, tags[k]);
-      dnnl_convolution_desc_t cd;
-      if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                     dnnl_convolution_direct, &src_md, &wei_any,
-                                                     has_bias ? &bias_md : NULL, &dst_md, strides,
-                                                     dil, pl, pr) != dnnl_success)
-        continue;
-      CpuChain try_ch = want;
-      dnnl_primitive_desc_t got = make_pd(c, &cd, &try_ch);
-      if (!got)
-        continue;
-      if (best && pd_is_ref(got)) {
-        dnnl_primitive_desc_destroy(got);
-        continue;
-      }
-      if (best)
-        dnnl_primitive_desc_destroy(best);
-      best = got, best_ch = try_ch;
-      if (!pd_is_ref(got))
-        break;
-    }
-    if (pass == 0) {
-      pd = best, ch = best_ch;
-    } else if (best && !pd_is_ref(best)) {
+    if (pd)
       dnnl_primitive_desc_destroy(pd);
-      pd = best, ch = best_ch, dropped = true;
-    } else if (best) {
-      dnnl_primitive_desc_destroy(best);
-    }
+    pd = got, ch = try_ch;
+    if (!pd_is_ref(got))
+      break;
   }
   if (!pd)
     return 0;
@@ -292,22 +280,22 @@ static int build_conv(CpuCtx *c, int i, GError **err) {
   const dnnl_memory_desc_t *got_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
   const dnnl_memory_desc_t *got_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
   /* where oneDNN keeps nChw8c around it, a 3x3 convolution can run as
-   * Winograd instead of the primitive; the layouts stay the same */
+   * Winograd instead of the primitive, the layouts the same, with the
+   * whole chain even where oneDNN took it apart */
   CpuWino *wg = NULL;
   dnnl_memory_desc_t blk_src, blk_dst;
   dnnl_memory_desc_init_by_tag(&blk_src, 4, sd, dnnl_f32, dnnl_nChw8c);
   dnnl_memory_desc_init_by_tag(&blk_dst, 4, dd, dnnl_f32, dnnl_nChw8c);
-  const CpuChain *wch = dropped ? &chain : &ch;
-  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], wch) &&
+  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], &chain) &&
       dnnl_memory_desc_equal(got_src, &blk_src) && dnnl_memory_desc_equal(got_dst, &blk_dst)) {
     wg = _cpu_wino_new(x->dims, y->dims, pl[0], pl[1], w->data,
-                       has_bias ? T(n->in[2])->data : NULL, wch);
+                       has_bias ? T(n->in[2])->data : NULL, &chain);
     if (!wg) {
       dnnl_primitive_desc_destroy(pd);
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate Winograd weights");
       return -1;
     }
-    ch = *wch;
+    ch = chain;
   }
   if (!ch.n_nodes)
     ch.out = n->out, add = -1;
