@@ -81,7 +81,7 @@ Test(ops, cpu_onednn_equals_reference_op_by_op) {
 /* How many steps of the CPU backend's plan for ops case @name run as
  * Winograd, how many as oneDNN primitives, and how many of those are
  * oneDNN's reference implementations (@refs may be NULL). */
-static void cpu_plan_of_refs(const char *name, int *wino, int *prims, int *refs) {
+static void cpu_plan_of(const char *name, int *wino, int *prims, int *refs) {
   g_autofree char *dir = td("ops");
   g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, name);
   g_autoptr(GError) err = NULL;
@@ -108,10 +108,6 @@ static void cpu_plan_of_refs(const char *name, int *wino, int *prims, int *refs)
   _eosin_backend_cpu.destroy(ctx);
 }
 
-static void cpu_plan_of(const char *name, int *wino, int *prims) {
-  cpu_plan_of_refs(name, wino, prims, NULL);
-}
-
 /* A Relu between a convolution and its residual Add is a post-op order
  * oneDNN's AVX2 kernels lack: the convolution must not fall to oneDNN's
  * reference implementation for it (100x slower), but run its own kernel
@@ -120,11 +116,11 @@ static void cpu_plan_of(const char *name, int *wino, int *prims) {
 Test(ops, cpu_relu_before_residual_add_avoids_the_reference_kernel) {
   g_unsetenv("EOSIN_CPU_WINOGRAD");
   int wino, prims, refs;
-  cpu_plan_of_refs("conv-relu-add", &wino, &prims, &refs);
+  cpu_plan_of("conv-relu-add", &wino, &prims, &refs);
   cr_expect_eq(refs, 0, "conv-relu-add: %d steps on oneDNN's reference", refs);
   cr_expect_geq(prims, 3, "conv-relu-add: the Relu and the Add are steps (%d)", prims);
   g_setenv("EOSIN_CPU_WINOGRAD", "0", TRUE);
-  cpu_plan_of_refs("conv3x3-wide-relu-add", &wino, &prims, &refs);
+  cpu_plan_of("conv3x3-wide-relu-add", &wino, &prims, &refs);
   cr_expect_eq(refs, 0, "conv3x3-wide-relu-add (direct): %d steps on the reference", refs);
 }
 
@@ -141,7 +137,7 @@ Test(ops, cpu_runs_wide_3x3_convolutions_as_winograd) {
                                 "conv3x3-wide-relu-add", "conv3x3-wide-shared"};
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     int wino, prims;
-    cpu_plan_of(cases[i], &wino, &prims);
+    cpu_plan_of(cases[i], &wino, &prims, NULL);
     cr_expect_eq(wino, 1, "%s: %d Winograd steps", cases[i], wino);
     /* the only primitives are layout reorders: in, out, and the residual
      * cases' copy of their addend (the sum writes over it) */
@@ -149,10 +145,10 @@ Test(ops, cpu_runs_wide_3x3_convolutions_as_winograd) {
     cr_expect_leq(prims, residual ? 3 : 2, "%s: %d oneDNN steps besides it", cases[i], prims);
   }
   int wino, prims;
-  cpu_plan_of("conv3x3", &wino, &prims); /* 8 channels: direct */
+  cpu_plan_of("conv3x3", &wino, &prims, NULL); /* 8 channels: direct */
   cr_expect_eq(wino, 0, "conv3x3 (8 channels) ran as Winograd");
   g_setenv("EOSIN_CPU_WINOGRAD", "0", TRUE);
-  cpu_plan_of("conv3x3-wide", &wino, &prims);
+  cpu_plan_of("conv3x3-wide", &wino, &prims, NULL);
   cr_expect_eq(wino, 0, "EOSIN_CPU_WINOGRAD=0 left a Winograd step");
 }
 
