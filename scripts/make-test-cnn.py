@@ -6,6 +6,9 @@ python3-pil; nothing downloaded):
   colour-classifier.onnx  N x 3 x 64 x 64 -> GlobalAveragePool -> Flatten ->
                           Gemm (2 x identity; BGR in, so classes blue/green/red) -> logits
                           p = softmax(2 * mean of the normalised channels)
+  inf-classifier.onnx, nan-classifier.onnx
+                          finite weights whose products overflow: logits of
+                          +-infinity / NaN (inf + -inf) at run time
   colour-segmenter.onnx   N x 3 x 64 x 64 -> 1x1 Conv (3 -> 2: "dark" = bias
                           minus the sum of channels, "light" = 0) ->
                           AveragePool 2x2 -> N x 2 x 32 x 32 logits
@@ -50,6 +53,23 @@ save(helper.make_graph(
      helper.make_node("Gemm", ["f", "w", "b"], ["logits"], transB=1)],
     "colour-classifier", [x], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
     [arr("w", 2 * np.eye(3)), arr("b", np.zeros(3))]), "colour-classifier.onnx")
+
+# The classifier with finite weights that overflow at run time
+# (tests/test-reliability.c): the channel means times 1e30 twice are
+# +-infinity; inf-classifier's logits are those, nan-classifier's are
+# inf + -inf = NaN. Eosin must refuse such outputs, never score them.
+big = [helper.make_node("GlobalAveragePool", ["image"], ["g"]),
+       helper.make_node("Flatten", ["g"], ["f"]),
+       helper.make_node("Mul", ["f", "k"], ["f1"]),
+       helper.make_node("Mul", ["f1", "k"], ["f2"])]
+for name, tail in [("inf-classifier", [helper.make_node("Gemm", ["f2", "w", "b"], ["logits"], transB=1)]),
+                   ("nan-classifier", [helper.make_node("Mul", ["f2", "m1"], ["neg"]),
+                                       helper.make_node("Add", ["f2", "neg"], ["nan"]),
+                                       helper.make_node("Gemm", ["nan", "w", "b"], ["logits"], transB=1)])]:
+    save(helper.make_graph(
+        big + tail, name, [x], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        [arr("k", [1e30]), arr("m1", [-1.0]), arr("w", np.eye(3)), arr("b", np.zeros(3))]),
+        name + ".onnx")
 
 w = np.zeros((2, 3, 1, 1))
 w[0, :, 0, 0] = -1.0

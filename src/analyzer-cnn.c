@@ -30,6 +30,7 @@ typedef struct {
   size_t out_per;
   char **names;
   double *dmin, *dmax;
+  char *model;     /* path, for messages */
 } CnnCtx;
 
 static void cnn_destroy(void *ctx) {
@@ -42,6 +43,7 @@ static void cnn_destroy(void *ctx) {
   g_strfreev(c->names);
   g_free(c->dmin);
   g_free(c->dmax);
+  g_free(c->model);
   g_free(c);
 }
 
@@ -109,6 +111,7 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   c->segmentation = !strcmp(cfg->model.kind, "segmentation");
   c->C = cfg->model.n_classes;
   c->activation = g_strdup(cfg->model.activation);
+  c->model = g_strdup(cfg->model.path);
   EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16,
                           .batch = cfg->batch_size};
   c->inf = eosin_infer_new(cfg->model.path, &io, err);
@@ -155,7 +158,8 @@ void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t s
 
 static bool cnn_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {
   CnnCtx *c = ctx;
-  if (!eosin_infer_run_rgb(c->inf, b->pixels, b->n, &c->pre, c->out, err))
+  if (!eosin_infer_run_rgb(c->inf, b->pixels, b->n, &c->pre, c->out, err) ||
+      !_eosin_check_model_outputs(c->model, c->out, b->n, c->out_per, b, err))
     return false;
   if (!c->segmentation) {
     _eosin_activate(c->activation, c->out, b->n, c->C, 1);
@@ -209,14 +213,10 @@ static bool cnn_finish(void *ctx, const EosinTilePlan *plan, float *values,
   for (int k = 0; k < c->C; k++) {
     json_builder_set_member_name(b, c->names[k]);
     json_builder_begin_object(b);
-    json_builder_set_member_name(b, "mean");
-    json_builder_add_double_value(b, n ? sum[k] / n : 0);
-    json_builder_set_member_name(b, "max");
-    json_builder_add_double_value(b, mx[k]);
-    json_builder_set_member_name(b, "argmax_count");
-    json_builder_add_int_value(b, wins[k]);
-    json_builder_set_member_name(b, "argmax_fraction");
-    json_builder_add_double_value(b, n ? (double) wins[k] / n : 0);
+    _eosin_json_num(b, "mean", n ? sum[k] / n : 0);
+    _eosin_json_num(b, "max", mx[k]);
+    _eosin_json_int(b, "argmax_count", wins[k]);
+    _eosin_json_num(b, "argmax_fraction", n ? (double) wins[k] / n : 0);
     json_builder_end_object(b);
   }
   json_builder_end_object(b);

@@ -551,6 +551,8 @@ static bool cyto_run(void *ctx, const EosinTileBatch *b, float *values, GError *
     g_prefix_error(err, "tile model: ");
     return false;
   }
+  if (!_eosin_check_model_outputs("(the [model] tile model)", probs, b->n, 4, b, err))
+    return false;
   _eosin_activate(c->tile_activation, probs, b->n, 4, 1);
 
   /* 2. nuclei and cell windows, one thread per core */
@@ -591,6 +593,11 @@ static bool cyto_run(void *ctx, const EosinTileBatch *b, float *values, GError *
   if (ok && n_cells &&
       !eosin_infer_run_rgb(c->cell_inf, batch, (int) n_cells, &c->pre, cp, err)) {
     g_prefix_error(err, "cell model: ");
+    ok = false;
+  }
+  if (ok && !_eosin_check_model_outputs("(the [cytology] cell_model)", cp, (int) n_cells,
+                                        c->n_cell_classes, NULL, err)) {
+    g_prefix_error(err, "tiles %d-%d: ", b->tile_ids[0], b->tile_ids[b->n - 1]);
     ok = false;
   }
   if (ok)
@@ -737,7 +744,7 @@ static bool cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
   json_builder_set_member_name(b, "glass_rgb");
   json_builder_begin_array(b);
   for (int k = 0; k < 3; k++)
-    json_builder_add_double_value(b, round(c->glass[k] * 10) / 10);
+    _eosin_json_value(b, isfinite(c->glass[k]) ? round(c->glass[k] * 10) / 10 : 0);
   json_builder_end_array(b);
 
   const EosinTriage *t = &c->triage;
@@ -852,8 +859,13 @@ static void cyto_describe(void *ctx, JsonBuilder *b) {
   json_builder_end_object(b);
 }
 
+static const char *const OUTPUTS[] = {"gallery.png", "suspicious-cells.geojson", "cells.csv", NULL};
+static const char *const MODEL_KEYS[] = {"cell_model", NULL};
+
 const EosinAnalyzerOps _eosin_analyzer_cytology = {
     .name = "cytology",
+    .outputs = OUTPUTS,
+    .model_keys = MODEL_KEYS,
     .init = cyto_init,
     .prepare = cyto_prepare,
     .run = cyto_run,

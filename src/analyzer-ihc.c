@@ -600,7 +600,7 @@ static void add_vector(JsonBuilder *b, const char *k, const double *v) {
   json_builder_set_member_name(b, k);
   json_builder_begin_array(b);
   for (int j = 0; j < 3; j++)
-    json_builder_add_double_value(b, v[j]);
+    _eosin_json_value(b, v[j]);
   json_builder_end_array(b);
 }
 
@@ -692,10 +692,10 @@ static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, Json
       }
       json_builder_set_member_name(b, "cell_bounds");
       json_builder_begin_array(b);
-      json_builder_add_double_value(b, x0);
-      json_builder_add_double_value(b, y0);
-      json_builder_add_double_value(b, x1 - x0);
-      json_builder_add_double_value(b, y1 - y0);
+      _eosin_json_value(b, x0);
+      _eosin_json_value(b, y0);
+      _eosin_json_value(b, x1 - x0);
+      _eosin_json_value(b, y1 - y0);
       json_builder_end_array(b);
       add_scores(c, b, (const EosinCell *) by[r]->data, by[r]->len);
       json_builder_end_object(b);
@@ -711,7 +711,7 @@ static bool ihc_finish(void *ctx, const EosinTilePlan *plan, float *values, Json
   json_builder_set_member_name(b, "thresholds");
   json_builder_begin_array(b);
   for (int j = 0; j < (c->rule.single_threshold ? 1 : 3); j++)
-    json_builder_add_double_value(b, c->rule.thresholds[j]);
+    _eosin_json_value(b, c->rule.thresholds[j]);
   json_builder_end_array(b);
   _eosin_json_str(b, "stains", c->stain_note);
   add_vector(b, "hematoxylin", c->rgb_from[0]);
@@ -739,8 +739,11 @@ static bool ihc_write(void *ctx, const char *dir, const EosinSlideInfo *info, GP
   return true;
 }
 
+static const char *const OUTPUTS[] = {"cells.geojson", "cells.csv", NULL};
+
 const EosinAnalyzerOps _eosin_analyzer_ihc = {
     .name = "ihc",
+    .outputs = OUTPUTS,
     .init = ihc_init,
     .prepare = ihc_prepare,
     .run = ihc_run,

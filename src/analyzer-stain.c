@@ -217,9 +217,9 @@ static bool stain_finish(void *ctx, const EosinTilePlan *plan, float *values,
     g_autofree char *mean_key = g_strdup_printf("mean_od_%s", c->names[j]);
     g_autofree char *p90_key = g_strdup_printf("p90_od_%s", c->names[j]);
     json_builder_set_member_name(b, mean_key);
-    json_builder_add_double_value(b, n ? sum / n : 0);
+    _eosin_json_value(b, n ? sum / n : 0);
     json_builder_set_member_name(b, p90_key);
-    json_builder_add_double_value(b, n ? col[MIN(n - 1, (int) floor(0.9 * (n - 1) + 0.5))] : 0);
+    _eosin_json_value(b, n ? col[MIN(n - 1, (int) floor(0.9 * (n - 1) + 0.5))] : 0);
   }
   return true;
 }

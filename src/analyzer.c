@@ -24,3 +24,7 @@ const EosinAnalyzerOps *eosin_analyzer_find(const char *name) {
       return ANALYZERS[i];
   return NULL;
 }
+
+const EosinAnalyzerOps *_eosin_analyzer_nth(int i) {
+  return i >= 0 && i < (int) G_N_ELEMENTS(ANALYZERS) ? ANALYZERS[i] : NULL;
+}

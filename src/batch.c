@@ -31,39 +31,44 @@ static void add_item(GPtrArray *a, const char *path, double mpp) {
 }
 
 GPtrArray *eosin_batch_from_manifest(const char *path, GError **err) {
-  g_autofree char *text = NULL;
-  g_autoptr(GError) ferr = NULL;
-  if (!g_file_get_contents(path, &text, NULL, &ferr)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "manifest %s: %s", path, ferr->message);
+  /* CSV: a path with a comma is quoted; '#' starts a comment at the start
+   * of a line or after a blank (a path holding " #" is quoted) */
+  g_autoptr(GPtrArray) rows =
+      _eosin_csv_read(path, "manifest", EOSIN_CSV_COMMENTS | EOSIN_CSV_TRAILING_COMMENTS, err);
+  if (!rows)
     return NULL;
-  }
   g_autofree char *dir = g_path_get_dirname(path);
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
-  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-  for (int n = 0; lines[n]; n++) {
-    char *line = g_strstrip(lines[n]);
-    if (!*line || *line == '#' || !strcmp(line, "path") || !strcmp(line, "path,mpp"))
-      continue;
-    g_auto(GStrv) f = g_strsplit(line, ",", -1);
-    double mpp = 0;
-    if (g_strv_length(f) > 2 || (f[1] && !*g_strstrip(f[1]))) {
+  for (guint n = 0; n < rows->len; n++) {
+    EosinCsvRow *r = rows->pdata[n];
+    char **f = r->fields;
+    if (n == 0 && !strcmp(f[0], "path") && (r->n == 1 || (r->n == 2 && !strcmp(f[1], "mpp"))))
+      continue; /* the header */
+    if (r->n > 2 || !*f[0] || (r->n == 2 && !*f[1])) {
+      g_autoptr(GString) line = g_string_new(NULL);
+      for (int k = 0; k < r->n; k++) {
+        if (k)
+          g_string_append_c(line, ',');
+        _eosin_csv_append_field(line, f[k]);
+      }
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "manifest %s, line %d: '%s': expected 'path' or 'path,mpp'", path, n + 1,
-                  line);
+                  "manifest %s, line %d: '%s': expected 'path' or 'path,mpp'", path, r->line,
+                  line->str);
       return NULL;
     }
-    if (f[1]) {
+    double mpp = 0;
+    if (r->n == 2) {
       char *end;
       mpp = g_ascii_strtod(f[1], &end);
       if (*end || !(mpp > 0) || !isfinite(mpp)) {
         g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                    "manifest %s, line %d: mpp '%s' is not a positive number", path, n + 1,
+                    "manifest %s, line %d: mpp '%s' is not a positive number", path, r->line,
                     f[1]);
         return NULL;
       }
     }
-    char *p = g_strstrip(f[0]);
-    g_autofree char *full = g_path_is_absolute(p) ? g_strdup(p) : g_build_filename(dir, p, NULL);
+    g_autofree char *full =
+        g_path_is_absolute(f[0]) ? g_strdup(f[0]) : g_build_filename(dir, f[0], NULL);
     add_item(items, full, mpp);
   }
   if (!items->len) {
@@ -120,14 +125,14 @@ static void row_clear(gpointer p) {
   g_free(r->error);
 }
 
-/* CSV field: quoted, inner quotes doubled, newlines flattened. */
+/* CSV field: always quoted (as earlier summaries were), inner quotes
+ * doubled; a newline stays inside the quotes, as RFC 4180 has it. */
 static void csv_field(GString *s, const char *v) {
   g_string_append_c(s, '"');
   for (const char *c = v ? v : ""; *c; c++) {
     if (*c == '"')
-      g_string_append(s, "\"\"");
-    else
-      g_string_append_c(s, *c == '\n' ? ' ' : *c);
+      g_string_append_c(s, '"');
+    g_string_append_c(s, *c);
   }
   g_string_append_c(s, '"');
 }
@@ -162,7 +167,10 @@ static double scores_probability(JsonNode *scores) {
 static double report_probability(const char *outdir, const char *name) {
   g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
   g_autoptr(JsonParser) p = json_parser_new();
-  if (!json_parser_load_from_file(p, path, NULL))
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!_eosin_read_input_file(path, "report", 64 << 20, &text, &len, NULL) ||
+      !json_parser_load_from_data(p, text, (gssize) len, NULL))
     return NAN;
   JsonNode *root = json_parser_get_root(p);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
@@ -178,8 +186,10 @@ static bool write_camelyon_slides(const char *outdir, GArray *rows, GError **err
   g_autoptr(GString) s = g_string_new("name,probability\n");
   for (guint i = 0; i < rows->len; i++) {
     Row *r = &g_array_index(rows, Row, i);
-    if (!isnan(r->probability))
-      g_string_append_printf(s, "%s,%.6f\n", r->name, r->probability);
+    if (isfinite(r->probability)) {
+      _eosin_csv_append_field(s, r->name);
+      g_string_append_printf(s, ",%.6f\n", r->probability);
+    }
   }
   g_autofree char *path = g_build_filename(outdir, "camelyon-slides.csv", NULL);
   return _eosin_write_atomic(path, s->str, s->len, err);
@@ -207,16 +217,57 @@ static void progress_cb(int done, int total, double tps, void *data) {
   fflush(stderr);
 }
 
+/* A run's warnings on stderr as they arise, with the slide's name. */
+typedef struct {
+  const char *name;
+  EosinWarningFunc inner;
+  void *inner_data;
+} WarnFwd;
+
+static void warn_fwd(const char *msg, void *data) {
+  WarnFwd *w = data;
+  if (w->inner)
+    w->inner(msg, w->inner_data);
+  else
+    fprintf(stderr, "eosin: %s: warning: %s\n", w->name, msg);
+}
+
+/* The state of @it's output folder; false with @e set when the slide
+ * cannot be identified (missing, not a file). */
+static bool item_state(const char *outdir, const char *name, const EosinBatchItem *it,
+                       EosinIdentity *id, const EosinRunOptions *opts, EosinOutputState *state,
+                       char **why, GError **e) {
+  if (!_eosin_identity_slide(it->path, it->mpp, opts ? opts->cancel : NULL, id, e))
+    return false;
+  g_autofree char *final = g_build_filename(outdir, name, NULL);
+  *state = _eosin_output_state(final, id, why);
+  return true;
+}
+
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
-                     const EosinRunOptions *opts, bool progress, EosinBatchResult *res,
-                     GError **err) {
+                     const EosinRunOptions *opts, bool progress, bool refuse_stale,
+                     EosinBatchResult *res, GError **err) {
   memset(res, 0, sizeof *res);
   res->total = items->len;
-  if (g_mkdir_with_parents(outdir, 0755) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "output folder %s: %s", outdir,
-                g_strerror(errno));
+  if (!_eosin_prepare_outdir(outdir, err))
     return false;
-  }
+  /* one process per OUTDIR for the whole batch */
+  g_autoptr(EosinLock) lock = _eosin_lock_outdir(outdir, err);
+  if (!lock)
+    return false;
+  g_auto(EosinIdentity) id = {0};
+  if (!_eosin_identity_config(cfg, &id, err))
+    return false;
+  /* a config or model the analyzer refuses would fail every slide: say so
+   * once, before the first */
+  const EosinAnalyzerOps *ops = eosin_analyzer_find(cfg->analyzer);
+  void *actx = NULL;
+  EosinAnalyzerInfo ai = {0};
+  bool ok = ops->init(cfg, &actx, &ai, err);
+  if (actx)
+    ops->destroy(actx);
+  if (!ok)
+    return false;
   g_autoptr(GArray) rows = g_array_new(FALSE, TRUE, sizeof(Row));
   g_array_set_clear_func(rows, row_clear);
   g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -232,17 +283,35 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
                .probability = NAN};
     const char *first = g_hash_table_lookup(names, row.name);
     gint64 t0 = g_get_monotonic_time();
+    EosinOutputState state = EOSIN_OUTPUT_ABSENT;
+    g_autofree char *why = NULL;
+    g_autoptr(GError) e = NULL;
     if (first) {
-      row.status = g_strdup("failed");
       row.error = g_strdup_printf("output name '%s' is already used by %s", row.name, first);
-      res->failed++;
-    } else if (eosin_output_is_complete(outdir, row.name)) {
+    } else {
       g_hash_table_insert(names, g_strdup(row.name), g_strdup(it->path));
+      if (!item_state(outdir, row.name, it, &id, opts, &state, &why, &e))
+        row.error = g_strdup(e->message);
+      else if (state == EOSIN_OUTPUT_FOREIGN)
+        row.error = g_steal_pointer(&why);
+      else if (state == EOSIN_OUTPUT_STALE && refuse_stale)
+        row.error = g_strdup_printf("%s/%s holds a result Eosin will not replace "
+                                    "(--refuse-stale): %s",
+                                    outdir, row.name, why);
+    }
+    if (row.error) {
+      row.status = g_strdup("failed");
+      res->failed++;
+      if (progress)
+        fprintf(stderr, "\n");
+      fprintf(stderr, "eosin: %s\n", row.error);
+    } else if (state == EOSIN_OUTPUT_COMPLETE) {
       row.status = g_strdup("skipped-complete");
       row.probability = report_probability(outdir, row.name);
       res->skipped++;
     } else {
-      g_hash_table_insert(names, g_strdup(row.name), g_strdup(it->path));
+      if (state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN)
+        fprintf(stderr, "eosin: %s: recomputing %s/%s: %s\n", row.name, outdir, row.name, why);
       EosinRunOptions o = opts ? *opts : (EosinRunOptions){0};
       if (it->mpp > 0)
         o.mpp_override = it->mpp;
@@ -251,10 +320,12 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
         o.progress = progress_cb;
         o.progress_data = &prog;
       }
+      WarnFwd wf = {row.name, opts ? opts->warning : NULL, opts ? opts->warning_data : NULL};
+      o.warning = warn_fwd;
+      o.warning_data = &wf;
       EosinRunResult rr;
-      g_autoptr(GError) e = NULL;
-      if (eosin_run_slide(cfg, it->path, outdir, &o, &rr, &e)) {
-        row.status = g_strdup("done");
+      if (_eosin_run_slide_locked(cfg, it->path, outdir, &o, &id, &rr, &e)) {
+        row.status = g_strdup(state == EOSIN_OUTPUT_STALE ? "done-replaced" : "done");
         row.tiles = rr.tiles_analyzed;
         row.tiles_per_s = rr.tiles_per_s;
         row.probability = scores_probability(rr.scores);

@@ -22,5 +22,14 @@ typedef struct _EosinSignals EosinSignals;
 EosinSignals *eosin_cli_signals_start(EosinCancel *cancel);
 void eosin_cli_signals_stop(EosinSignals *s);
 
+/* The exit code for a failed run's error: 2 for what the command line or
+ * config got wrong (a bad config, model or device), 130 when stopped by a
+ * signal, 1 otherwise (README, "Command line"). */
+int eosin_cli_exit_code(const GError *err);
+/* An EosinWarningFunc printing "eosin: warning: MESSAGE" on stderr. */
+void eosin_cli_warning(const char *message, void *data);
+/* A --mpp value: 0 (not given) or a finite positive number. */
+bool eosin_cli_check_mpp(const char *cmd, double mpp);
+
 /* Parses @ctx over argv, printing the error and --help hint on failure. */
 bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv);

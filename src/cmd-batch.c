@@ -11,6 +11,7 @@ int eosin_cmd_batch(int argc, char **argv) {
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
+  gboolean refuse_stale = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
       {"manifest", 'm', 0, G_OPTION_ARG_FILENAME, &manifest,
@@ -23,17 +24,28 @@ int eosin_cmd_batch(int argc, char **argv) {
       {"device", 0, 0, G_OPTION_ARG_STRING, &device,
        "auto (GPU if it starts, else CPU), cpu, cuda or cuda:N (replaces [model] device)",
        "DEV"},
+      {"refuse-stale", 0, 0, G_OPTION_ARG_NONE, &refuse_stale,
+       "A result in OUTDIR of another slide, config or model fails that slide instead of "
+       "being recomputed", NULL},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("[DIR] - analyse many slides");
   g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_set_description(
       ctx, "Slides come from --manifest or from the slide files in DIR. One folder per slide\n"
-           "in OUTDIR; slides already complete there are skipped, so rerunning a killed batch\n"
-           "resumes it. OUTDIR/batch-summary.csv lists every slide with its status and error.\n"
+           "in OUTDIR; slides already complete there (for this slide, config and model) are\n"
+           "skipped, so rerunning a killed batch resumes it; a result of another slide,\n"
+           "config or model is recomputed (or, with --refuse-stale, fails that slide).\n"
+           "Manifest: CSV, 'path' or 'path,mpp' per line; '#' starts a comment at the start\n"
+           "of a line or after a blank (quote a path that holds one).\n"
+           "OUTDIR/batch-summary.csv lists every slide with its status and error.\n"
            "Exit codes: 0 all slides done, 1 the batch could not run, 2 usage or config,\n"
            "3 finished with failed slides, 130 interrupted.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
+  if (outdir && !*outdir) {
+    fprintf(stderr, "eosin batch: -o is empty: give an output folder\n");
+    return EOSIN_EXIT_USAGE;
+  }
   if (!task || !outdir || (manifest ? argc != 1 : argc != 2)) {
     fprintf(stderr,
             "eosin batch: expected --task CONFIG, -o OUTDIR and either --manifest FILE or "
@@ -62,11 +74,12 @@ int eosin_cmd_batch(int argc, char **argv) {
   EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel};
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinBatchResult res;
-  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), &res, &err);
+  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale, &res,
+                            &err);
   eosin_cli_signals_stop(sig);
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);
-    return EOSIN_EXIT_FAILED;
+    return eosin_cli_exit_code(err);
   }
   printf("batch: %d slides: %d done, %d already complete, %d failed%s; summary in "
          "%s/batch-summary.csv\n",

@@ -23,6 +23,8 @@ int eosin_cmd_info(int argc, char **argv) {
     fprintf(stderr, "eosin info: expected one SLIDE (see --help)\n");
     return EOSIN_EXIT_USAGE;
   }
+  if (!eosin_cli_check_mpp("info", mpp))
+    return EOSIN_EXIT_USAGE;
   g_autoptr(GError) err = NULL;
   g_autoptr(EosinSlide) slide = eosin_slide_open(argv[1], mpp, &err);
   if (!slide) {

@@ -34,6 +34,10 @@ int eosin_cmd_predict(int argc, char **argv) {
            "130 interrupted.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
+  if (out && !*out) {
+    fprintf(stderr, "eosin predict: -o is empty: give a CSV file to write\n");
+    return EOSIN_EXIT_USAGE;
+  }
   if (argc != 2 || !config || !out) {
     fprintf(stderr, "eosin predict: expected --config CONFIG, -o PREDS.csv and one IMAGES_DIR "
                     "or LIST (see --help)\n");
@@ -62,10 +66,7 @@ int eosin_cmd_predict(int argc, char **argv) {
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);
     eosin_predict_result_clear(&res);
-    if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED))
-      return EOSIN_EXIT_INTERRUPTED;
-    return g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) ? EOSIN_EXIT_USAGE
-                                                                 : EOSIN_EXIT_FAILED;
+    return eosin_cli_exit_code(err);
   }
   printf("%s: %d images (%d unreadable, %d resized) in %.1f s, %.0f images/s on %s\n", out,
          res.images, res.failed, res.resized, res.seconds,

@@ -47,8 +47,14 @@ int eosin_cmd_run(int argc, char **argv) {
     fprintf(stderr, "eosin run: expected --task CONFIG, -o OUTDIR and one SLIDE (see --help)\n");
     return EOSIN_EXIT_USAGE;
   }
-  if (readers < 0 || readers > 64 || mpp < 0) {
-    fprintf(stderr, "eosin run: --readers must be 1..64 and --mpp positive\n");
+  if (readers < 0 || readers > 64) {
+    fprintf(stderr, "eosin run: --readers must be 1..64\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  if (!eosin_cli_check_mpp("run", mpp))
+    return EOSIN_EXIT_USAGE;
+  if (!*outdir) {
+    fprintf(stderr, "eosin run: -o is empty: give an output folder\n");
     return EOSIN_EXIT_USAGE;
   }
   g_autoptr(GError) err = NULL;
@@ -61,7 +67,8 @@ int eosin_cmd_run(int argc, char **argv) {
     return EOSIN_EXIT_USAGE;
   EosinCancel cancel = {0};
   gint64 last = 0;
-  EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel};
+  EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel,
+                          .warning = eosin_cli_warning};
   if (isatty(STDERR_FILENO)) {
     opts.progress = progress;
     opts.progress_data = &last;
@@ -72,10 +79,7 @@ int eosin_cmd_run(int argc, char **argv) {
   eosin_cli_signals_stop(sig);
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);
-    if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED))
-      return EOSIN_EXIT_INTERRUPTED;
-    return g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) ? EOSIN_EXIT_USAGE
-                                                                 : EOSIN_EXIT_FAILED;
+    return eosin_cli_exit_code(err);
   }
   printf("%s: %d tiles analysed (%d planned, %d without tissue) in %.1f s, %.0f tiles/s\n",
          res.outdir, res.tiles_analyzed, res.tiles_planned, res.tiles_skipped, res.seconds,

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const char *const COMMON_GROUPS[] = {"task",    "tiling", "tissue", "scheduler",
                                             "overlay", "model",  "lesions", NULL};
@@ -18,7 +19,8 @@ static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
 static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_side",
                                           "min_saturation", "closing_um", "min_object_um2",
                                           "max_hole_um2", NULL};
-static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth", NULL};
+static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth",
+                                          "max_memory_mb", NULL};
 static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max",
                                            "compression", NULL};
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
@@ -237,12 +239,139 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
   return true;
 }
 
+/* The memory a machine gives one Eosin process by default: half of the
+ * physical memory, or of the cgroup's limit when a container has one. */
+gint64 _eosin_default_memory_limit(void) {
+  gint64 phys = (gint64) sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+  g_autofree char *cg = NULL;
+  if (g_file_get_contents("/sys/fs/cgroup/memory.max", &cg, NULL, NULL)) {
+    char *end;
+    gint64 v = g_ascii_strtoll(cg, &end, 10);
+    if (end != cg && v > 0 && v < phys)
+      phys = v;
+  }
+  return phys > 0 ? phys / 2 : (gint64) 4 << 30;
+}
+
+gint64 _eosin_config_memory_estimate(const EosinConfig *cfg, int readers) {
+  gint64 tile = (gint64) cfg->tile_size * cfg->tile_size;
+  /* tile buffers in flight; each reader's region and resampling scratch
+   * (a finer level may be read at up to twice the tile's side, as ARGB and
+   * RGB); the analyzer's batch as float network input */
+  return (gint64) (cfg->queue_depth + readers) * cfg->batch_size * tile * 3 +
+         (gint64) readers * 4 * tile * 7 + (gint64) cfg->batch_size * tile * 3 * 4;
+}
+
+bool _eosin_config_check_memory(const EosinConfig *cfg, int readers, GError **err) {
+  gint64 need = _eosin_config_memory_estimate(cfg, readers);
+  if (need <= cfg->max_memory_bytes)
+    return true;
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+              "%s: [tiling] tile_size = %d, [scheduler] batch_size = %d, queue_depth = %d, "
+              "readers = %d need about %.1f GB for tiles in flight ((queue_depth + readers) x "
+              "batch_size tiles of %d x %d x 3 bytes, and the batch as network input), more "
+              "than the %.1f GB allowed ([scheduler] max_memory_mb; default half of this "
+              "machine's memory): lower batch_size, queue_depth, readers or tile_size",
+              cfg->path, cfg->tile_size, cfg->batch_size, cfg->queue_depth, readers,
+              need / 1e9, cfg->tile_size, cfg->tile_size, cfg->max_memory_bytes / 1e9);
+  return false;
+}
+
+/* GKeyFile keeps the last of two equal keys or groups and reads key[locale]
+ * as a translation: a config that says something twice would run with
+ * whichever came last. This pass over the lines refuses both, with the
+ * lines, before GKeyFile sees the text. */
+static bool check_lines(const char *path, const char *text, GError **err) {
+  g_autoptr(GHashTable) groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autofree char *group = NULL;
+  for (int n = 0; lines[n]; n++) {
+    const char *l = lines[n];
+    while (*l == ' ' || *l == '\t')
+      l++;
+    g_autofree char *line = g_strdup(l);
+    g_strchomp(line);
+    int at = n + 1;
+    if (!*line || *line == '#')
+      continue;
+    if (*line == '[') {
+      size_t len = strlen(line);
+      if (line[len - 1] != ']') {
+        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                    "config %s line %d: '%s': a group line must be [name]", path, at, line);
+        return false;
+      }
+      g_free(group);
+      group = g_strndup(line + 1, len - 2);
+      gpointer first = g_hash_table_lookup(groups, group);
+      if (first) {
+        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                    "config %s line %d: group [%s] appears twice (first at line %d)", path, at, group,
+                    GPOINTER_TO_INT(first));
+        return false;
+      }
+      g_hash_table_insert(groups, g_strdup(group), GINT_TO_POINTER(at));
+      continue;
+    }
+    const char *eq = strchr(line, '=');
+    if (!eq) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "config %s line %d: '%s': expected 'key = value', a [group] or a # comment", path, at,
+                  line);
+      return false;
+    }
+    g_autofree char *key = g_strstrip(g_strndup(line, eq - line));
+    if (!group) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "config %s line %d: key '%s' before the first [group]", path, at, key);
+      return false;
+    }
+    if (!*key || strpbrk(key, "[]")) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "config %s line %d: [%s] key '%s': %s", path, at, group, key,
+                  *key ? "localized keys (key[locale]) are not supported" : "empty key");
+      return false;
+    }
+    g_autofree char *full = g_strdup_printf("%s\n%s", group, key);
+    gpointer first = g_hash_table_lookup(keys, full);
+    if (first) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "config %s line %d: [%s] %s is set twice (first at line %d)", path, at, group, key,
+                  GPOINTER_TO_INT(first));
+      return false;
+    }
+    g_hash_table_insert(keys, g_steal_pointer(&full), GINT_TO_POINTER(at));
+  }
+  return true;
+}
+
 EosinConfig *eosin_config_load(const char *path, GError **err) {
   g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
   cfg->path = g_strdup(path);
   cfg->keyfile = g_key_file_new();
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  g_autoptr(GError) rerr = NULL;
+  if (!_eosin_read_input_file(path, "config", EOSIN_MAX_CONFIG_BYTES, &text, &len, &rerr)) {
+    g_set_error_literal(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, rerr->message);
+    return NULL;
+  }
+  /* a UTF-8 byte order mark (Windows editors write one) is not part of the text */
+  const char *body = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? text + 3 : text;
+  if (memchr(text, 0, len)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: not a text file (a NUL byte)",
+                path);
+    return NULL;
+  }
+  if (!g_utf8_validate(body, -1, NULL)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: not UTF-8 text", path);
+    return NULL;
+  }
+  if (!check_lines(path, body, err))
+    return NULL;
   g_autoptr(GError) kerr = NULL;
-  if (!g_key_file_load_from_file(cfg->keyfile, path, G_KEY_FILE_NONE, &kerr)) {
+  if (!g_key_file_load_from_data(cfg->keyfile, body, -1, G_KEY_FILE_NONE, &kerr)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: %s", path, kerr->message);
     return NULL;
   }
@@ -300,6 +429,12 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
   if (!eosin_config_get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
       !eosin_config_get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
       !eosin_config_get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
+    return NULL;
+  double max_mb = 0;
+  if (!eosin_config_get_double(cfg, "scheduler", "max_memory_mb", 0, 16, 1 << 30, &max_mb, err))
+    return NULL;
+  cfg->max_memory_bytes = max_mb > 0 ? (gint64) (max_mb * 1048576.0) : _eosin_default_memory_limit();
+  if (!_eosin_config_check_memory(cfg, cfg->readers, err))
     return NULL;
 
   if (!eosin_config_get_choice(cfg, "overlay", "channel", "", NULL, &cfg->overlay_channel,

@@ -7,6 +7,7 @@
 
 #include "eosin.h"
 
+#include <stdio.h>
 #include <vips/vips.h>
 
 G_BEGIN_DECLS
@@ -19,9 +20,76 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsRegion, g_object_unref)
 
 /* ---------------------------------------------------------------- util */
 
-/* Writes @len bytes to @path through a temporary file in the same folder,
- * renamed over @path only when complete. */
+/* ---------------------------------------------------------------- files (files.c) */
+
+/* Size limits of the small files Eosin reads whole. */
+#define EOSIN_MAX_CONFIG_BYTES (1 << 20)        /* a task config */
+#define EOSIN_MAX_TABLE_BYTES (256 << 20)       /* a manifest, list or CAMELYON table */
+#define EOSIN_MAX_MODEL_BYTES ((gint64) 2 << 30) /* an ONNX model (protobuf's limit) */
+
+/* @path is a regular file (symlinks followed; not a FIFO, device or folder)
+ * of at most @max_bytes (0: any size); else an EOSIN_ERROR_IO error naming
+ * @what ("config", "manifest", ...) and the path. *@size may be NULL. */
+bool _eosin_check_input_file(const char *path, const char *what, gint64 max_bytes,
+                             gint64 *size, GError **err);
+/* The whole of a checked input file, NUL-terminated (*@text, g_free) and
+ * its length (*@len, may be NULL). */
+bool _eosin_read_input_file(const char *path, const char *what, gint64 max_bytes, char **text,
+                            gsize *len, GError **err);
+
+/* Writes @len bytes to @path durably: a temporary file in the same folder
+ * (.NAME.XXXXXX.tmp), fsync'd, renamed over @path, the folder fsync'd. On
+ * failure @path is untouched and no temporary file is left. */
 bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError **err);
+/* @root as pretty JSON, parsed back first (a NaN would make it invalid),
+ * written with _eosin_write_atomic. */
+bool _eosin_write_json(const char *path, JsonNode *root, GError **err);
+/* The temporary name a writer of @path uses: "DIR/.BASE.XXXXXX.tmp", a
+ * template for g_mkstemp. Caller frees. */
+char *_eosin_temp_name(const char *path);
+/* fsyncs the written file @tmp, renames it to @path and fsyncs the folder. */
+bool _eosin_publish(const char *tmp, const char *path, GError **err);
+bool _eosin_fsync_file(const char *path, GError **err);
+bool _eosin_fsync_dir(const char *dir, GError **err);
+
+/* A file written as a stream (a whole slide's cells): to a temporary name,
+ * fsync'd and renamed over @path by _eosin_out_close(o, true, err), which
+ * also reports a write that failed on the way (a full disk); with @ok
+ * false (or on any failure) the temporary file is removed and @path is
+ * untouched. _eosin_out_close always frees @o. */
+typedef struct _EosinOutFile EosinOutFile;
+EosinOutFile *_eosin_out_open(const char *path, GError **err);
+FILE *_eosin_out_stream(EosinOutFile *o);
+bool _eosin_out_close(EosinOutFile *o, bool ok, GError **err);
+
+/* ---------------------------------------------------------------- csv (csv.c) */
+
+typedef struct {
+  char **fields;  /* NULL-terminated; unquoted fields trimmed */
+  int n;          /* number of fields */
+  int line;       /* 1-based line where the row starts */
+} EosinCsvRow;
+void _eosin_csv_row_free(gpointer row);
+
+typedef enum {
+  EOSIN_CSV_PLAIN = 0,
+  EOSIN_CSV_COMMENTS = 1 << 0,          /* a row starting with '#' is a comment */
+  EOSIN_CSV_TRAILING_COMMENTS = 1 << 1, /* also: an unquoted '#' after a blank ends the row */
+} EosinCsvFlags;
+
+/* Parses RFC 4180 CSV (@name is used in messages): comma-separated,
+ * double-quoted fields may hold commas, newlines and "" for a quote; CRLF
+ * accepted, a UTF-8 BOM skipped, blank rows dropped. Returns a GPtrArray
+ * of EosinCsvRow, or NULL with an EOSIN_ERROR_CONFIG error naming the line
+ * (an unclosed quote, text after a closing quote, a stray quote, NUL). */
+GPtrArray *_eosin_csv_parse(const char *name, const char *text, gsize len, EosinCsvFlags flags,
+                            GError **err);
+/* The same from a checked input file (at most EOSIN_MAX_TABLE_BYTES). */
+GPtrArray *_eosin_csv_read(const char *path, const char *what, EosinCsvFlags flags,
+                           GError **err);
+/* Appends @v (NULL = "") as one field: quoted, inner quotes doubled, when
+ * it holds a comma, quote, CR, LF or '#' or starts or ends with a blank. */
+void _eosin_csv_append_field(GString *s, const char *v);
 
 /* Sets @err from libvips's error buffer, prefixed with @what, and clears it. */
 void _eosin_set_vips_error(GError **err, const char *what);
@@ -32,12 +100,136 @@ bool _eosin_rm_rf(const char *path, GError **err);
 /* One member of the JSON object being built: "@k": @v. A number that is
  * not finite is written as null (JSON has no NaN). */
 void _eosin_json_num(JsonBuilder *b, const char *k, double v);
+/* A number as a value (an array element, a member whose name is set):
+ * null when it is not finite. */
+void _eosin_json_value(JsonBuilder *b, double v);
 void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v);
 void _eosin_json_str(JsonBuilder *b, const char *k, const char *v);
 void _eosin_json_bool(JsonBuilder *b, const char *k, bool v);
 
 /* Calls vips_init once per process; safe from any thread. */
 bool _eosin_vips_init(GError **err);
+
+/* Makes @img stop computing (libvips's kill flag) within a fraction of a
+ * second of @cancel being set, wherever it is being evaluated: a
+ * thumbnail, a pyramid being written. @cancel may be NULL. */
+void _eosin_vips_watch_cancel(VipsImage *img, const EosinCancel *cancel);
+/* @in passed through unchanged, but each region it is asked for fails once
+ * @cancel is set: a source that decodes slowly (strips of a huge image)
+ * stops between two reads. A new reference (to @in itself when @cancel is
+ * NULL); NULL with libvips's error set on failure. */
+VipsImage *_eosin_vips_cancellable(VipsImage *in, const EosinCancel *cancel);
+
+/* A model's raw outputs (@n images x @per values) must be finite: a NaN
+ * or an infinity is an EOSIN_ERROR_NUMERIC error naming the model, the
+ * count, and the first tile of @b (level-0 place) or image (@b NULL) that
+ * had one. Eosin never turns such outputs into a score. */
+bool _eosin_check_model_outputs(const char *model, const float *v, int n, size_t per,
+                                const EosinTileBatch *b, GError **err);
+
+/* strcmp on two char * elements, for qsort of a GStrv. */
+int _eosin_strv_cmp(const void *a, const void *b);
+
+/* ---------------------------------------------------------------- identity (identity.c) */
+
+/* What a result belongs to (report.json "identity"). */
+typedef struct {
+  char *slide_path;     /* absolute, symlinks resolved */
+  gint64 slide_size;
+  char *slide_hash;     /* "openslide-quickhash-1:HEX" or "sha256:HEX" */
+  double mpp_user;      /* --mpp / manifest mpp, 0 when none */
+  char *task;
+  char *config_sha256;  /* of the canonical effective config */
+  char **model_paths;   /* NULL-terminated, absolute */
+  char **model_sha256;  /* one per path */
+} EosinIdentity;
+void _eosin_identity_clear(EosinIdentity *id);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EosinIdentity, _eosin_identity_clear)
+/* Fills the config part: the config's keys in a canonical order (groups
+ * and keys sorted, values trimmed, model paths absolute, --model/--device
+ * applied; speed-only [scheduler] keys left out) hashed, and the SHA-256
+ * of every model file ([model] path and the analyzer's model_keys). */
+bool _eosin_identity_config(const EosinConfig *cfg, EosinIdentity *id, GError **err);
+/* Fills the slide part (path, size, quickhash-1 or SHA-256, @mpp_user). */
+bool _eosin_identity_slide(const char *path, double mpp_user, const EosinCancel *cancel,
+                           EosinIdentity *id, GError **err);
+/* Adds @id as one JSON object value. */
+void _eosin_identity_json(const EosinIdentity *id, JsonBuilder *b);
+/* NULL when report.json's identity object @got is @want's, else why not
+ * (caller frees). */
+char *_eosin_identity_differs(const EosinIdentity *want, JsonObject *got);
+
+/* The @i-th analyzer of the table, NULL past the last (analyzer.c). */
+const EosinAnalyzerOps *_eosin_analyzer_nth(int i);
+
+/* ---------------------------------------------------------------- config */
+
+/* Half of this machine's memory (or of its cgroup's limit). */
+gint64 _eosin_default_memory_limit(void);
+/* Bytes a run of @cfg with @readers reader threads holds for tiles in
+ * flight, whatever the slide. */
+gint64 _eosin_config_memory_estimate(const EosinConfig *cfg, int readers);
+/* An EOSIN_ERROR_CONFIG error naming the file, the keys and the sizes when
+ * that estimate is above cfg->max_memory_bytes. */
+bool _eosin_config_check_memory(const EosinConfig *cfg, int readers, GError **err);
+
+/* ---------------------------------------------------------------- output folders */
+
+/* The marker file's name (".eosin-output"). */
+const char *_eosin_marker_name(void);
+/* True for a name Eosin writes into an output folder (core outputs,
+ * lesions, every analyzer's outputs). */
+bool _eosin_is_output_name(const char *name);
+/* Writes the marker into the new folder @dir: first, before any output. */
+bool _eosin_marker_begin(const char *dir, const char *slide_path, GError **err);
+/* Rewrites the marker with the name and size of every file in @dir (all
+ * must be Eosin's names) and "sealed": the folder is finished. */
+bool _eosin_marker_seal(const char *dir, GError **err);
+/* True when @dir is a real folder with Eosin's marker holding only what
+ * Eosin wrote (sealed: the listed files at their sizes; not sealed: Eosin's
+ * names and temporary files) and not the file @slide_path (may be NULL);
+ * else an EOSIN_ERROR_EXISTS error naming the folder and what is in the way. */
+bool _eosin_output_is_ours(const char *dir, const char *slide_path, GError **err);
+/* True when @dir's marker is sealed and every file it lists is there at
+ * its size; else *@why says what is wrong (caller frees). */
+bool _eosin_output_sealed_intact(const char *dir, char **why);
+/* Removes @dir after checking it is ours: its files, the marker last, the
+ * folder. Anything else found there stops it with an error. */
+bool _eosin_output_remove(const char *dir, GError **err);
+/* OK when @final does not exist or is ours to replace. */
+bool _eosin_output_check_replaceable(const char *final, const char *slide_path, GError **err);
+/* Creates OUTDIR/.NAME.partial (removing a stale one of Eosin's, refusing
+ * anything else) with its marker. Returns its path (caller frees). */
+char *_eosin_output_stage(const char *outdir, const char *name, const char *slide_path,
+                          GError **err);
+/* Seals @staging and puts it at @final: renamed when @final is absent, else
+ * swapped with the previous result (which must be ours) in one atomic
+ * step, the old one then removed; *@warning (may be NULL) says if that
+ * removal failed. The folder is fsync'd. */
+bool _eosin_output_promote(const char *staging, const char *final, const char *slide_path,
+                           char **warning, GError **err);
+
+/* OUTDIR's lock (output-lock.c): held while a process writes into OUTDIR. */
+typedef struct _EosinLock EosinLock;
+/* Takes OUTDIR/.eosin-lock (creating it); an EOSIN_ERROR_BUSY error naming
+ * the holder's host and PID when another process holds it. */
+EosinLock *_eosin_lock_outdir(const char *outdir, GError **err);
+void _eosin_lock_release(EosinLock *lock);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinLock, _eosin_lock_release)
+
+/* ---------------------------------------------------------------- pipeline */
+
+/* eosin_run_slide for a caller that holds OUTDIR's lock and made OUTDIR
+ * (a batch), with the config's part of the identity computed once
+ * (@config_id; NULL: computed here) and, when its slide_path is set, the
+ * slide's part too. */
+bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
+                             const EosinRunOptions *opts, const EosinIdentity *config_id,
+                             EosinRunResult *res, GError **err);
+/* Refuses an empty output folder name and creates the folder. */
+bool _eosin_prepare_outdir(const char *outdir, GError **err);
+/* What OUTDIR/<name> holds for a run whose identity is @want. */
+EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *want, char **why);
 
 /* ---------------------------------------------------------------- scheduler */
 
@@ -216,7 +408,8 @@ VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int ba
  * or lzw) whose
  * resolution says @mpp_x/@mpp_y µm/px, via a temporary name. */
 bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
-                         const char *compression, const char *description, GError **err);
+                         const char *compression, const char *description,
+                         const EosinCancel *cancel, GError **err);
 
 /* Re-opens a written overlay with OpenSlide and checks its level-0 size and
  * µm/px against the slide's. */
@@ -241,8 +434,10 @@ typedef struct {
   bool (*open)(EosinSlide *slide, const char *path, GError **err);
   bool (*read_region)(EosinSlide *slide, int level, int64_t x, int64_t y, int w, int h,
                       uint8_t *rgb, GError **err);
-  /* A lazy image of the whole of @level, RGB on white; caller unrefs. */
-  VipsImage *(*level_image)(EosinSlide *slide, int level, GError **err);
+  /* A lazy image of the whole of @level, RGB on white; caller unrefs.
+   * @sequential: it will be read once top to bottom (a thumbnail), so a
+   * reader may stream it in bounded memory. */
+  VipsImage *(*level_image)(EosinSlide *slide, int level, bool sequential, GError **err);
   const char *(*get_property)(void *ctx, const char *name);
   void (*close)(void *ctx);
 } EosinSlideOps;
@@ -252,9 +447,15 @@ struct _EosinSlide {
   void *ctx;
   EosinSlideInfo info;
   double mpp_override;
+  const EosinCancel *cancel; /* eosin_slide_set_cancel; may be NULL */
 };
 
 extern const EosinSlideOps _eosin_slide_openslide_ops;
 extern const EosinSlideOps _eosin_slide_vips_ops;
 /* True when OpenSlide recognises @path (its vendor, owned by OpenSlide). */
 const char *_eosin_openslide_detect(const char *path);
+/* When @path, which OpenSlide does not open, still is a whole-slide format
+ * that only OpenSlide reads (a scanner's extension, an Aperio or Ventana
+ * TIFF, Aperio's JPEG 2000 tiles): a description of what it looks like
+ * (caller frees); NULL for a plain image libvips may read. */
+char *_eosin_slide_format_only_openslide_reads(const char *path);

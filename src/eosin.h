@@ -35,6 +35,9 @@ typedef enum {
   EOSIN_ERROR_MODEL,       /* a model file Eosin cannot run */
   EOSIN_ERROR_DEVICE,      /* the device failed mid-run (GPU out of memory, driver
                             * error): worth retrying smaller or on the CPU */
+  EOSIN_ERROR_NUMERIC,     /* a model or an analysis gave numbers that are not finite */
+  EOSIN_ERROR_EXISTS,      /* OUTDIR/<slide> holds something Eosin may not replace */
+  EOSIN_ERROR_BUSY,        /* another eosin process is writing into OUTDIR */
 } EosinError;
 
 /* Process exit codes of the `eosin` CLI (documented in README.md). */
@@ -91,6 +94,12 @@ EosinSlide *eosin_slide_reopen(EosinSlide *slide, GError **err);
 void eosin_slide_free(EosinSlide *slide);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinSlide, eosin_slide_free)
 
+typedef struct _EosinCancel EosinCancel;
+/* Long operations on @slide (a thumbnail of a level without a pyramid
+ * reads every pixel) stop with EOSIN_ERROR_CANCELLED within a second of
+ * @cancel being set. @cancel (may be NULL) must outlive the slide. */
+void eosin_slide_set_cancel(EosinSlide *slide, const EosinCancel *cancel);
+
 /* Borrowed: valid while the slide is open. */
 const EosinSlideInfo *eosin_slide_get_info(EosinSlide *slide);
 /* Adds @info as a JSON object value to @b (report.json's "slide" and
@@ -119,8 +128,10 @@ void eosin_thumbnail_clear(EosinThumbnail *thumb);
  * of the target and is read as it is. */
 typedef struct {
   int level;
-  double scale;
+  double scale;    /* level pixels per output pixel, across */
   bool resample;
+  double scale_y;  /* the same down: differs from scale only for pixels that
+                    * are not square (set by the tile plan) */
 } EosinLevelChoice;
 
 /* Picks the level for @want_downsample (level-0 pixels per output pixel):
@@ -182,6 +193,7 @@ typedef struct {
   int readers;              /* reader threads, each with its own slide handle */
   int batch_size;           /* tiles per batch */
   int queue_depth;          /* batches buffered between readers and analyzer */
+  gint64 max_memory_bytes;  /* [scheduler] max_memory_mb, default half the machine's */
   /* [overlay] */
   char *overlay_channel;    /* which analyzer channel is drawn */
   char *colormap;           /* viridis, jet, inferno, gray */
@@ -319,6 +331,12 @@ typedef struct {
  * analyzer ran (device, model). */
 typedef struct {
   const char *name;
+  /* NULL-terminated names of the files write() may add (an output folder
+   * holding any other file is not Eosin's to replace), or NULL */
+  const char *const *outputs;
+  /* NULL-terminated keys of the analyzer's own group that name model
+   * files (relative to the config's folder), part of a result's identity */
+  const char *const *model_keys;
   bool (*init)(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info, GError **err);
   bool (*prepare)(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
                   const EosinTissueMask *mask, GError **err);
@@ -346,11 +364,13 @@ bool eosin_stain_matrix_invert(const double rgb_from_stain[3][3],
 
 /* ---------------------------------------------------------------- pipeline */
 
-typedef struct {
+struct _EosinCancel {
   volatile gint cancelled;  /* set (g_atomic_int_set) to stop cleanly */
-} EosinCancel;
+};
 
 typedef void (*EosinProgressFunc)(int done, int total, double tiles_per_s, void *data);
+/* A warning about a run (also kept in report.json "warnings"). */
+typedef void (*EosinWarningFunc)(const char *message, void *data);
 
 typedef struct {
   int readers_override;     /* > 0: replaces cfg->readers */
@@ -358,6 +378,8 @@ typedef struct {
   EosinCancel *cancel;      /* may be NULL */
   EosinProgressFunc progress;
   void *progress_data;
+  EosinWarningFunc warning; /* may be NULL: called as each warning arises */
+  void *warning_data;
 } EosinRunOptions;
 
 typedef struct {
@@ -368,19 +390,38 @@ typedef struct {
   double seconds;
   double tiles_per_s;
   JsonNode *scores;     /* the analyzer's slide-level scores */
+  char **warnings;      /* NULL-terminated (empty when none) */
 } EosinRunResult;
 void eosin_run_result_clear(EosinRunResult *res);
 
 /* Runs @cfg on the slide at @path and writes OUTDIR/<slide>/: overlay.tif,
- * heatmap.tif, preview.png, tissue.png, tiles.csv and report.json (last).
- * Outputs are built in OUTDIR/.<slide>.partial and moved into place only
- * after overlay.tif re-opens with the slide's size and µm/px; on failure or
- * cancellation nothing is left behind. */
+ * heatmap.tif, preview.png, tissue.png, tiles.csv and report.json.
+ * Outputs are built in OUTDIR/.<slide>.partial (each file durable: fsync'd
+ * and renamed) and the folder takes the place of OUTDIR/<slide> in one
+ * atomic step only when every file is written and overlay.tif re-opens
+ * with the slide's size and µm/px; on failure or cancellation nothing is
+ * left behind and a previous result stays as it was. OUTDIR/<slide> is
+ * replaced only when Eosin wrote it (its marker lists every file in it);
+ * otherwise the run stops with EOSIN_ERROR_EXISTS before any work. The run
+ * holds OUTDIR's lock (EOSIN_ERROR_BUSY when another process has it). */
 bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
                      const EosinRunOptions *opts, EosinRunResult *res, GError **err);
 
-/* True when OUTDIR/<name>/report.json exists and says the run completed. */
-bool eosin_output_is_complete(const char *outdir, const char *name);
+/* What OUTDIR/<slide> holds for a run of a config on a slide. */
+typedef enum {
+  EOSIN_OUTPUT_ABSENT,   /* nothing there */
+  EOSIN_OUTPUT_COMPLETE, /* Eosin's finished, intact result of this slide, config and models */
+  EOSIN_OUTPUT_STALE,    /* Eosin's finished result of another slide, config or model */
+  EOSIN_OUTPUT_BROKEN,   /* Eosin's, but unfinished or with a file missing or changed */
+  EOSIN_OUTPUT_FOREIGN,  /* not Eosin's (or holding files it did not write): never replaced */
+} EosinOutputState;
+
+/* Which of these OUTDIR/<slide> is for running @cfg (after --model and
+ * --device) on @slide with @opts' --mpp (@opts may be NULL); *@why (may be
+ * NULL; caller frees) says why it is not complete. False with an error
+ * when the slide or a model cannot be read to know its identity. */
+bool eosin_output_check(const EosinConfig *cfg, const char *slide, const EosinRunOptions *opts,
+                        const char *outdir, EosinOutputState *state, char **why, GError **err);
 
 /* The output folder name of a slide path (basename without extension). */
 char *eosin_slide_name_from_path(const char *path);
@@ -408,14 +449,18 @@ typedef struct {
   bool interrupted;
 } EosinBatchResult;
 
-/* Runs every item; slides whose OUTDIR/<name>/report.json is complete are
- * skipped (so a killed batch resumes), a failing slide is recorded in
- * OUTDIR/batch-summary.csv with its error and the batch goes on. The
- * summary is rewritten after every slide. @progress: print progress lines
- * to stderr. Returns false only when the batch itself cannot run. */
+/* Runs every item holding OUTDIR's lock (EOSIN_ERROR_BUSY when another
+ * process has it). A slide whose OUTDIR/<name> is COMPLETE for this
+ * config is skipped (so a killed batch resumes); a STALE result (another
+ * slide, config or model) is recomputed and says so, or with
+ * @refuse_stale is a failure of that slide; a FOREIGN folder is a failure.
+ * A failing slide is recorded in OUTDIR/batch-summary.csv with its error
+ * and the batch goes on. The summary is rewritten after every slide.
+ * @progress: print progress lines to stderr. Returns false only when the
+ * batch itself cannot run. */
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
-                     const EosinRunOptions *opts, bool progress, EosinBatchResult *res,
-                     GError **err);
+                     const EosinRunOptions *opts, bool progress, bool refuse_stale,
+                     EosinBatchResult *res, GError **err);
 G_END_DECLS
 
 G_BEGIN_DECLS

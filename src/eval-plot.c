@@ -89,16 +89,15 @@ bool _eosin_froc_plot(const EosinFroc *f, double auc, const char *path, GError *
   label(img, title, L + 140, 10);
   label(img, "average false positives per slide", W / 2 - 120, H - 28);
   label(img, "sensitivity", 4, T - 30);
-  g_autofree char *tmp = g_strconcat(path, ".tmp.png", NULL);
-  bool ok = !vips_pngsave(img, tmp, NULL);
+  void *buf = NULL;
+  size_t len = 0;
+  bool ok = !vips_pngsave_buffer(img, &buf, &len, NULL);
   g_object_unref(img);
   if (!ok) {
     _eosin_set_vips_error(err, path);
     return false;
   }
-  if (rename(tmp, path) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s", path);
-    return false;
-  }
-  return true;
+  ok = _eosin_write_atomic(path, buf, len, err);
+  g_free(buf);
+  return ok;
 }

@@ -7,6 +7,7 @@
 
 #include <glib-unix.h>
 #include <locale.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -77,6 +78,27 @@ bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *de
   }
   eosin_config_set_model(cfg, model, device);
   return true;
+}
+
+int eosin_cli_exit_code(const GError *err) {
+  if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED))
+    return EOSIN_EXIT_INTERRUPTED;
+  if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) ||
+      g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_MODEL) ||
+      g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE))
+    return EOSIN_EXIT_USAGE;
+  return EOSIN_EXIT_FAILED;
+}
+
+void eosin_cli_warning(const char *message, void *data) {
+  fprintf(stderr, "eosin: warning: %s\n", message);
+}
+
+bool eosin_cli_check_mpp(const char *cmd, double mpp) {
+  if (mpp == 0 || (mpp > 0 && isfinite(mpp)))
+    return true;
+  fprintf(stderr, "eosin %s: --mpp %g: expected a positive number of µm per pixel\n", cmd, mpp);
+  return false;
 }
 
 static void usage(FILE *f) {

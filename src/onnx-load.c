@@ -6,6 +6,7 @@
  * refused here, with the node and the reason, before any backend sees it.
  */
 #include "graph-private.h"
+#include "eosin-private.h"
 
 #include "onnx.pb-c.h"
 
@@ -280,8 +281,9 @@ EosinModel *eosin_model_load(const char *path, int batch, GError **err) {
   g_autofree char *buf = NULL;
   gsize len = 0;
   g_autoptr(GError) ferr = NULL;
-  if (!g_file_get_contents(path, &buf, &len, &ferr)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "model %s: %s", path, ferr->message);
+  /* a FIFO or /dev/zero named as a model would hang or be read forever */
+  if (!_eosin_read_input_file(path, "model", MAX_MODEL_BYTES, &buf, &len, &ferr)) {
+    g_set_error_literal(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, ferr->message);
     return NULL;
   }
   return eosin_model_load_from_memory(path, buf, len, batch, err);

@@ -14,41 +14,6 @@
 #include <math.h>
 #include <stdio.h>
 
-typedef struct {
-  FILE *f;
-  char *path, *tmp;
-} Out;
-
-static bool out_open(Out *o, const char *dir, const char *name, GError **err) {
-  o->path = g_build_filename(dir, name, NULL);
-  o->tmp = g_strconcat(o->path, ".tmp", NULL);
-  o->f = fopen(o->tmp, "w");
-  if (!o->f)
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", o->tmp, g_strerror(errno));
-  return o->f != NULL;
-}
-
-/* Closes and renames into place; on failure (or @ok false) removes it. */
-static bool out_close(Out *o, bool ok, GError **err) {
-  if (o->f) {
-    bool bad = ferror(o->f) || fclose(o->f) != 0;
-    if (bad && ok) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", o->tmp, g_strerror(errno));
-      ok = false;
-    }
-  }
-  if (ok && g_rename(o->tmp, o->path) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s into place: %s", o->tmp,
-                g_strerror(errno));
-    ok = false;
-  }
-  if (!ok)
-    g_unlink(o->tmp);
-  g_free(o->path);
-  g_free(o->tmp);
-  return ok;
-}
-
 static void ring(FILE *f, const float *v, int n) {
   fputs("[[", f);
   for (int i = 0; i <= n; i++)
@@ -69,10 +34,12 @@ static const int COLOURS[4][3] = {{112, 112, 225}, {255, 215, 0}, {224, 142, 0},
 bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n, const float *vertices,
                         const char *const class_names[4], const char *compartment,
                         const EosinHotspot *hotspot, GError **err) {
-  Out g = {0}, c = {0};
-  if (!out_open(&g, dir, "cells.geojson", err))
-    return out_close(&g, false, NULL);
-  FILE *f = g.f;
+  g_autofree char *gpath = g_build_filename(dir, "cells.geojson", NULL);
+  g_autofree char *cpath = g_build_filename(dir, "cells.csv", NULL);
+  EosinOutFile *g = _eosin_out_open(gpath, err);
+  if (!g)
+    return false;
+  FILE *f = _eosin_out_stream(g);
   fputs("{\"type\":\"FeatureCollection\",\"features\":[\n", f);
   bool first = true;
   if (hotspot && hotspot->found) {
@@ -119,12 +86,13 @@ bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n, const
     fputs("}}}", f);
   }
   fputs("\n]}\n", f);
-  if (!out_close(&g, true, err))
+  if (!_eosin_out_close(g, true, err))
     return false;
 
-  if (!out_open(&c, dir, "cells.csv", err))
-    return out_close(&c, false, NULL);
-  f = c.f;
+  EosinOutFile *c = _eosin_out_open(cpath, err);
+  if (!c)
+    return false;
+  f = _eosin_out_stream(c);
   fprintf(f, "x,y,class,scored_on,nucleus_area_um2,cell_area_um2,nucleus_hematoxylin_od,"
              "nucleus_dab_od,nucleus_dab_max,cytoplasm_dab_od,membrane_dab_od,cell_dab_od,"
              "membrane_stained_fraction\n");
@@ -136,5 +104,5 @@ bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n, const
             q->dab[EOSIN_COMP_CYTOPLASM], q->dab[EOSIN_COMP_MEMBRANE], q->dab[EOSIN_COMP_CELL],
             q->membrane_complete);
   }
-  return out_close(&c, true, err);
+  return _eosin_out_close(c, true, err);
 }

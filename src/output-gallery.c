@@ -86,21 +86,24 @@ bool _eosin_cyto_gallery_write(const char *path, const EosinCytoCrop *crops, siz
   }
   g_autoptr(VipsImage) img =
       vips_image_new_from_memory(canvas, (size_t) W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
-  if (!img || vips_pngsave(img, path, "compression", 6, NULL)) {
+  void *buf = NULL;
+  size_t len = 0;
+  if (!img || vips_pngsave_buffer(img, &buf, &len, "compression", 6, NULL)) {
     _eosin_set_vips_error(err, path);
     return false;
   }
-  return true;
+  bool ok = _eosin_write_atomic(path, buf, len, err);
+  g_free(buf);
+  return ok;
 }
 
 bool _eosin_cyto_geojson_write(const char *path, const EosinCytoCell *cells, size_t n,
                                double min_p, size_t max_cells, double mpp,
                                char **class_names, size_t *written, GError **err) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: %s", path, g_strerror(errno));
+  EosinOutFile *o = _eosin_out_open(path, err);
+  if (!o)
     return false;
-  }
+  FILE *f = _eosin_out_stream(o);
   fputs("{\"type\":\"FeatureCollection\",\"features\":[", f);
   size_t k = 0;
   for (size_t i = 0; i < n && k < max_cells; i++) {
@@ -126,21 +129,18 @@ bool _eosin_cyto_geojson_write(const char *path, const EosinCytoCell *cells, siz
     k++;
   }
   fputs("]}\n", f);
-  if (fclose(f) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: %s", path, g_strerror(errno));
+  if (!_eosin_out_close(o, true, err))
     return false;
-  }
   *written = k;
   return true;
 }
 
 bool _eosin_cyto_csv_write(const char *path, const EosinCytoCell *cells, size_t n,
                            char **class_names, GError **err) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: %s", path, g_strerror(errno));
+  EosinOutFile *o = _eosin_out_open(path, err);
+  if (!o)
     return false;
-  }
+  FILE *f = _eosin_out_stream(o);
   fputs("x,y,class,class_probability,abnormal_probability,nucleus_area_um2,"
         "nucleus_hematoxylin_od,tile\n",
         f);
@@ -149,9 +149,5 @@ bool _eosin_cyto_csv_write(const char *path, const EosinCytoCell *cells, size_t 
     fprintf(f, "%.1f,%.1f,%s,%.4f,%.4f,%.2f,%.4f,%u\n", c->x, c->y, class_names[c->cls],
             c->p_class, c->p_abnormal, c->nucleus_area_um2, c->hematoxylin, c->tile);
   }
-  if (fclose(f) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: %s", path, g_strerror(errno));
-    return false;
-  }
-  return true;
+  return _eosin_out_close(o, true, err);
 }

@@ -315,7 +315,7 @@ bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b) {
   json_builder_begin_object(b);
   json_builder_set_member_name(b, "slide_probability");
-  json_builder_add_double_value(b, set->slide_score);
+  _eosin_json_value(b, set->slide_score);
   json_builder_set_member_name(b, "slide_score_rule");
   g_autofree char *rule =
       p->top_k > 1 ? g_strdup_printf("mean of the %d highest cells", p->top_k)
@@ -334,7 +334,7 @@ void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, 
   json_builder_set_member_name(b, "smoothing_window_cells");
   json_builder_add_int_value(b, set->smooth_cells);
   json_builder_set_member_name(b, "threshold");
-  json_builder_add_double_value(b, p->threshold);
+  _eosin_json_value(b, p->threshold);
   json_builder_set_member_name(b, "count");
   json_builder_add_int_value(b, set->lesions->len);
   json_builder_set_member_name(b, "lesions");
@@ -343,15 +343,15 @@ void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, 
     const EosinLesion *l = &g_array_index(set->lesions, EosinLesion, i);
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "probability");
-    json_builder_add_double_value(b, l->probability);
+    _eosin_json_value(b, l->probability);
     json_builder_set_member_name(b, "x");
-    json_builder_add_double_value(b, l->x);
+    _eosin_json_value(b, l->x);
     json_builder_set_member_name(b, "y");
-    json_builder_add_double_value(b, l->y);
+    _eosin_json_value(b, l->y);
     json_builder_set_member_name(b, "area_um2");
-    json_builder_add_double_value(b, l->area_um2);
+    _eosin_json_value(b, l->area_um2);
     json_builder_set_member_name(b, "extent_um");
-    json_builder_add_double_value(b, l->extent_um);
+    _eosin_json_value(b, l->extent_um);
     json_builder_set_member_name(b, "category");
     json_builder_add_string_value(b, _eosin_node_category_name(l->extent_um));
     json_builder_end_object(b);

@@ -9,7 +9,10 @@
  */
 #include "eosin-private.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 #include <math.h>
 
 typedef struct {
@@ -189,36 +192,131 @@ VipsImage *_eosin_grid_image(const EosinGrid *g, const uint8_t *cells, int bands
   return img;
 }
 
+/* libvips writes a pyramid through this target onto Eosin's own file, so
+ * that no failed write is lost or crashes the run. libvips 8.14.1 (Debian
+ * 12) lets some failed writes pass (a save that succeeds with tiles
+ * missing), and when a pyramidal tiffsave does fail it frees the smaller
+ * levels before closing them, a use-after-free (fixed in 8.14.3) that
+ * crashed eosin and left its staging folder. Here libvips never sees a
+ * failed write: the first error is kept and said after the save, later
+ * writes are skipped but keep their offsets (libtiff reads back what it
+ * wrote; a skipped part reads as zeros). A target without a file name also
+ * makes libvips build the smaller levels in memory (compressed, a third of
+ * the file at most) rather than in temporary files whose writes nobody
+ * checks. */
+typedef struct {
+  int fd, error;
+  gint64 pos, end;
+} PyramidFile;
+
+static gint64 pyramid_write(VipsTargetCustom *t, const void *data, gint64 len, PyramidFile *f) {
+  for (gint64 done = 0; !f->error && done < len;) {
+    ssize_t n = pwrite(f->fd, (const char *) data + done, len - done, f->pos + done);
+    if (n > 0)
+      done += n;
+    else if (n == 0 || errno != EINTR)
+      f->error = n == 0 ? EIO : errno;
+  }
+  f->pos += len;
+  f->end = MAX(f->end, f->pos);
+  return len;
+}
+
+static gint64 pyramid_read(VipsTargetCustom *t, void *buf, gint64 len, PyramidFile *f) {
+  gint64 want = CLAMP(f->end - f->pos, 0, len), got = 0;
+  while (got < want) {
+    ssize_t n = pread(f->fd, (char *) buf + got, want - got, f->pos + got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && !f->error)
+      f->error = errno;
+    if (n <= 0)
+      break;
+    got += n;
+  }
+  memset((char *) buf + got, 0, want - got);
+  f->pos += want;
+  return want;
+}
+
+static gint64 pyramid_seek(VipsTargetCustom *t, gint64 off, int whence, PyramidFile *f) {
+  gint64 base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? f->pos : f->end;
+  if ((whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) || base + off < 0)
+    return -1;
+  return f->pos = base + off;
+}
+
+static bool stopped(const EosinCancel *cancel) {
+  return cancel && g_atomic_int_get(&cancel->cancelled);
+}
+
 bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
-                         const char *compression, const char *description, GError **err) {
+                         const char *compression, const char *description,
+                         const EosinCancel *cancel, GError **err) {
   /* deflate opens everywhere; zstd writes 1.1-1.6x faster but needs a
    * libtiff built with it (Debian's is) in the viewer */
   VipsForeignTiffCompression comp = !strcmp(compression, "zstd") ? VIPS_FOREIGN_TIFF_COMPRESSION_ZSTD
                                     : !strcmp(compression, "lzw") ? VIPS_FOREIGN_TIFF_COMPRESSION_LZW
                                                                   : VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE;
-  g_autofree char *dir = g_path_get_dirname(path);
-  g_autofree char *base = g_path_get_basename(path);
-  g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp", dir, base);
+  if (stopped(cancel)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "writing %s: cancelled", path);
+    return false;
+  }
+  g_autofree char *tmp = _eosin_temp_name(path);
+  int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path, g_strerror(errno));
+    return false;
+  }
   g_autoptr(VipsImage) copy = NULL;
   if (vips_copy(img, &copy, NULL)) {
     _eosin_set_vips_error(err, path);
-    return false;
-  }
-  vips_image_set_string(copy, "image-description", description);
-  /* libvips takes resolution in pixels per millimetre; nearest-neighbour
-   * pyramid levels keep empty cells empty and values unblended. */
-  if (vips_tiffsave(copy, tmp, "tile", TRUE, "tile_width", 256, "tile_height", 256, "pyramid",
-                    TRUE, "bigtiff", TRUE, "compression", comp, "predictor",
-                    VIPS_FOREIGN_TIFF_PREDICTOR_NONE,
-                    "region_shrink", VIPS_REGION_SHRINK_NEAREST, "xres", 1000.0 / mpp_x, "yres",
-                    1000.0 / mpp_y, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, NULL)) {
-    g_autofree char *what = g_strdup_printf("writing %s", path);
-    _eosin_set_vips_error(err, what);
+    close(fd);
     g_unlink(tmp);
     return false;
   }
-  if (g_rename(tmp, path) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "renaming %s: %s", tmp, g_strerror(errno));
+  vips_image_set_string(copy, "image-description", description);
+  /* writing a level-0-sized pyramid takes long on a large slide: a stop
+   * kills the write where libvips survives a failing tiffsave (8.14.3 on);
+   * before, the stop is seen when the write ends */
+  if (vips_version(0) * 10000 + vips_version(1) * 100 + vips_version(2) >= 81403)
+    _eosin_vips_watch_cancel(copy, cancel);
+  PyramidFile pf = {.fd = fd};
+  VipsTarget *target = VIPS_TARGET(vips_target_custom_new());
+  g_signal_connect(target, "write", G_CALLBACK(pyramid_write), &pf);
+  g_signal_connect(target, "read", G_CALLBACK(pyramid_read), &pf);
+  g_signal_connect(target, "seek", G_CALLBACK(pyramid_seek), &pf);
+  /* libvips takes resolution in pixels per millimetre; nearest-neighbour
+   * pyramid levels keep empty cells empty and values unblended. */
+  bool saved =
+      !vips_tiffsave_target(copy, target, "tile", TRUE, "tile_width", 256, "tile_height", 256,
+                            "pyramid", TRUE, "bigtiff", TRUE, "compression", comp, "predictor",
+                            VIPS_FOREIGN_TIFF_PREDICTOR_NONE, "region_shrink",
+                            VIPS_REGION_SHRINK_NEAREST, "xres", 1000.0 / mpp_x, "yres",
+                            1000.0 / mpp_y, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, NULL);
+  g_object_unref(target);
+  int e = pf.error;
+  if (close(fd) != 0 && !e)
+    e = errno;
+  if (!saved || stopped(cancel)) {
+    g_unlink(tmp);
+    if (stopped(cancel)) {
+      vips_error_clear();
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "writing %s: cancelled", path);
+      return false;
+    }
+    g_autofree char *msg = g_strstrip(g_strdup(vips_error_buffer()));
+    vips_error_clear();
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path,
+                *msg ? msg : "libvips failed");
+    return false;
+  }
+  if (e) {
+    g_unlink(tmp);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path, g_strerror(e));
+    return false;
+  }
+  if (!_eosin_publish(tmp, path, err)) {
     g_unlink(tmp);
     return false;
   }

@@ -2,10 +2,14 @@
  * output-report.c — the text outputs of a slide: tiles.csv (one row per
  * analysed tile, level-0 geometry and every channel — the mean over the
  * tile's map for analyzers that give one) and the completeness
- * test a batch uses to skip finished slides (report.json with status
- * "complete", which the pipeline writes last).
+ * test a batch uses to skip finished slides: an output folder Eosin sealed,
+ * every file it lists intact, report.json parsing and saying "complete",
+ * and its identity that of this slide, config and models.
  */
 #include "eosin-private.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
 
 bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
                             const EosinAnalyzerInfo *ai, const float *values, GError **err) {
@@ -26,22 +30,70 @@ bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
       double sum = 0;
       for (size_t k = 0; k < cells; k++)
         sum += v[k * ai->n_channels + c];
-      g_string_append_printf(s, ",%s", g_ascii_formatd(num, sizeof num, "%.9g", sum / cells));
+      /* an analyzer's "no value" (a tile without cells) is an empty field */
+      g_string_append_printf(s, ",%s",
+                             isfinite(sum) ? g_ascii_formatd(num, sizeof num, "%.9g", sum / cells)
+                                           : "");
     }
     g_string_append_c(s, '\n');
   }
   return _eosin_write_atomic(path, s->str, s->len, err);
 }
 
-bool eosin_output_is_complete(const char *outdir, const char *name) {
-  g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
-  g_autoptr(JsonParser) parser = json_parser_new();
-  if (!json_parser_load_from_file(parser, path, NULL))
+EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *want, char **why) {
+  g_autofree char *w = NULL;
+  GStatBuf st;
+  if (g_lstat(final, &st) != 0)
+    return EOSIN_OUTPUT_ABSENT;
+  g_autoptr(GError) e = NULL;
+  EosinOutputState state = EOSIN_OUTPUT_COMPLETE;
+  if (!_eosin_output_is_ours(final, want->slide_path, &e)) {
+    state = EOSIN_OUTPUT_FOREIGN;
+    w = g_strdup(e->message);
+  } else if (!_eosin_output_sealed_intact(final, &w)) {
+    state = EOSIN_OUTPUT_BROKEN;
+  } else {
+    g_autofree char *path = g_build_filename(final, "report.json", NULL);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonNode *root = NULL;
+    if (_eosin_read_input_file(path, "report", 64 << 20, &text, &len, NULL) &&
+        json_parser_load_from_data(parser, text, (gssize) len, NULL))
+      root = json_parser_get_root(parser);
+    JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+    JsonNode *status = o ? json_object_get_member(o, "status") : NULL;
+    if (!o) {
+      state = EOSIN_OUTPUT_BROKEN;
+      w = g_strdup("its report.json does not parse");
+    } else if (!status || !JSON_NODE_HOLDS_VALUE(status) ||
+               json_node_get_value_type(status) != G_TYPE_STRING ||
+               strcmp(json_node_get_string(status), "complete")) {
+      state = EOSIN_OUTPUT_BROKEN;
+      w = g_strdup("its report.json does not say it is complete");
+    } else {
+      JsonNode *idn = json_object_get_member(o, "identity");
+      w = _eosin_identity_differs(want, idn && JSON_NODE_HOLDS_OBJECT(idn)
+                                            ? json_node_get_object(idn)
+                                            : NULL);
+      if (w)
+        state = EOSIN_OUTPUT_STALE;
+    }
+  }
+  if (why)
+    *why = g_steal_pointer(&w);
+  return state;
+}
+
+bool eosin_output_check(const EosinConfig *cfg, const char *slide, const EosinRunOptions *opts,
+                        const char *outdir, EosinOutputState *state, char **why, GError **err) {
+  g_auto(EosinIdentity) id = {0};
+  if (!_eosin_identity_config(cfg, &id, err) ||
+      !_eosin_identity_slide(slide, opts ? opts->mpp_override : 0, opts ? opts->cancel : NULL,
+                             &id, err))
     return false;
-  JsonNode *root = json_parser_get_root(parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
-    return false;
-  JsonObject *o = json_node_get_object(root);
-  const char *status = json_object_get_string_member_with_default(o, "status", "");
-  return !strcmp(status, "complete");
+  g_autofree char *name = eosin_slide_name_from_path(slide);
+  g_autofree char *final = g_build_filename(outdir, name, NULL);
+  *state = _eosin_output_state(final, &id, why);
+  return true;
 }

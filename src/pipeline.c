@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <openslide.h>
+#include <stdarg.h>
 
 /* preview.png's longer side: enough to see the tiles of a whole slide */
 #define PREVIEW_SIDE 1600
@@ -18,6 +19,7 @@
 void eosin_run_result_clear(EosinRunResult *res) {
   g_clear_pointer(&res->outdir, g_free);
   g_clear_pointer(&res->scores, json_node_unref);
+  g_clear_pointer(&res->warnings, g_strfreev);
 }
 
 typedef struct {
@@ -83,29 +85,6 @@ static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, con
   return -1;
 }
 
-/* Moves the finished @staging folder to @final, replacing an older result. */
-static bool promote(const char *staging, const char *final, GError **err) {
-  g_autofree char *old = NULL;
-  if (g_file_test(final, G_FILE_TEST_EXISTS)) {
-    old = g_strconcat(final, ".old", NULL);
-    if (!_eosin_rm_rf(old, err))
-      return false;
-    if (g_rename(final, old) != 0) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s aside: %s", final,
-                  g_strerror(errno));
-      return false;
-    }
-  }
-  if (g_rename(staging, final) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "moving %s to %s: %s", staging, final,
-                g_strerror(errno));
-    if (old)
-      g_rename(old, final);
-    return false;
-  }
-  return old ? _eosin_rm_rf(old, err) : true;
-}
-
 typedef struct {
   const EosinConfig *cfg;
   EosinSlide *slide;
@@ -124,7 +103,21 @@ typedef struct {
   EosinLesionSet lesions;
   GPtrArray *analyzer_files; /* the analyzer's own outputs (write op) */
   char *staging;
+  const EosinRunOptions *opts;
+  EosinIdentity identity;
+  GPtrArray *warnings;      /* char *, report.json "warnings" */
 } Run;
+
+/* Keeps a warning for report.json and passes it to the caller's callback. */
+static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_ptr_array_add(r->warnings, msg);
+  if (r->opts && r->opts->warning)
+    r->opts->warning(msg, r->opts->warning_data);
+}
 
 static void run_clear(Run *r) {
   eosin_thumbnail_clear(&r->thumb);
@@ -141,9 +134,11 @@ static void run_clear(Run *r) {
   if (r->scores)
     json_node_unref(r->scores);
   if (r->staging)
-    _eosin_rm_rf(r->staging, NULL);  /* nothing partial survives a failure */
+    _eosin_output_remove(r->staging, NULL); /* nothing partial survives a failure */
   g_free(r->staging);
   eosin_slide_free(r->slide);
+  _eosin_identity_clear(&r->identity);
+  g_ptr_array_unref(r->warnings);
 }
 
 static bool write_report(Run *r, int channel, double vmin, double vmax, double wall_s,
@@ -165,6 +160,9 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
       g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version, glib_micro_version);
   _eosin_json_str(b, "glib", glibv);
   json_builder_end_object(b);
+
+  json_builder_set_member_name(b, "identity");
+  _eosin_identity_json(&r->identity, b);
 
   json_builder_set_member_name(b, "slide");
   eosin_slide_info_json(i, b);
@@ -261,30 +259,110 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   for (guint f = 0; r->analyzer_files && f < r->analyzer_files->len; f++)
     json_builder_add_string_value(b, r->analyzer_files->pdata[f]);
   json_builder_end_array(b);
+
+  json_builder_set_member_name(b, "warnings");
+  json_builder_begin_array(b);
+  for (guint w = 0; w < r->warnings->len; w++)
+    json_builder_add_string_value(b, r->warnings->pdata[w]);
+  json_builder_end_array(b);
   json_builder_end_object(b);
 
-  g_autoptr(JsonGenerator) gen = json_generator_new();
   g_autoptr(JsonNode) root = json_builder_get_root(b);
-  json_generator_set_root(gen, root);
-  json_generator_set_pretty(gen, TRUE);
-  gsize len;
-  g_autofree char *text = json_generator_to_data(gen, &len);
-  return _eosin_write_atomic(path, text, len, err);
+  return _eosin_write_json(path, root, err);
 }
 
 static bool cancelled(const EosinRunOptions *o) {
   return o && o->cancel && g_atomic_int_get(&o->cancel->cancelled);
 }
 
+/* The output name of @path, refused when it could not be a folder of its
+ * own: empty, "." or "..", or hidden (".x" is how Eosin names its staging
+ * folders). */
+static char *output_name(const char *path, GError **err) {
+  char *name = eosin_slide_name_from_path(path);
+  if (!*name || name[0] == '.') {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
+                "slide %s: its output folder would be named '%s'; names that are empty or "
+                "begin with '.' are not used (rename the file)",
+                path, name);
+    g_free(name);
+    return NULL;
+  }
+  return name;
+}
+
+/* The tile plan's cost, said before the work starts: heavy overlap
+ * multiplies the tiles, and the per-tile values must fit the memory the
+ * config allows. */
+static bool check_plan(Run *r, size_t per_tile, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  double stride = cfg->tile_size - cfg->overlap;
+  double cover = (cfg->tile_size / stride) * (cfg->tile_size / stride);
+  if (cover > 4.01)
+    warn(r,
+         "[tiling] overlap = %d of tile_size = %d: every point is analysed by %.0f tiles, "
+         "%d tiles planned for this slide (%.0f x the work of tiles side by side)",
+         cfg->overlap, cfg->tile_size, cover, r->plan.planned, cover);
+  /* per tile: its plan entry, its values, and the stitched grid's cells
+   * (values, weight sums) over the whole planned grid */
+  gint64 bytes = (gint64) r->plan.tiles->len * (sizeof(EosinTile) + per_tile * sizeof(float)) +
+                 (gint64) r->plan.planned * per_tile * sizeof(float) * 3;
+  if (bytes > cfg->max_memory_bytes / 2) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "%s: slide %s needs %u tiles x %zu values (%.2f GB with the stitched grid) "
+                "with [tiling] tile_size = %d, overlap = %d at %g µm/px, more than half the "
+                "%.2f GB allowed ([scheduler] max_memory_mb): lower the overlap",
+                cfg->path, eosin_slide_get_info(r->slide)->path, r->plan.tiles->len, per_tile,
+                bytes / 1e9, cfg->tile_size, cfg->overlap, cfg->mpp, cfg->max_memory_bytes / 1e9);
+    return false;
+  }
+  return true;
+}
+
 static bool run_slide(Run *r, const char *path, const char *outdir, const EosinRunOptions *o,
-                      EosinRunResult *res, GError **err) {
+                      const EosinIdentity *config_id, EosinRunResult *res, GError **err) {
   const EosinConfig *cfg = r->cfg;
   gint64 t_start = g_get_monotonic_time(), t0 = t_start;
+  g_autofree char *name = output_name(path, err);
+  if (!name)
+    return false;
+  int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
+  if (!_eosin_config_check_memory(cfg, readers, err))
+    return false;
+  /* what this result will belong to, and whether its place may be taken,
+   * before any work is done */
+  if (config_id) {
+    r->identity.task = g_strdup(config_id->task);
+    r->identity.config_sha256 = g_strdup(config_id->config_sha256);
+    r->identity.model_paths = g_strdupv(config_id->model_paths);
+    r->identity.model_sha256 = g_strdupv(config_id->model_sha256);
+  } else if (!_eosin_identity_config(cfg, &r->identity, err)) {
+    return false;
+  }
+  if (config_id && config_id->slide_path) { /* the caller identified the slide too */
+    r->identity.slide_path = g_strdup(config_id->slide_path);
+    r->identity.slide_size = config_id->slide_size;
+    r->identity.slide_hash = g_strdup(config_id->slide_hash);
+    r->identity.mpp_user = config_id->mpp_user;
+  } else if (!_eosin_identity_slide(path, o ? o->mpp_override : 0, o ? o->cancel : NULL,
+                                    &r->identity, err)) {
+    return false;
+  }
+  g_autofree char *final = g_build_filename(outdir, name, NULL);
+  if (!_eosin_output_check_replaceable(final, path, err))
+    return false;
+
   r->slide = eosin_slide_open(path, o ? o->mpp_override : 0, err);
   if (!r->slide)
     return false;
+  eosin_slide_set_cancel(r->slide, o ? o->cancel : NULL);
   const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
   r->timing.open_s = since(t0);
+  double aspect = info->mpp_y / info->mpp_x;
+  if (aspect > 1.01 || aspect < 1 / 1.01)
+    warn(r, "slide %s: pixels are not square (%g x %g µm/px, aspect %.3f); tiles are "
+            "resampled to square %g µm pixels",
+         path, info->mpp_x, info->mpp_y, aspect, cfg->mpp);
 
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
@@ -316,28 +394,24 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
                 r->mask.threshold);
     return false;
   }
+  size_t n = r->plan.tiles->len;
+  size_t per_tile = _eosin_values_per_tile(&r->ainfo);
+  if (!check_plan(r, per_tile, err))
+    return false;
 
-  r->staging = g_strdup_printf("%s/.%s.partial", outdir, info->name);
-  if (!_eosin_rm_rf(r->staging, err))
+  r->staging = _eosin_output_stage(outdir, name, path, err);
+  if (!r->staging)
     return false;
-  if (g_mkdir_with_parents(r->staging, 0755) != 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "creating %s: %s", r->staging,
-                g_strerror(errno));
-    return false;
-  }
 
   if (r->ops->prepare && !r->ops->prepare(r->actx, r->slide, &r->plan, &r->mask, err))
     return false;
 
-  size_t n = r->plan.tiles->len;
-  size_t per_tile = _eosin_values_per_tile(&r->ainfo);
   r->values = g_try_new0(float, n * per_tile);
   if (!r->values) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
                 "slide %s: %zu tiles x %zu values do not fit in memory", path, n, per_tile);
     return false;
   }
-  int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
   if (!_eosin_schedule(r->slide, &r->plan, r->ops, r->actx, (int) per_tile, readers,
                        cfg->batch_size, cfg->queue_depth, o, r->values, &r->sched, err))
     return false;
@@ -351,6 +425,13 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   r->analyzer_files = g_ptr_array_new_with_free_func(g_free);
   if (r->ops->write && !r->ops->write(r->actx, r->staging, info, r->analyzer_files, err))
     return false;
+  for (guint f = 0; f < r->analyzer_files->len; f++)
+    if (!r->ops->outputs || !g_strv_contains(r->ops->outputs, r->analyzer_files->pdata[f])) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                  "analyzer %s wrote %s, which is not among its declared outputs", r->ops->name,
+                  (char *) r->analyzer_files->pdata[f]);
+      return false;
+    }
 
   t0 = g_get_monotonic_time();
   if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,
@@ -388,35 +469,37 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     _eosin_set_vips_error(err, "building overlay images");
     return false;
   }
-  if (cancelled(o) ||
-      !_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, cfg->overlay_compression,
-                           desc, err) ||
-      cancelled(o) ||
+  EosinCancel *cancel = o ? o->cancel : NULL;
+  if (!_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, cfg->overlay_compression,
+                           desc, cancel, err) ||
       !_eosin_save_pyramid(hm, heatmap, info->mpp_x, info->mpp_y, cfg->overlay_compression,
-                           desc, err) ||
+                           desc, cancel, err) ||
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||
-      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err)) {
-    if (cancelled(o) && (!err || !*err))
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
+      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err))
     return false;
-  }
   r->timing.write_s = since(t0);
   t0 = g_get_monotonic_time();
   if (!_eosin_verify_overlay(overlay, info, err))
     return false;
   r->timing.verify_s = since(t0);
+  if (cancelled(o)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
+    return false;
+  }
   if (!write_report(r, channel, vmin, vmax, since(t_start), report, err))
     return false;
   if (cancelled(o)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
-  g_autofree char *final = g_build_filename(outdir, info->name, NULL);
-  if (!promote(r->staging, final, err))
+  g_autofree char *warning = NULL;
+  if (!_eosin_output_promote(r->staging, final, path, &warning, err))
     return false;
   g_clear_pointer(&r->staging, g_free);
+  if (warning)
+    warn(r, "%s", warning);
 
   if (res) {
     res->outdir = g_steal_pointer(&final);
@@ -430,13 +513,50 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   return true;
 }
 
-bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
-                     const EosinRunOptions *opts, EosinRunResult *res, GError **err) {
-  Run r = {.cfg = cfg};
+bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
+                             const EosinRunOptions *opts, const EosinIdentity *config_id,
+                             EosinRunResult *res, GError **err) {
+  Run r = {.cfg = cfg, .opts = opts, .warnings = g_ptr_array_new_with_free_func(g_free)};
   if (res)
     memset(res, 0, sizeof *res);
-  bool ok = run_slide(&r, path, outdir, opts, res, err);
+  bool ok = run_slide(&r, path, outdir, opts, config_id, res, err);
+  if (!ok && cancelled(opts) && err && *err && (*err)->code != EOSIN_ERROR_CANCELLED) {
+    /* a stop that surfaced as another error (a killed libvips operation) */
+    g_autofree char *msg = g_strdup((*err)->message);
+    g_clear_error(err);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled (%s)", path, msg);
+  }
+  if (res) {
+    g_ptr_array_add(r.warnings, NULL);
+    res->warnings = g_strdupv((char **) r.warnings->pdata);
+    g_ptr_array_remove_index(r.warnings, r.warnings->len - 1);
+  }
   run_clear(&r);
   g_assert(ok || !err || *err);  /* a failure always says why */
   return ok;
+}
+
+bool _eosin_prepare_outdir(const char *outdir, GError **err) {
+  if (!outdir || !*outdir) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "no output folder given (-o is empty)");
+    return false;
+  }
+  if (g_mkdir_with_parents(outdir, 0755) != 0 || !g_file_test(outdir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "output folder %s: %s", outdir,
+                errno ? g_strerror(errno) : "not a folder");
+    return false;
+  }
+  return true;
+}
+
+bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
+                     const EosinRunOptions *opts, EosinRunResult *res, GError **err) {
+  if (res)
+    memset(res, 0, sizeof *res);
+  if (!_eosin_prepare_outdir(outdir, err))
+    return false;
+  g_autoptr(EosinLock) lock = _eosin_lock_outdir(outdir, err);
+  if (!lock)
+    return false;
+  return _eosin_run_slide_locked(cfg, path, outdir, opts, NULL, res, err);
 }

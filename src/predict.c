@@ -12,8 +12,9 @@
 #include <math.h>
 #include <stdio.h>
 
-static const char *const IMAGE_EXT[] = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
-                                        ".webp", NULL};
+/* no .bmp: libvips reads BMP only through ImageMagick, a loader it marks
+ * untrusted and Eosin blocks */
+static const char *const IMAGE_EXT[] = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", NULL};
 
 void eosin_predict_result_clear(EosinPredictResult *res) {
   g_clear_pointer(&res->backend, g_free);
@@ -63,7 +64,7 @@ static GPtrArray *list_inputs(const char *input, char **base, GError **err) {
     *base = g_strdup(input);
   } else {
     g_autofree char *text = NULL;
-    if (!g_file_get_contents(input, &text, NULL, err))
+    if (!_eosin_read_input_file(input, "image list", EOSIN_MAX_TABLE_BYTES, &text, NULL, err))
       return NULL;
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (char **l = lines; *l; l++) {
@@ -77,7 +78,7 @@ static GPtrArray *list_inputs(const char *input, char **base, GError **err) {
   if (out->len == 0) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: no images (%s)", input,
                 g_file_test(input, G_FILE_TEST_IS_DIR)
-                    ? "searched for .png .jpg .jpeg .tif .tiff .bmp .webp"
+                    ? "searched for .png .jpg .jpeg .tif .tiff .webp"
                     : "the list is empty");
     return NULL;
   }
@@ -89,7 +90,11 @@ static GPtrArray *list_inputs(const char *input, char **base, GError **err) {
  * axes) when that is another size. */
 static bool load_image(const char *path, int size, double crop, uint8_t *rgb, bool *resized,
                        GError **err) {
-  g_autoptr(VipsImage) in = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+  if (!_eosin_check_input_file(path, "image", EOSIN_MAX_TABLE_BYTES, NULL, err))
+    return false;
+  /* fail_on: a truncated or corrupt image is an error, not grey pixels scored */
+  g_autoptr(VipsImage) in = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL,
+                                                     "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
   if (!in) {
     _eosin_set_vips_error(err, path);
     return false;
@@ -206,6 +211,21 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
       continue;
     if (!eosin_infer_run_rgb(inf, rgb, n, &cfg->model.pre, out, err))
       return false;
+    g_autoptr(GError) nerr = NULL;
+    if (!_eosin_check_model_outputs(cfg->model.path, out, n, C, NULL, &nerr)) {
+      const char *first = files->pdata[idx[0]];
+      for (int i = 0; i < n; i++) {
+        bool finite = true;
+        for (int k = 0; k < C; k++)
+          finite &= isfinite(out[(size_t) i * C + k]);
+        if (!finite) {
+          first = files->pdata[idx[i]];
+          break;
+        }
+      }
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NUMERIC, "%s (first: %s)", nerr->message, first);
+      return false;
+    }
     _eosin_activate(cfg->model.activation, out, n, C, 1);
     for (int i = 0; i < n; i++) {
       const char *rel = files->pdata[idx[i]];

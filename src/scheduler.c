@@ -115,7 +115,23 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
   g_autofree Batch *pool = g_new0(Batch, n_buffers);
   for (int i = 0; i < n_buffers; i++) {
     pool[i].tile_ids = g_new(int, batch_size);
-    pool[i].pixels = g_malloc(tile_bytes * batch_size);
+    /* the config's memory was checked, but the machine may still say no:
+     * an error for this slide, not GLib's abort */
+    pool[i].pixels = g_try_malloc(tile_bytes * batch_size);
+    if (!pool[i].pixels) {
+      for (int k = 0; k <= i; k++) {
+        g_free(pool[k].tile_ids);
+        g_free(pool[k].pixels);
+      }
+      g_async_queue_unref(s.free_q);
+      g_async_queue_unref(s.ready_q);
+      g_mutex_clear(&s.lock);
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                  "slide %s: no memory for %d tile buffers of %zu MB",
+                  eosin_slide_get_info(slide)->path, n_buffers,
+                  tile_bytes * batch_size >> 20);
+      return false;
+    }
     g_async_queue_push(s.free_q, &pool[i]);
   }
 

@@ -6,6 +6,7 @@
 #include "eosin-private.h"
 
 #include <openslide.h>
+#include <tiffio.h>
 
 typedef struct {
   openslide_t *osr;
@@ -15,6 +16,39 @@ typedef struct {
 
 const char *_eosin_openslide_detect(const char *path) {
   return openslide_detect_vendor(path);
+}
+
+/* The extensions of formats only OpenSlide reads (not .tif: plain TIFFs
+ * are libvips's too). */
+static const char *const WSI_EXTS[] = {".svs", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs",
+                                       ".svslide", ".bif", NULL};
+
+char *_eosin_slide_format_only_openslide_reads(const char *path) {
+  g_autofree char *lower = g_ascii_strdown(path, -1);
+  for (int e = 0; WSI_EXTS[e]; e++)
+    if (g_str_has_suffix(lower, WSI_EXTS[e]))
+      return g_strdup_printf("a %s file (a scanner's whole-slide format)", WSI_EXTS[e]);
+  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
+  TIFF *t = TIFFOpen(path, "r"); /* the first directory: no strip or tile is read */
+  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
+  if (!t)
+    return NULL;
+  char *why = NULL;
+  const char *desc = NULL;
+  uint16_t comp = 0;
+  if (TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
+    if (g_str_has_prefix(desc, "Aperio"))
+      why = g_strdup("an Aperio TIFF");
+    else if (strstr(desc, "iScan") || strstr(desc, "Ventana"))
+      why = g_strdup("a Ventana TIFF");
+    else if (strstr(desc, "leica.com/scn"))
+      why = g_strdup("a Leica SCN TIFF");
+  }
+  /* Aperio's JPEG 2000 tiles, which only OpenSlide decodes in the right colours */
+  if (!why && TIFFGetField(t, TIFFTAG_COMPRESSION, &comp) && (comp == 33003 || comp == 33005))
+    why = g_strdup_printf("a TIFF with Aperio JPEG 2000 tiles (compression %u)", comp);
+  TIFFClose(t);
+  return why;
 }
 
 static void os_close(void *ctx) {
@@ -120,25 +154,76 @@ static bool os_read_region(EosinSlide *slide, int level, int64_t x, int64_t y, i
   return true;
 }
 
-static VipsImage *os_level_image(EosinSlide *slide, int level, GError **err) {
-  /* libvips's own OpenSlide loader streams the level; it shows the whole
-   * slide (no autocrop), so coordinates match level 0 including bounds. */
-  VipsImage *img = NULL, *flat = NULL;
-  if (vips_openslideload(slide->info.path, &img, "level", level, NULL)) {
+/* The level as a lazy libvips image computed from this slide's own
+ * OpenSlide handle: each region is one openslide_read_region, and a stop
+ * (eosin_slide_set_cancel) fails the next region, so even a thumbnail that
+ * reads a whole level without a pyramid stops at once. The whole slide is
+ * shown (no autocrop), so coordinates match level 0 including bounds. */
+typedef struct {
+  EosinSlide *slide;
+  int level;
+  double downsample;
+} LevelSource;
+
+static void *level_start(VipsImage *out, void *a, void *b) {
+  return g_new0(uint32_t *, 1); /* per-thread ARGB scratch, grown as needed */
+}
+
+static int level_stop(void *seq, void *a, void *b) {
+  uint32_t **buf = seq;
+  g_free(*buf);
+  g_free(buf);
+  return 0;
+}
+
+static int level_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+  const LevelSource *src = a;
+  OsCtx *c = src->slide->ctx;
+  const VipsRect *r = &out->valid;
+  const EosinCancel *cancel = src->slide->cancel;
+  if (cancel && g_atomic_int_get(&cancel->cancelled)) {
+    vips_error("eosin", "cancelled");
+    return -1;
+  }
+  uint32_t **buf = seq;
+  *buf = g_renew(uint32_t, *buf, (size_t) r->width * r->height);
+  int64_t x0 = (int64_t) (r->left * src->downsample), y0 = (int64_t) (r->top * src->downsample);
+  openslide_read_region(c->osr, *buf, x0, y0, src->level, r->width, r->height);
+  const char *oerr = openslide_get_error(c->osr);
+  if (oerr) {
+    vips_error("eosin", "OpenSlide: %s", oerr);
+    return -1;
+  }
+  for (int y = 0; y < r->height; y++) {
+    uint8_t *d = VIPS_REGION_ADDR(out, r->left, r->top + y);
+    const uint32_t *px = *buf + (size_t) y * r->width;
+    for (int x = 0; x < r->width; x++) {
+      uint32_t v = px[x];
+      uint8_t add = 255 - (v >> 24); /* premultiplied ARGB over white */
+      d[3 * x + 0] = (uint8_t) (((v >> 16) & 0xff) + add);
+      d[3 * x + 1] = (uint8_t) (((v >> 8) & 0xff) + add);
+      d[3 * x + 2] = (uint8_t) ((v & 0xff) + add);
+    }
+  }
+  return 0;
+}
+
+static VipsImage *os_level_image(EosinSlide *slide, int level, bool sequential, GError **err) {
+  const EosinLevel *l = &slide->info.levels[level];
+  LevelSource *src = g_new0(LevelSource, 1);
+  *src = (LevelSource){slide, level, l->downsample};
+  VipsImage *img = vips_image_new();
+  vips_image_init_fields(img, (int) l->width, (int) l->height, 3, VIPS_FORMAT_UCHAR,
+                         VIPS_CODING_NONE, VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
+  g_object_set_data_full(G_OBJECT(img), "eosin-level", src, g_free);
+  if (vips_image_pipelinev(img, VIPS_DEMAND_STYLE_SMALLTILE, NULL) ||
+      vips_image_generate(img, level_start, level_generate, level_stop, src, NULL)) {
+    g_object_unref(img);
     g_autofree char *what = g_strdup_printf("slide %s: level %d", slide->info.path, level);
     _eosin_set_vips_error(err, what);
     return NULL;
   }
-  double white[] = {255, 255, 255};
-  VipsArrayDouble *bg = vips_array_double_new(white, 3);
-  int r = vips_flatten(img, &flat, "background", bg, NULL);
-  vips_area_unref(VIPS_AREA(bg));
-  g_object_unref(img);
-  if (r) {
-    _eosin_set_vips_error(err, "flattening slide level");
-    return NULL;
-  }
-  return flat;
+  return img;
 }
 
 const EosinSlideOps _eosin_slide_openslide_ops = {

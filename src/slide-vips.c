@@ -6,12 +6,29 @@
  */
 #include "eosin-private.h"
 
+#include <stdarg.h>
 #include <tiffio.h>
 
 typedef struct {
   VipsImage *img;          /* sRGB, uchar, 3 bands */
   char *xres, *yres, *unit; /* tiff.* properties when the loader read a TIFF */
+  bool ycbcr;              /* JPEG-in-TIFF that holds YCbCr (tiff_jpeg_is_ycbcr) */
 } VipsCtx;
+
+/* The loaders a plain image may come through: libvips's own, well-fuzzed
+ * decoders. Others (and every loader libvips marks untrusted: SVG, PDF,
+ * ImageMagick...) are blocked at start-up (util.c). */
+static const char *const LOADERS[] = {"VipsForeignLoadPng", "VipsForeignLoadJpeg",
+                                      "VipsForeignLoadTiff", "VipsForeignLoadWebp", NULL};
+
+/* One decoded unit (a TIFF tile or strip), and one row of them, must fit
+ * in this: a 530 KB TIFF can declare 1,000,000 x 1,000,000 pixels in 4096 x
+ * 4096 tiles that all point at one compressed tile. */
+#define MAX_UNIT_BYTES ((gint64) 256 << 20)
+#define MAX_UNIT_ROW_BYTES ((gint64) 1 << 30)
+/* Formats that cannot be read a region at a time (PNG, JPEG, WebP) are
+ * decoded whole; above this many decoded bytes they are refused. */
+#define MAX_WHOLE_BYTES ((gint64) 1 << 30)
 
 static void vc_close(void *ctx) {
   VipsCtx *c = ctx;
@@ -141,26 +158,122 @@ fail:
   return NULL;
 }
 
+static bool slide_error(GError **err, const char *path, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static bool slide_error(GError **err, const char *path, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE, "slide %s: %s", path, msg);
+  return false;
+}
+
+/* libvips's error as an EOSIN_ERROR_SLIDE error about @path. */
+static bool vips_slide_error(GError **err, const char *path, const char *what) {
+  g_autofree char *msg = g_strstrip(g_strdup(vips_error_buffer()));
+  vips_error_clear();
+  return slide_error(err, path, "%s: %s", what, *msg ? msg : "libvips failed");
+}
+
+/* Refuses a TIFF whose decoding units are too large to decode in bounded
+ * memory (the decompression bomb above). */
+static bool check_tiff_units(const char *path, int64_t width, GError **err) {
+  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
+  TIFF *t = TIFFOpen(path, "r");
+  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
+  if (!t)
+    return true; /* libvips will say what is wrong with it */
+  uint16_t spp = 1, bps = 8;
+  uint32_t tw = 0, th = 0, rps = 0;
+  TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bps);
+  gint64 px_bytes = MAX(1, (gint64) spp * bps / 8);
+  gint64 unit = 0, row = 0;
+  const char *kind;
+  if (TIFFIsTiled(t)) {
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+    unit = (gint64) tw * th * px_bytes;
+    row = (gint64) th * MAX(width, (gint64) tw) * px_bytes;
+    kind = "tiles";
+  } else {
+    TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
+    uint32_t h = 0;
+    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+    rps = MIN(rps, MAX(h, 1));
+    unit = row = (gint64) rps * width * px_bytes;
+    kind = "strips";
+  }
+  TIFFClose(t);
+  if (unit > MAX_UNIT_BYTES || row > MAX_UNIT_ROW_BYTES)
+    return slide_error(err, path,
+                       "its %s decode to %.0f MB each (%.0f MB a row of them), more than the "
+                       "%d MB (%d MB) Eosin decodes at once: not read (save it as a tiled "
+                       "pyramidal TIFF, e.g. vips tiffsave --tile --pyramid)",
+                       kind, unit / 1e6, row / 1e6, (int) (MAX_UNIT_BYTES >> 20),
+                       (int) (MAX_UNIT_ROW_BYTES >> 20));
+  return true;
+}
+
+/* Opens @path with @access and converts it to 3-band 8-bit sRGB (YCbCr
+ * JPEG-in-TIFF decoded as YCbCr when @ycbcr). */
+static VipsImage *load_rgb(const char *path, VipsAccess access, bool ycbcr, GError **err) {
+  /* fail_on: a truncated or corrupt file is an error, not grey pixels */
+  VipsImage *raw = vips_image_new_from_file(path, "access", access, "fail_on",
+                                            VIPS_FAIL_ON_ERROR, NULL);
+  if (!raw) {
+    vips_slide_error(err, path, "libvips");
+    return NULL;
+  }
+  if (ycbcr && raw->Bands == 3) {
+    raw = ycbcr_to_rgb(raw, err);
+    if (!raw) {
+      g_prefix_error(err, "slide %s: ", path);
+      return NULL;
+    }
+  }
+  VipsImage *img = to_rgb(raw, err);
+  if (!img)
+    g_prefix_error(err, "slide %s: ", path);
+  return img;
+}
+
 static bool vc_open(EosinSlide *slide, const char *path, GError **err) {
   VipsCtx *c = g_new0(VipsCtx, 1);
   slide->ctx = c;
   const char *loader = vips_foreign_find_load(path);
   if (!loader) {
     vips_error_clear();
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
-                "slide %s: neither OpenSlide nor libvips recognises this file", path);
-    return false;
+    return slide_error(err, path, "neither OpenSlide nor libvips recognises this file");
   }
-  /* fail_on: a truncated or corrupt file is an error, not grey pixels */
+  bool allowed = false;
+  for (int l = 0; LOADERS[l]; l++)
+    allowed |= g_str_has_prefix(loader, LOADERS[l]);
+  if (!allowed)
+    return slide_error(err, path,
+                       "libvips would read it with %s; Eosin reads plain images only as PNG, "
+                       "JPEG, TIFF or WebP",
+                       loader);
+  /* the header alone: sizes are checked before any pixel is decoded */
+  g_autoptr(VipsImage) head = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL,
+                                                       NULL);
+  if (!head)
+    return vips_slide_error(err, path, "libvips");
+  bool tiff = g_str_has_prefix(loader, "VipsForeignLoadTiff");
+  if (tiff && !check_tiff_units(path, head->Xsize, err))
+    return false;
+  gint64 whole = (gint64) head->Xsize * head->Ysize * head->Bands *
+                 MAX(1, vips_format_sizeof(head->BandFmt));
+  if (!tiff && whole > MAX_WHOLE_BYTES)
+    return slide_error(err, path,
+                       "%d x %d px in a format that is decoded whole (%.1f GB), more than the "
+                       "%.0f GB Eosin decodes at once: save it as a tiled pyramidal TIFF",
+                       head->Xsize, head->Ysize, whole / 1e9, MAX_WHOLE_BYTES / 1e9);
+  c->ycbcr = tiff && head->Bands == 3 && tiff_jpeg_is_ycbcr(path);
   VipsImage *raw = vips_image_new_from_file(path, "access", VIPS_ACCESS_RANDOM, "fail_on",
                                             VIPS_FAIL_ON_ERROR, NULL);
-  if (!raw) {
-    g_autofree char *what = g_strdup_printf("slide %s: libvips (%s)", path, loader);
-    _eosin_set_vips_error(err, what);
-    (*err)->code = EOSIN_ERROR_SLIDE;
-    return false;
-  }
-  bool tiff = g_str_has_prefix(loader, "VipsForeignLoadTiff");
+  if (!raw)
+    return vips_slide_error(err, path, "libvips");
   if (tiff) {
     const char *unit = NULL;
     /* libvips reports xres/yres in pixels per mm whatever the file's unit,
@@ -172,7 +285,7 @@ static bool vc_open(EosinSlide *slide, const char *path, GError **err) {
       c->yres = g_strdup_printf("%.6f", raw->Yres * 10.0);
     }
   }
-  if (tiff && raw->Bands == 3 && tiff_jpeg_is_ycbcr(path)) {
+  if (c->ycbcr && raw->Bands == 3) {
     raw = ycbcr_to_rgb(raw, err);
     if (!raw) {
       g_prefix_error(err, "slide %s: ", path);
@@ -208,11 +321,8 @@ static bool vc_read_region(EosinSlide *slide, int level, int64_t x, int64_t y, i
   g_autoptr(VipsRegion) reg = vips_region_new(c->img);
   if (vips_region_prepare(reg, &in)) {
     g_autofree char *what = g_strdup_printf(
-        "slide %s: region (%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ") %dx%d", slide->info.path,
-        x, y, w, h);
-    _eosin_set_vips_error(err, what);
-    (*err)->code = EOSIN_ERROR_SLIDE;
-    return false;
+        "region (%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ") %dx%d", x, y, w, h);
+    return vips_slide_error(err, slide->info.path, what);
   }
   for (int row = 0; row < in.height; row++)
     memcpy(rgb + ((size_t) (in.top - want.top + row) * w + (in.left - want.left)) * 3,
@@ -220,8 +330,19 @@ static bool vc_read_region(EosinSlide *slide, int level, int64_t x, int64_t y, i
   return true;
 }
 
-static VipsImage *vc_level_image(EosinSlide *slide, int level, GError **err) {
+static VipsImage *vc_level_image(EosinSlide *slide, int level, bool sequential, GError **err) {
   VipsCtx *c = slide->ctx;
+  /* random access keeps what it decoded in a cache; a thumbnail of a large
+   * image reads it once, top to bottom, through a handle of its own */
+  if (sequential) {
+    g_autoptr(VipsImage) img = load_rgb(slide->info.path, VIPS_ACCESS_SEQUENTIAL, c->ycbcr, err);
+    if (!img)
+      return NULL;
+    VipsImage *out = _eosin_vips_cancellable(img, slide->cancel);
+    if (!out)
+      vips_slide_error(err, slide->info.path, "thumbnail");
+    return out;
+  }
   return g_object_ref(c->img);
 }
 

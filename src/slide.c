@@ -14,6 +14,10 @@
 #define MPP_MIN 0.02
 #define MPP_MAX 50.0
 
+/* The most pixels a thumbnail may read from one level: 8 Gpx, a 90k x 90k
+ * level without a pyramid, is about a minute (and bounded memory). */
+#define MAX_THUMBNAIL_SOURCE_PX 8e9
+
 const char *eosin_mpp_source_name(EosinMppSource src) {
   switch (src) {
   case EOSIN_MPP_SOURCE_OPENSLIDE: return "openslide.mpp";
@@ -94,13 +98,13 @@ bool eosin_resolve_mpp(const char *slide_name, EosinPropertyGetter get, void *da
 }
 
 EosinLevelChoice eosin_choose_level(const double *ds, int n, double want) {
-  EosinLevelChoice c = {0, want / ds[0], true};
+  EosinLevelChoice c = {0, want / ds[0], true, want / ds[0]};
   double best = INFINITY;
   for (int i = 0; i < n; i++) {
     double rel = fabs(ds[i] - want) / want;
     if (rel <= 0.05 && rel < best) {
       best = rel;
-      c.level = i, c.scale = 1.0, c.resample = false;
+      c.level = i, c.scale = c.scale_y = 1.0, c.resample = false;
     }
   }
   if (!c.resample)
@@ -112,6 +116,7 @@ EosinLevelChoice eosin_choose_level(const double *ds, int n, double want) {
     }
   }
   c.scale = want / ds[c.level];
+  c.scale_y = c.scale;
   return c;
 }
 
@@ -131,22 +136,31 @@ void eosin_slide_free(EosinSlide *slide) {
 }
 
 static EosinSlide *open_with(const char *path, double mpp_override, GError **err) {
-  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "slide %s: no such file", path);
+  /* a FIFO or a device would hang a reader or feed it forever */
+  if (!_eosin_check_input_file(path, "slide", 0, NULL, err))
     return NULL;
-  }
-  if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE, "slide %s: is a directory", path);
-    return NULL;
-  }
   if (!_eosin_vips_init(err))
     return NULL;
   g_autoptr(EosinSlide) slide = g_new0(EosinSlide, 1);
   slide->mpp_override = mpp_override;
   slide->info.path = g_strdup(path);
   slide->info.name = eosin_slide_name_from_path(path);
-  slide->ops = _eosin_openslide_detect(path) ? &_eosin_slide_openslide_ops
-                                              : &_eosin_slide_vips_ops;
+  if (_eosin_openslide_detect(path)) {
+    slide->ops = &_eosin_slide_openslide_ops;
+  } else {
+    /* the libvips reader is for plain images: a scanner's format that
+     * OpenSlide cannot open is damaged, and libvips would decode what it
+     * can of it (Aperio's JPEG 2000 tiles in false colours) */
+    g_autofree char *looks = _eosin_slide_format_only_openslide_reads(path);
+    if (looks) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
+                  "slide %s: %s, but OpenSlide cannot open it (truncated or damaged?): not "
+                  "read",
+                  path, looks);
+      return NULL;
+    }
+    slide->ops = &_eosin_slide_vips_ops;
+  }
   slide->info.backend = g_strdup(slide->ops->name);
   if (!slide->ops->open(slide, path, err))
     return NULL;
@@ -166,7 +180,14 @@ EosinSlide *eosin_slide_open(const char *path, double mpp_override, GError **err
 }
 
 EosinSlide *eosin_slide_reopen(EosinSlide *slide, GError **err) {
-  return open_with(slide->info.path, slide->mpp_override, err);
+  EosinSlide *s = open_with(slide->info.path, slide->mpp_override, err);
+  if (s)
+    s->cancel = slide->cancel;
+  return s;
+}
+
+void eosin_slide_set_cancel(EosinSlide *slide, const EosinCancel *cancel) {
+  slide->cancel = cancel;
 }
 
 const EosinSlideInfo *eosin_slide_get_info(EosinSlide *slide) {
@@ -207,14 +228,14 @@ bool eosin_tile_read(EosinSlide *slide, const EosinTilePlan *plan, const EosinTi
     return eosin_slide_read_region(slide, c->level, t->x, t->y, T, T, rgb, err);
 
   /* Read a little more than the footprint at the finer level, resample, crop. */
-  int src = (int) ceil(T * c->scale) + 2;
-  g_autofree uint8_t *buf = g_malloc((size_t) src * src * 3);
-  if (!eosin_slide_read_region(slide, c->level, t->x, t->y, src, src, buf, err))
+  int sw = (int) ceil(T * c->scale) + 2, sh = (int) ceil(T * c->scale_y) + 2;
+  g_autofree uint8_t *buf = g_malloc((size_t) sw * sh * 3);
+  if (!eosin_slide_read_region(slide, c->level, t->x, t->y, sw, sh, buf, err))
     return false;
-  g_autoptr(VipsImage) in = vips_image_new_from_memory(buf, (size_t) src * src * 3, src, src,
+  g_autoptr(VipsImage) in = vips_image_new_from_memory(buf, (size_t) sw * sh * 3, sw, sh,
                                                        3, VIPS_FORMAT_UCHAR);
   VipsImage *out = NULL;
-  if (!in || vips_resize(in, &out, 1.0 / c->scale, NULL)) {
+  if (!in || vips_resize(in, &out, 1.0 / c->scale, "vscale", 1.0 / c->scale_y, NULL)) {
     _eosin_set_vips_error(err, "resampling tile");
     return false;
   }
@@ -243,7 +264,20 @@ bool eosin_slide_thumbnail(EosinSlide *slide, int max_side, double min_mpp,
   for (int l = 0; l < i->n_levels; l++)
     if (i->levels[l].downsample <= ds * 1.001)
       level = l;
-  g_autoptr(VipsImage) lvl = slide->ops->level_image(slide, level, err);
+  /* every pixel of that level is read: a level of 1,000,000 x 1,000,000
+   * px with no pyramid below it (a 530 KB TIFF can declare one) would take
+   * hours, so there is a limit */
+  double src_px = (double) i->levels[level].width * i->levels[level].height;
+  if (src_px > MAX_THUMBNAIL_SOURCE_PX) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
+                "slide %s: a thumbnail would read all %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT
+                " px of level %d (%.1f Gpx; no smaller level), more than the %.0f Gpx Eosin "
+                "reads for one: give it a pyramid (e.g. vips tiffsave --tile --pyramid)",
+                i->path, i->levels[level].width, i->levels[level].height, level, src_px / 1e9,
+                MAX_THUMBNAIL_SOURCE_PX / 1e9);
+    return false;
+  }
+  g_autoptr(VipsImage) lvl = slide->ops->level_image(slide, level, true, err);
   if (!lvl)
     return false;
   int tw = MAX(1, (int) floor(i->width / ds)), th = MAX(1, (int) floor(i->height / ds));
@@ -256,9 +290,17 @@ bool eosin_slide_thumbnail(EosinSlide *slide, int max_side, double min_mpp,
   }
   g_autoptr(VipsImage) smallp = small;
   size_t len = 0;
+  /* a level without a pyramid below it is read whole: that can take
+   * minutes, so a stop must reach it */
+  _eosin_vips_watch_cancel(small, slide->cancel);
   /* vips may round the size by a pixel: keep what it made and its true scale */
   void *mem = vips_image_write_to_memory(small, &len);
   if (!mem) {
+    if (slide->cancel && g_atomic_int_get(&slide->cancel->cancelled)) {
+      vips_error_clear();
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", i->path);
+      return false;
+    }
     g_autofree char *what = g_strdup_printf("slide %s: thumbnail", i->path);
     _eosin_set_vips_error(err, what);
     return false;

@@ -27,7 +27,17 @@ bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
   /* A level read as it is (within 5 %) sets the true pixel size, so the
    * geometry below is what was really read, not what was asked for. */
   double dx = plan->level.resample ? want : ds[plan->level.level];
-  double dy = dx * info->mpp_y / info->mpp_x;
+  /* level-0 pixels per output pixel down: a pixel mpp_y tall covers
+   * mpp_x/mpp_y of what one mpp_x wide does */
+  double dy = dx * info->mpp_x / info->mpp_y;
+  if (fabs(dy / dx - 1) > 1e-3) {
+    /* pixels that are not square are resampled to square ones, never read
+     * as they are */
+    plan->level = eosin_choose_level(ds, info->n_levels, MIN(dx, dy) * 0.99);
+    plan->level.resample = true;
+    plan->level.scale = dx / ds[plan->level.level];
+    plan->level.scale_y = dy / ds[plan->level.level];
+  }
   plan->mpp = dx * info->mpp_x;
   plan->tile_l0_x = cfg->tile_size * dx;
   plan->tile_l0_y = cfg->tile_size * dy;

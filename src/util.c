@@ -21,23 +21,97 @@ const char *eosin_version(void) {
   return EOSIN_VERSION;
 }
 
-bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError **err) {
-  /* g_file_set_contents already writes to a temporary file beside @path,
-   * fsyncs and renames, which is exactly the guarantee we want. */
-  g_autoptr(GError) tmp_err = NULL;
-  if (!g_file_set_contents(path, data, (gssize) len, &tmp_err)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path, tmp_err->message);
-    return false;
-  }
-  return true;
+static void on_eval(VipsImage *img, VipsProgress *progress, gpointer data) {
+  const EosinCancel *cancel = data;
+  if (g_atomic_int_get(&cancel->cancelled))
+    vips_image_set_kill(img, TRUE);
 }
 
-void _eosin_json_num(JsonBuilder *b, const char *k, double v) {
-  json_builder_set_member_name(b, k);
+void _eosin_vips_watch_cancel(VipsImage *img, const EosinCancel *cancel) {
+  if (!img || !cancel)
+    return;
+  /* libvips emits "eval" on the image being computed every few tiles */
+  vips_image_set_progress(img, TRUE);
+  g_signal_connect(img, "eval", G_CALLBACK(on_eval), (gpointer) cancel);
+}
+
+bool _eosin_check_model_outputs(const char *model, const float *v, int n, size_t per,
+                                const EosinTileBatch *b, GError **err) {
+  int bad = 0, first = -1;
+  size_t values = 0;
+  for (int i = 0; i < n; i++) {
+    size_t here = 0;
+    for (size_t k = 0; k < per; k++)
+      here += !isfinite(v[(size_t) i * per + k]);
+    if (here) {
+      bad++;
+      values += here;
+      if (first < 0)
+        first = i;
+    }
+  }
+  if (!bad)
+    return true;
+  g_autofree char *where = NULL;
+  if (b && b->plan) {
+    const EosinTile *t = &g_array_index(b->plan->tiles, EosinTile, b->tile_ids[first]);
+    where = g_strdup_printf("tile %d (column %d, row %d, level-0 x %" G_GINT64_FORMAT
+                            ", y %" G_GINT64_FORMAT ")",
+                            b->tile_ids[first], t->col, t->row, t->x, t->y);
+  } else {
+    where = g_strdup_printf("image %d of the batch", first);
+  }
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NUMERIC,
+              "model %s gave %zu values that are not finite (NaN or infinity) for %d of %d %s, "
+              "the first %s: no score is given from such a model",
+              model, values, bad, n, b ? "tiles" : "images", where);
+  return false;
+}
+
+static int cancel_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+  VipsRegion *ir = seq;
+  const EosinCancel *cancel = b;
+  if (g_atomic_int_get(&cancel->cancelled)) {
+    vips_error("eosin", "cancelled");
+    return -1;
+  }
+  /* no copy: the output region points into the input's */
+  return vips_region_prepare(ir, &out->valid) ||
+                 vips_region_region(out, ir, &out->valid, out->valid.left, out->valid.top)
+             ? -1
+             : 0;
+}
+
+VipsImage *_eosin_vips_cancellable(VipsImage *in, const EosinCancel *cancel) {
+  if (!cancel)
+    return g_object_ref(in);
+  VipsImage *out = vips_image_new();
+  VipsImage *ins[] = {in, NULL};
+  if (vips_image_pipeline_array(out, VIPS_DEMAND_STYLE_THINSTRIP, ins) ||
+      vips_image_generate(out, vips_start_one, cancel_generate, vips_stop_one, in,
+                          (void *) cancel)) {
+    g_object_unref(out);
+    return NULL;
+  }
+  /* the input must live as long as the output reads from it */
+  g_object_set_data_full(G_OBJECT(out), "eosin-input", g_object_ref(in), g_object_unref);
+  return out;
+}
+
+int _eosin_strv_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+void _eosin_json_value(JsonBuilder *b, double v) {
   if (isfinite(v))
     json_builder_add_double_value(b, v);
   else
     json_builder_add_null_value(b);
+}
+
+void _eosin_json_num(JsonBuilder *b, const char *k, double v) {
+  json_builder_set_member_name(b, k);
+  _eosin_json_value(b, v);
 }
 
 void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v) {
@@ -90,7 +164,13 @@ bool _eosin_rm_rf(const char *path, GError **err) {
 
 static gpointer vips_init_once(gpointer unused) {
   (void) unused;
-  return GINT_TO_POINTER(VIPS_INIT("eosin") == 0 ? 1 : 2);
+  if (VIPS_INIT("eosin") != 0)
+    return GINT_TO_POINTER(2);
+  /* A renamed SVG, PDF or anything ImageMagick reads is not a slide: the
+   * loaders libvips marks untrusted are blocked (OpenSlide's among them:
+   * Eosin reads slides through its own OpenSlide handles). */
+  vips_block_untrusted_set(TRUE);
+  return GINT_TO_POINTER(1);
 }
 
 bool _eosin_vips_init(GError **err) {

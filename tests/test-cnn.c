@@ -261,7 +261,7 @@ Test(cnn, predict_reports_unreadable_images_and_bad_configs) {
   g_autofree char *missing = g_build_filename(tmp, "none.onnx", NULL);
   const char *argv4[] = {"predict", "-c", cfg, "--model", missing, dir, "-o", csv, NULL};
   rc = run_eosin(argv4, &out, &errs);
-  cr_expect_eq(rc, 1);
+  cr_expect_eq(rc, 2, "a missing --model is a bad command line: %s", errs);
   cr_expect(strstr(errs, "none.onnx"), "%s", errs);
   g_free(out);
   g_free(errs);

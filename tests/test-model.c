@@ -107,7 +107,8 @@ Test(model, broken_models_give_their_own_errors) {
   g_autoptr(GError) err = NULL;
   g_autofree char *missing = model_path("no-such.onnx");
   cr_expect_null(eosin_model_load(missing, 1, &err));
-  cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_IO));
+  /* a model that cannot be read is a model error: exit 2, like a bad config */
+  cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_MODEL));
 }
 
 Test(model, fixed_batch_must_match) {

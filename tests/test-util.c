@@ -215,3 +215,14 @@ int seam_positions(int field, int tile, int overlap, int margin, int *pos) {
       pos[n++] = c * stride + d;
   return n;
 }
+
+bool output_complete(const char *cfgpath, const char *slide, const char *outdir) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cr_assert(cfg, "%s", err ? err->message : "");
+  EosinOutputState state;
+  g_autofree char *why = NULL;
+  cr_assert(eosin_output_check(cfg, slide, NULL, outdir, &state, &why, &err), "%s",
+            err ? err->message : "");
+  return state == EOSIN_OUTPUT_COMPLETE;
+}

@@ -66,6 +66,10 @@ void expect_init_error(const char *analyzer, const char *cfgpath, const char *wa
 void run_config_ok(const char *cfgpath, const char *slide, const char *outdir,
                    const EosinRunOptions *opts, EosinRunResult *res);
 
+/* True when OUTDIR holds the complete result of config @cfgpath on @slide
+ * (eosin_output_check says EOSIN_OUTPUT_COMPLETE). */
+bool output_complete(const char *cfgpath, const char *slide, const char *outdir);
+
 /* A block of uniform colour on a generated "blocks" slide (level-0 px). */
 typedef struct {
   int64_t x, y, w, h;
