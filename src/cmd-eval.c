@@ -7,6 +7,15 @@
 #include <math.h>
 #include <stdio.h>
 
+/* A malformed input file (a row that does not parse, a duplicate name, a
+ * value out of range) exits 2 like a bad config; a file that cannot be
+ * read, a tumour slide without truth or a score that cannot be computed
+ * exits 1. */
+static int eval_exit(const GError *err) {
+  return g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) ? EOSIN_EXIT_USAGE
+                                                               : EOSIN_EXIT_FAILED;
+}
+
 static int eval_c16(int argc, char **argv) {
   g_autofree char *pred = NULL, *truth = NULL, *ref = NULL, *out = NULL;
   GOptionEntry entries[] = {
@@ -14,7 +23,8 @@ static int eval_c16(int argc, char **argv) {
        "Predictions: <slide>.csv or <slide>/detections.csv (confidence,X,Y) and "
        "camelyon-slides.csv (name,probability)", "DIR"},
       {"truth", 't', 0, G_OPTION_ARG_FILENAME, &truth,
-       "Ground truth: <slide>.xml (ASAP) or <slide>_mask.png/.tif (level 5)", "DIR"},
+       "Ground truth: <slide>.xml (ASAP) or <slide>_mask.png/.tif, _Mask.tif (level 5)",
+       "DIR"},
       {"reference", 'r', 0, G_OPTION_ARG_FILENAME, &ref,
        "Slide labels: name,Tumor|Normal,... (default: slides with truth are tumour)", "CSV"},
       {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Where froc.csv and froc.png go "
@@ -26,7 +36,13 @@ static int eval_c16(int argc, char **argv) {
       ctx, "Exactly as the challenge's Evaluation_FROC.py: level-5 masks, 75 um margin,\n"
            "isolated tumour cells ignored, float32 TP maxima; FROC score = mean sensitivity\n"
            "at 1/4, 1/2, 1, 2, 4, 8 false positives per slide. Test_049 is dropped and\n"
-           "Test_114 left out of the FROC, as in the challenge.");
+           "Test_114 left out of the FROC, as in the challenge.\n"
+           "CSV files may have a header naming their columns (confidence,X,Y;\n"
+           "name,probability; image,type,...); any other row that does not parse, a\n"
+           "duplicate slide, a probability outside [0, 1] or a coordinate outside\n"
+           "0..4194304 px is an error naming file and line.\n"
+           "Exit codes: 0 scored, 1 a file could not be read or the score cannot be\n"
+           "computed, 2 bad command line or a malformed input file.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
   if (!pred || !truth || argc != 1) {
@@ -40,7 +56,7 @@ static int eval_c16(int argc, char **argv) {
   if (!eosin_eval_camelyon16(&o, &res, &err)) {
     fprintf(stderr, "eosin: %s\n", err->message);
     eosin_c16_result_clear(&res);
-    return EOSIN_EXIT_FAILED;
+    return eval_exit(err);
   }
   if (!isnan(res.auc))
     printf("slide AUC %.4f over %d slides\n", res.auc, res.n_slides_auc);
@@ -67,7 +83,11 @@ static int eval_c17(int argc, char **argv) {
   g_option_context_set_description(
       ctx, "Rows: patient_X.zip,<pN0|pN0(i+)|pN1mi|pN1|pN2> and patient_X_node_Y.tif,\n"
            "<negative|itc|micro|macro>; a patient without a stage row is staged from its\n"
-           "nodes. Score: quadratic weighted Cohen kappa over the five stages.");
+           "nodes. Score: quadratic weighted Cohen kappa over the five stages.\n"
+           "A header such as patient,stage is allowed; any other row that does not parse\n"
+           "or a patient or node named twice is an error naming file and line.\n"
+           "Exit codes: 0 scored, 1 a file could not be read, 2 bad command line or a\n"
+           "malformed input file.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
   if (!pred || !truth || argc != 1) {
@@ -79,7 +99,7 @@ static int eval_c17(int argc, char **argv) {
   g_autoptr(GError) err = NULL;
   if (!eosin_eval_camelyon17(pred, truth, &kappa, &n, &err)) {
     fprintf(stderr, "eosin: %s\n", err->message);
-    return EOSIN_EXIT_FAILED;
+    return eval_exit(err);
   }
   printf("quadratic weighted kappa %.4f over %d patients\n", kappa, n);
   return EOSIN_EXIT_OK;

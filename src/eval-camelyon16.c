@@ -25,7 +25,9 @@
 typedef struct {
   GArray *polys;   /* EosinPolygon */
   EosinPolygon *cur;
-  bool in_coords;
+  int cur_line;    /* where the current Annotation starts */
+  char *cur_name;  /* its Name, for messages */
+  int depth;       /* element nesting: the root is checked */
   char *file;
 } XmlState;
 
@@ -34,6 +36,8 @@ static void poly_clear(gpointer p) {
   g_free(poly->group);
   if (poly->xy)
     g_array_unref(poly->xy);
+  if (poly->line)
+    g_array_unref(poly->line);
 }
 
 static const char *attr(const char **names, const char **values, const char *want) {
@@ -43,61 +47,121 @@ static const char *attr(const char **names, const char **values, const char *wan
   return NULL;
 }
 
-static void xml_start(GMarkupParseContext *ctx, const char *el, const char **names,
-                      const char **values, gpointer data, GError **err) {
-  XmlState *s = data;
-  if (!strcmp(el, "Annotation")) {
-    EosinPolygon p = {.group = g_strdup(attr(names, values, "PartOfGroup")),
-                      .xy = g_array_new(FALSE, FALSE, sizeof(double))};
-    if (!p.group)
-      p.group = g_strdup("");
-    g_array_append_val(s->polys, p);
-    s->cur = &g_array_index(s->polys, EosinPolygon, s->polys->len - 1);
-  } else if (!strcmp(el, "Coordinate")) {
-    const char *x = attr(names, values, "X"), *y = attr(names, values, "Y");
-    char *e1 = NULL, *e2 = NULL;
-    double v[2] = {x ? g_ascii_strtod(x, &e1) : NAN, y ? g_ascii_strtod(y, &e2) : NAN};
-    if (!s->cur || !x || !y || *e1 || *e2 || !isfinite(v[0]) || !isfinite(v[1])) {
-      int line, col;
-      g_markup_parse_context_get_position(ctx, &line, &col);
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO,
-                  "%s line %d: a Coordinate needs numeric X and Y inside an Annotation", s->file,
-                  line);
-      return;
-    }
-    g_array_append_vals(s->cur->xy, v, 2);
-  }
-}
-
-GArray *_eosin_asap_xml_load(const char *path, GError **err) {
-  g_autofree char *text = NULL;
-  gsize len;
-  if (!g_file_get_contents(path, &text, &len, err))
-    return NULL;
-  GArray *polys = g_array_new(FALSE, FALSE, sizeof(EosinPolygon));
-  g_array_set_clear_func(polys, poly_clear);
-  XmlState s = {.polys = polys, .file = (char *) path};
-  GMarkupParser parser = {.start_element = xml_start};
-  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &s, NULL);
-  bool ok = g_markup_parse_context_parse(ctx, text, len, err) &&
-            g_markup_parse_context_end_parse(ctx, err);
-  g_markup_parse_context_free(ctx);
-  if (!ok) {
-    g_prefix_error(err, "ASAP XML %s: ", path);
-    g_array_unref(polys);
-    return NULL;
-  }
-  return polys;
-}
-
 /* CAMELYON16's tumour groups; _2 and Exclusion are holes cut out of them. */
-static int group_kind(const char *g) {
+int _eosin_asap_group_kind(const char *g) {
   if (!g_ascii_strcasecmp(g, "_2") || !g_ascii_strcasecmp(g, "Exclusion"))
     return -1;
   if (!g_ascii_strcasecmp(g, "Tumor") || !strcmp(g, "_0") || !strcmp(g, "_1") ||
       !g_ascii_strcasecmp(g, "metastases") || !g_ascii_strcasecmp(g, "Tumour"))
     return 1;
   return 0;
+}
+
+/* One Coordinate value: a finite number in [0, EOSIN_EVAL_MAX_COORD], so
+ * that the grid size and every pixel index computed from it fit an int
+ * (X="1e15" once overflowed into a 1.8e19-byte allocation). */
+static bool coord_value(XmlState *s, int line, const char *axis, const char *text, double *v,
+                        GError **err) {
+  char *end = NULL;
+  *v = text ? g_ascii_strtod(text, &end) : NAN;
+  const char *why = !text                              ? "is missing"
+                    : !*text || *end || !isfinite(*v)  ? "is not a finite number"
+                    : *v < 0                           ? "is negative (level-0 px start at 0)"
+                    : *v > EOSIN_EVAL_MAX_COORD        ? "is past 4194304 px, the largest "
+                                                         "level-0 coordinate eval accepts"
+                                                       : NULL;
+  if (!why)
+    return true;
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+              "%s line %d: Annotation \"%s\": Coordinate %s=\"%s\" %s",
+              s->file, line, s->cur_name ? s->cur_name : "", axis, text ? text : "", why);
+  return false;
+}
+
+static void xml_start(GMarkupParseContext *ctx, const char *el, const char **names,
+                      const char **values, gpointer data, GError **err) {
+  XmlState *s = data;
+  int line, col;
+  g_markup_parse_context_get_position(ctx, &line, &col);
+  if (s->depth++ == 0 && strcmp(el, "ASAP_Annotations")) {
+    /* another XML file (or HTML) would otherwise read as "no annotations" */
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "%s line %d: the root element is <%s>, not <ASAP_Annotations>: not an ASAP "
+                "annotation file",
+                s->file, line, el);
+    return;
+  }
+  if (!strcmp(el, "Annotation")) {
+    EosinPolygon p = {.group = g_strdup(attr(names, values, "PartOfGroup")),
+                      .xy = g_array_new(FALSE, FALSE, sizeof(double)),
+                      .line = g_array_new(FALSE, FALSE, sizeof(int))};
+    if (!p.group)
+      p.group = g_strdup("");
+    g_array_append_val(s->polys, p);
+    s->cur = &g_array_index(s->polys, EosinPolygon, s->polys->len - 1);
+    s->cur_line = line;
+    g_free(s->cur_name);
+    s->cur_name = g_strdup(attr(names, values, "Name"));
+  } else if (!strcmp(el, "Coordinate")) {
+    if (!s->cur) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                  "%s line %d: a Coordinate outside an Annotation", s->file, line);
+      return;
+    }
+    double v[2];
+    if (!coord_value(s, line, "X", attr(names, values, "X"), &v[0], err) ||
+        !coord_value(s, line, "Y", attr(names, values, "Y"), &v[1], err))
+      return;
+    g_array_append_vals(s->cur->xy, v, 2);
+    g_array_append_val(s->cur->line, line);
+  }
+}
+
+static void xml_end(GMarkupParseContext *ctx, const char *el, gpointer data, GError **err) {
+  XmlState *s = data;
+  s->depth--;
+  if (strcmp(el, "Annotation") || !s->cur)
+    return;
+  /* a tumour or exclusion Annotation without a single Coordinate is a
+   * truncated or hand-edited file, not a shape; one or two vertices (a
+   * degenerate polygon, as in CAMELYON16's Tumor_054) cover no pixel and
+   * are kept, as the original's rasterisation does */
+  if (s->cur->xy->len == 0 && _eosin_asap_group_kind(s->cur->group) != 0) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "%s line %d: Annotation \"%s\" (PartOfGroup \"%s\") has no Coordinate",
+                s->file, s->cur_line, s->cur_name ? s->cur_name : "", s->cur->group);
+    return;
+  }
+  s->cur = NULL;  /* a stray Coordinate after </Annotation> is an error */
+}
+
+GArray *_eosin_asap_xml_load(const char *path, GError **err) {
+  g_autofree char *text = NULL;
+  gsize len;
+  if (!_eosin_read_input_file(path, "ASAP XML", EOSIN_MAX_TABLE_BYTES, &text, &len, err))
+    return NULL;
+  GArray *polys = g_array_new(FALSE, FALSE, sizeof(EosinPolygon));
+  g_array_set_clear_func(polys, poly_clear);
+  XmlState s = {.polys = polys, .file = (char *) path};
+  GMarkupParser parser = {.start_element = xml_start, .end_element = xml_end};
+  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &s, NULL);
+  GError *e = NULL;
+  bool ok = g_markup_parse_context_parse(ctx, text, len, &e) &&
+            g_markup_parse_context_end_parse(ctx, &e);
+  g_markup_parse_context_free(ctx);
+  g_free(s.cur_name);
+  if (!ok) {
+    /* our own messages name the file already; GMarkup's say "line N char M" */
+    if (e->domain == EOSIN_ERROR)
+      g_propagate_error(err, e);
+    else {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "ASAP XML %s: %s", path, e->message);
+      g_error_free(e);
+    }
+    g_array_unref(polys);
+    return NULL;
+  }
+  return polys;
 }
 
 /* Sets (or clears) the mask pixels whose centres lie inside @p (even-odd):
@@ -122,8 +186,12 @@ static void fill_polygon(uint8_t *mask, int w, int h, const EosinPolygon *p, uin
         xs[b] = xs[b - 1], xs[b - 1] = t;
       }
     for (int a = 0; a + 1 < k; a += 2) {
-      int c0 = (int) ceil(xs[a] / LEVEL_SCALE - 0.5), c1 = (int) floor(xs[a + 1] / LEVEL_SCALE - 0.5);
-      for (int c = MAX(c0, 0); c <= MIN(c1, w - 1); c++)
+      /* clamped to the grid as doubles, so no vertex converts out of range */
+      double c0 = MAX(ceil(xs[a] / LEVEL_SCALE - 0.5), 0.0);
+      double c1 = MIN(floor(xs[a + 1] / LEVEL_SCALE - 0.5), (double) (w - 1));
+      if (!(c0 <= c1))  /* empty, or not finite: then 0 <= c0 <= c1 <= w - 1 */
+        continue;
+      for (int c = (int) c0; c <= (int) c1; c++)
         mask[(size_t) r * w + c] = value;
     }
   }
@@ -133,12 +201,12 @@ uint8_t *_eosin_c16_mask_from_polygons(GArray *polys, int w, int h) {
   uint8_t *mask = g_new0(uint8_t, (size_t) w * h);
   for (guint i = 0; i < polys->len; i++) {
     EosinPolygon *p = &g_array_index(polys, EosinPolygon, i);
-    if (group_kind(p->group) > 0)
+    if (_eosin_asap_group_kind(p->group) > 0)
       fill_polygon(mask, w, h, p, 1);
   }
   for (guint i = 0; i < polys->len; i++) {
     EosinPolygon *p = &g_array_index(polys, EosinPolygon, i);
-    if (group_kind(p->group) < 0)
+    if (_eosin_asap_group_kind(p->group) < 0)
       fill_polygon(mask, w, h, p, 0);
   }
   return mask;
@@ -287,14 +355,15 @@ bool _eosin_c16_match(const EosinLesions *les, const EosinDetection *det, int n_
   }
   g_autofree float *best = g_new0(float, MAX(les->n_labels, 1));
   for (int i = 0; i < n_det; i++) {
-    int64_t r = (int64_t) floor(det[i].y / LEVEL_SCALE), c = (int64_t) floor(det[i].x / LEVEL_SCALE);
-    if (r < 0 || c < 0 || r >= les->height || c >= les->width) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO,
+    /* compared as doubles: converting 1e300 / 32 to an integer is undefined */
+    double r = floor(det[i].y / LEVEL_SCALE), c = floor(det[i].x / LEVEL_SCALE);
+    if (!(r >= 0 && c >= 0 && r < les->height && c < les->width)) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
                   "slide %s: detection %d at (%g, %g) lies outside the %d x %d level-5 mask",
                   slide, i + 1, det[i].x, det[i].y, les->width, les->height);
       return false;
     }
-    int h = les->label[r * les->width + c];
+    int h = les->label[(size_t) r * les->width + (size_t) c];
     if (h == 0)
       g_array_append_val(fp, det[i].p);
     else if (!les->itc[h - 1] && det[i].p > (double) best[h - 1])
@@ -308,6 +377,19 @@ bool _eosin_c16_match(const EosinLesions *les, const EosinDetection *det, int n_
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *) a, y = *(const double *) b;
   return (x > y) - (x < y);
+}
+
+/* The first index of sorted @v (@n values) holding a value >= @t. */
+static size_t lower_bound(const double *v, size_t n, double t) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid] < t)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
 }
 
 /* numpy.interp(x, xp, fp) for increasing xp (duplicates allowed). */
@@ -354,13 +436,18 @@ bool _eosin_froc(GArray *fp, GArray *tp, int n_slides, int n_tumours, EosinFroc 
   out->threshold = g_new(double, n);
   out->fps = g_new(double, n);
   out->sensitivity = g_new(double, n);
+  /* #F >= t and #T >= t by binary search in sorted copies (the same
+   * counts as a scan per threshold, which took minutes for 1e6 detections) */
+  g_autofree double *fs = g_new(double, MAX(fp->len, 1)), *ts = g_new(double, MAX(tp->len, 1));
+  if (fp->len) /* no false positive: fp->data is NULL, and memcpy from NULL is undefined */
+    memcpy(fs, F, fp->len * sizeof(double));
+  for (guint j = 0; j < tp->len; j++)
+    ts[j] = (double) T[j];
+  qsort(fs, fp->len, sizeof(double), cmp_double);
+  qsort(ts, tp->len, sizeof(double), cmp_double);
   for (int i = 0; i + 1 < n; i++) {
     double t = u[i + 1];
-    size_t nf = 0, nt = 0;
-    for (guint j = 0; j < fp->len; j++)
-      nf += F[j] >= t;
-    for (guint j = 0; j < tp->len; j++)
-      nt += (double) T[j] >= t;
+    size_t nf = fp->len - lower_bound(fs, fp->len, t), nt = tp->len - lower_bound(ts, tp->len, t);
     out->threshold[i] = t;
     out->fps[i] = (double) nf / n_slides;
     out->sensitivity[i] = (double) nt / n_tumours;

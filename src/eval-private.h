@@ -9,15 +9,32 @@
 
 G_BEGIN_DECLS
 
+/* Input limits. Level-0 coordinates are checked against EOSIN_EVAL_MAX_COORD
+ * before any conversion to an integer: 2^22 px is about 1 m of glass at
+ * 0.243 um/px (CAMELYON16's annotations reach 221056 px), and every level-5
+ * index below it fits an int. A level-5 grid (XML truth) or mask image
+ * has at most EOSIN_EVAL_MAX_CELLS pixels (lesion labelling needs about 18
+ * bytes each). */
+#define EOSIN_EVAL_MAX_COORD 4194304.0
+#define EOSIN_EVAL_MAX_CELLS 4e8
+
 /* One ASAP annotation: its group and level-0 (x, y) vertices. */
 typedef struct {
   char *group;
-  GArray *xy;   /* double x0, y0, x1, y1, ... */
+  GArray *xy;    /* double x0, y0, x1, y1, ... (0 <= v <= EOSIN_EVAL_MAX_COORD) */
+  GArray *line;  /* int: the XML line of each vertex, for messages */
 } EosinPolygon;
 
 /* The annotations of an ASAP XML file (GArray of EosinPolygon, freed with
- * g_array_unref), or NULL with an error naming the file and line. */
+ * g_array_unref), or NULL with an error naming the file and line: an
+ * EOSIN_ERROR_IO one when it cannot be read (missing, a FIFO or folder),
+ * EOSIN_ERROR_CONFIG when it is not ASAP XML, a Coordinate is not a number
+ * in [0, EOSIN_EVAL_MAX_COORD] or a tumour or exclusion Annotation has no
+ * Coordinate. */
 GArray *_eosin_asap_xml_load(const char *path, GError **err);
+/* 1: a tumour group (Tumor, _0, _1, metastases), -1: cut out of tumour
+ * (_2, Exclusion), 0: anything else (ignored). */
+int _eosin_asap_group_kind(const char *group);
 /* The level-5 (1/32) tumour mask (1 = tumour) of @polys in a @w x @h grid:
  * pixels whose centre lies in a tumour polygon (Tumor, _0, _1, metastases)
  * and in no _2/Exclusion polygon. Caller frees. */
@@ -37,11 +54,13 @@ void _eosin_lesions_clear(EosinLesions *l);
 
 typedef struct {
   double p, x, y;    /* confidence, level-0 pixel */
+  int line;          /* the CSV line it came from (0: none), for messages */
 } EosinDetection;
 
 /* Matches @det against @les (NULL: a normal slide), appending false
  * positive probabilities (double) to @fp and one float32 TP maximum per
- * lesion (0 for missed and ITC ones) to @tp. */
+ * lesion (0 for missed and ITC ones) to @tp. A detection outside the mask
+ * (or not finite) is an EOSIN_ERROR_CONFIG error naming @slide. */
 bool _eosin_c16_match(const EosinLesions *les, const EosinDetection *det, int n_det,
                       const char *slide, GArray *fp, GArray *tp, GError **err);
 
