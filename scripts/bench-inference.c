@@ -1,15 +1,36 @@
 /*
  * bench-inference.c — images/s of an ONNX model on one of Eosin's backends
  * (`make bench-inference`): load once for the batch size, one warm-up run,
- * then the mean of RUNS timed runs. Prints one JSON line.
+ * then the mean of RUNS timed runs. Prints one JSON line, with the ISA
+ * oneDNN dispatched to (ONEDNN_MAX_CPU_ISA caps it), since that decides
+ * the CPU backend's kernels (nChw8c and Eosin's Winograd up to AVX2,
+ * nChw16c and oneDNN's Winograd from AVX-512 on).
  *
  *   bench-inference MODEL.onnx BATCH RUNS [cpu|ref]
  */
 #include "backend.h"
 
+#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+
+/* The ISA oneDNN dispatches to, as ONEDNN_MAX_CPU_ISA spells it (lower case). */
+static const char *isa_name(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+  case dnnl_cpu_isa_sse41: return "sse41";
+  case dnnl_cpu_isa_avx: return "avx";
+  case dnnl_cpu_isa_avx2: return "avx2";
+  case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+  case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+  case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+  case dnnl_cpu_isa_avx512_core: return "avx512_core";
+  case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+  case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+  case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+  default: return "unknown";
+  }
+}
 
 int main(int argc, char **argv) {
   if (argc < 4) {
@@ -47,9 +68,10 @@ int main(int argc, char **argv) {
   double s = (g_get_monotonic_time() - t0) / 1e6;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("{\"engine\":\"eosin-%s\",\"batch\":%d,\"runs\":%d,\"images_per_s\":%.1f,"
-         "\"peak_rss_mb\":%.0f}\n",
-         be->name, batch, runs, batch * runs / s, ru.ru_maxrss / 1024.0);
+  printf("{\"engine\":\"eosin-%s\",\"isa\":\"%s\",\"batch\":%d,\"runs\":%d,"
+         "\"images_per_s\":%.1f,\"peak_rss_mb\":%.0f}\n",
+         be->name, isa_name(dnnl_get_effective_cpu_isa()), batch, runs, batch * runs / s,
+         ru.ru_maxrss / 1024.0);
   be->destroy(ctx);
   return 0;
 }

@@ -3,10 +3,11 @@
  * execution plan built once per model at load, its memory, and running it.
  * backend-cpu-ops.c turns nodes into primitives (convolutions with fused
  * activations and residual sums, pooling, eltwise, binary, inner product,
- * concat, softmax, pad; wide 3x3 convolutions as Winograd on AVX2, in
- * backend-cpu-winograd.c); nodes it does not map run on the reference
- * implementation with reorders to plain NCHW around them. Activations stay
- * in the layouts oneDNN picks (nChw8c on AVX2) between oneDNN primitives,
+ * concat, softmax, pad; wide 3x3 convolutions as Winograd: oneDNN's on
+ * AVX-512, Eosin's in backend-cpu-winograd.c below it); nodes it does not
+ * map run on the reference implementation with reorders to plain NCHW
+ * around them. Activations stay in the layouts oneDNN picks (nChw8c on
+ * AVX2, nChw16c on AVX-512) between oneDNN primitives,
  * and every activation lives in one arena whose ranges are reused once the
  * tensor in them is dead (see backend-cpu.h for the model of the plan).
  */
@@ -24,7 +25,8 @@ static bool cpu_init(void **ctx, const EosinBackendOptions *opt, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "oneDNN: cannot start the CPU engine");
     return false;
   }
-  /* EOSIN_CPU_WINOGRAD=0: oneDNN's direct kernels only (comparisons) */
+  /* EOSIN_CPU_WINOGRAD=0: oneDNN's direct kernels only, neither Eosin's
+   * Winograd nor oneDNN's (comparisons) */
   c->winograd = g_strcmp0(g_getenv("EOSIN_CPU_WINOGRAD"), "0") != 0;
   return true;
 }
@@ -400,8 +402,10 @@ static int build_plan(CpuCtx *c, GError **err) {
       r = add_alias(c, i, err);
     } else {
       r = _cpu_build(c, i, err);
-      if (r == 0 && c->pad_of[i] >= 0) /* the folded Pad runs on its own after all */
-        r = add_ref_step(c, c->pad_of[i], err);
+      /* the folded Pad runs on its own after all, then the node itself
+       * below (add_ref_step returns 1 on success, which must not skip it) */
+      if (r == 0 && c->pad_of[i] >= 0)
+        r = add_ref_step(c, c->pad_of[i], err) < 0 ? -1 : 0;
       if (r == 0)
         r = add_ref_step(c, i, err);
     }

@@ -2,8 +2,11 @@
  * test-backend.c — backends against ONNX Runtime: the test models run on
  * every available backend with the fixed input scripts/onnx-reference.py
  * fed ONNX Runtime, and the outputs must agree to 1e-4 (fp32; 1e-2 for the
- * CUDA backend's fp16). The CUDA tests skip, saying why, where no GPU is
- * usable; its host-side planning is checked everywhere.
+ * CUDA backend's fp16). The CPU backend runs on the ISA oneDNN picks here
+ * and again capped at AVX2 (the _avx2 tests: nChw8c and Eosin's Winograd,
+ * the path of CPUs without AVX-512), so both are checked on any x86-64
+ * machine. The CUDA tests skip, saying why, where no GPU is usable; its
+ * host-side planning is checked everywhere.
  */
 #include "test-util.h"
 
@@ -11,8 +14,21 @@
 #include "../src/backend-cuda-plan.h"
 
 #include <math.h>
+#include <oneapi/dnnl/dnnl.h>
 
 static const EosinBackendOptions FP32 = {0};
+
+/* Caps oneDNN at AVX2 for this test, as ONEDNN_MAX_CPU_ISA=AVX2 would: it
+ * takes the cap only before its first primitive, and Criterion runs each
+ * Test in a process of its own. On a CPU without AVX-512 the capped path
+ * is the native one. */
+static void cap_onednn_at_avx2(void) {
+  cr_assert_eq(dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2), dnnl_success,
+               "oneDNN's ISA was fixed before this test began (is it in a process of its own?)");
+  dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+  cr_assert_eq(isa & ~dnnl_cpu_isa_avx2, 0, "capped at AVX2, oneDNN dispatches to %#x",
+               (unsigned) isa);
+}
 
 static float *read_f32(const char *path, size_t *n) {
   gsize len = 0;
@@ -105,13 +121,27 @@ Test(backend, ref_matches_pytorch_on_torchvision_architectures, .timeout = 600) 
   torchvision_models(&_eosin_backend_ref, &FP32, 0);
 }
 
-Test(backend, cpu_onednn_matches_onnxruntime) {
+static void cpu_onnxruntime_models(void) {
   g_autofree char *dir = td("onnx");
   check_model(&_eosin_backend_cpu, &FP32, dir, "tiny-cnn", 3, 1e-4);
   check_model(&_eosin_backend_cpu, &FP32, dir, "tiny-unet", 3, 1e-4);
 }
 
+Test(backend, cpu_onednn_matches_onnxruntime) {
+  cpu_onnxruntime_models();
+}
+
+Test(backend, cpu_onednn_matches_onnxruntime_avx2) {
+  cap_onednn_at_avx2();
+  cpu_onnxruntime_models();
+}
+
 Test(backend, cpu_onednn_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
+  torchvision_models(&_eosin_backend_cpu, &FP32, 0);
+}
+
+Test(backend, cpu_onednn_matches_pytorch_on_torchvision_architectures_avx2, .timeout = 600) {
+  cap_onednn_at_avx2();
   torchvision_models(&_eosin_backend_cpu, &FP32, 0);
 }
 
@@ -150,11 +180,20 @@ static void check_sliced(const char *dir_name, const char *stem) {
   cr_expect_leq(worst, 1e-4 * scale, "%s batch 8 on cpu-onednn: max |diff| = %g", stem, worst);
 }
 
-Test(backend, cpu_onednn_sliced_batch_matches_ref, .timeout = 300) {
+static void cpu_sliced_models(void) {
   check_sliced("onnx", "tiny-cnn");
   check_sliced("onnx", "tiny-unet");
   check_sliced("torch", "tiny_unet");
   check_sliced("torch", "mobilenet_v3_small");
+}
+
+Test(backend, cpu_onednn_sliced_batch_matches_ref, .timeout = 300) {
+  cpu_sliced_models();
+}
+
+Test(backend, cpu_onednn_sliced_batch_matches_ref_avx2, .timeout = 300) {
+  cap_onednn_at_avx2();
+  cpu_sliced_models();
 }
 
 /* The CUDA backend's host-side arithmetic, checked with or without a GPU:
