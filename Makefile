@@ -11,7 +11,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c libtiff-4
+PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c libtiff-4 zlib libzstd
 CFLAGS  ?= -O2 -g
 # SANITIZE: extra compile+link flags (make asan sets AddressSanitizer + UBSan)
 SANITIZE ?=
@@ -124,7 +124,7 @@ $(BUILD)/libeosin-cuda.a: $(KOBJS)
 $(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py \
                     scripts/make-test-onnx.py scripts/onnx-reference.py scripts/make-test-ops.py \
                     scripts/make-test-cnn.py scripts/camelyon-reference.py \
-                    scripts/export-test-models.py
+                    scripts/export-test-models.py scripts/make-bomb-tiff
 	scripts/make-test-data $(TESTDATA)
 	touch $@
 
@@ -136,12 +136,19 @@ $(TESTBIN): $(TESTS:tests/%.c=$(BUILD)/tobj/%.o) $(BUILD)/tobj/test-util.o $(BUI
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS) -lcriterion
 
+# The LD_PRELOAD fault injector of tests/test-faults.c: built without
+# SANITIZE (it is preloaded into the eosin binary, not linked into it)
+$(BUILD)/libfaultfs.so: tests/faultfs.c
+	@mkdir -p $(BUILD)
+	@echo "  CC      $<"
+	@$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -shared -fPIC $< -o $@ -ldl -pthread
+
 # OMP_WAIT_POLICY: the eosin binary sets it for itself (src/main.c); the test
 # binary runs the library in-process and gets it here
 test: setup
-	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp
+	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp $(BUILD)/libfaultfs.so
 	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
-	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
+	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
 
 # Leak checking is off: glib/libvips keep process-lifetime caches that
 # LeakSanitizer reports; memory errors and undefined behaviour abort.

@@ -397,19 +397,33 @@ uint8_t *_eosin_grid_colorize(const EosinGrid *grid, int channel, const EosinCol
 /* Quantises channel @channel into 8 bits: 0 = empty, 1..255 = vmin..vmax. */
 uint8_t *_eosin_grid_quantize(const EosinGrid *grid, int channel, double vmin, double vmax);
 
-/* A lazy VipsImage of @width x @height pixels, each @scale_x/@scale_y level-0
- * pixels, painted with the cell colours @cells (@bands per cell) of @grid:
- * computed region by region so a level-0-sized overlay needs no memory of
- * its size. The image holds a reference to a copy of @cells. */
+/* Draws the cells (@bands bytes each) of a grid at any scale: pixel (i, j)
+ * of an image whose pixels are scale_x x scale_y level-0 px shows the cell
+ * under its centre (transparent / 0 outside the grid and the slide's
+ * bounds). Holds a copy of @cells. */
+typedef struct _EosinPaint EosinPaint;
+EosinPaint *_eosin_paint_new(const EosinGrid *grid, const uint8_t *cells, int bands);
+void _eosin_paint_free(EosinPaint *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinPaint, _eosin_paint_free)
+int _eosin_paint_bands(const EosinPaint *p);
+/* Paints the @w x @h pixels at (@left, @top) into @dst (@stride bytes a row). */
+void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int left, int top,
+                       int w, int h, uint8_t *dst, size_t stride);
+
+/* The same as a lazy VipsImage of @width x @height pixels (for preview.png),
+ * computed region by region. */
 VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int bands,
                              int width, int height, double scale_x, double scale_y);
 
-/* Writes @img as a tiled, pyramidal BigTIFF (@compression: deflate, zstd
- * or lzw) whose
- * resolution says @mpp_x/@mpp_y µm/px, via a temporary name. */
-bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
-                         const char *compression, const char *description,
-                         const EosinCancel *cancel, GError **err);
+/* Writes @width x @height level-0 pixels painted by @paint as a tiled
+ * pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles, levels
+ * halving down to one tile, each with its own resolution from @mpp_x/@mpp_y,
+ * @compression deflate, zstd or lzw, @description on level 0; durable (a
+ * temporary name, fsync'd, renamed); stops with EOSIN_ERROR_CANCELLED
+ * between two chunks of tiles once @cancel is set. */
+bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height, double mpp_x,
+                          double mpp_y, const char *compression, const char *description,
+                          const EosinCancel *cancel, const char *path, GError **err);
 
 /* Re-opens a written overlay with OpenSlide and checks its level-0 size and
  * µm/px against the slide's. */

@@ -1,11 +1,10 @@
 /*
  * output-overlay.c — the stitched grid drawn as images that line up with
- * the slide: overlay.tif (colour map + alpha, transparent where empty) and
- * heatmap.tif (8-bit values) at the slide's level-0 size and µm/px, as
- * tiled pyramidal BigTIFFs, and preview.png over the thumbnail. The level-0
- * images are lazy libvips images painted region by region from the cell
- * array, so a 100k x 100k overlay costs no more memory than a small one.
- * After writing, the overlay is re-opened with OpenSlide and checked.
+ * the slide: colour maps, the painter that draws any rectangle of the
+ * cells at any scale (overlay.tif and heatmap.tif are painted tile by tile
+ * in output-pyramid.c, so a 100k x 100k overlay costs no more memory than
+ * a small one), preview.png over the thumbnail, and the check that a
+ * written overlay re-opens in OpenSlide with the slide's size and µm/px.
  */
 #include "eosin-private.h"
 
@@ -97,18 +96,33 @@ uint8_t *_eosin_grid_quantize(const EosinGrid *g, int channel, double vmin, doub
   return out;
 }
 
-typedef struct {
+struct _EosinPaint {
   uint8_t *cells;
   int gw, gh, bands;
   double origin_x, origin_y, cell_x, cell_y;
   double clip_x0, clip_y0, clip_x1, clip_y1;
-  double scale_x, scale_y;
-} Paint;
+};
 
-static void paint_free(gpointer data) {
-  Paint *p = data;
+EosinPaint *_eosin_paint_new(const EosinGrid *g, const uint8_t *cells, int bands) {
+  EosinPaint *p = g_new0(EosinPaint, 1);
+  p->cells = g_memdup2(cells, (size_t) g->width * g->height * bands);
+  p->gw = g->width, p->gh = g->height, p->bands = bands;
+  p->origin_x = g->origin_x, p->origin_y = g->origin_y;
+  p->cell_x = g->cell_x, p->cell_y = g->cell_y;
+  p->clip_x0 = g->clip_x, p->clip_y0 = g->clip_y;
+  p->clip_x1 = g->clip_x + g->clip_w, p->clip_y1 = g->clip_y + g->clip_h;
+  return p;
+}
+
+void _eosin_paint_free(EosinPaint *p) {
+  if (!p)
+    return;
   g_free(p->cells);
   g_free(p);
+}
+
+int _eosin_paint_bands(const EosinPaint *p) {
+  return p->bands;
 }
 
 /* The cell under the centre of output pixel @i along one axis, or -1. */
@@ -122,7 +136,7 @@ static int cell_of(int i, double scale, double origin, double cell, double lo, d
 }
 
 /* Fills @n pixels of @bands bytes at @dst with @px by doubling copies. */
-static void fill_run(VipsPel *dst, const uint8_t *px, int bands, int n) {
+static void fill_run(uint8_t *dst, const uint8_t *px, int bands, int n) {
   size_t total = (size_t) n * bands, done = bands;
   memcpy(dst, px, bands);
   while (done < total) {
@@ -132,32 +146,29 @@ static void fill_run(VipsPel *dst, const uint8_t *px, int bands, int n) {
   }
 }
 
-/* Paints a region: cells are large constant rectangles, so each row is a
- * few runs of one colour and consecutive rows in one cell row are copies. */
-static int paint_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
-  const Paint *p = a;
-  const VipsRect *r = &out->valid;
-  size_t row_bytes = (size_t) r->width * p->bands;
-  g_autofree int *cx = g_new(int, r->width);
-  for (int x = 0; x < r->width; x++)
-    cx[x] = cell_of(r->left + x, p->scale_x, p->origin_x, p->cell_x, p->clip_x0, p->clip_x1,
-                    p->gw);
+/* Cells are large constant rectangles, so each row is a few runs of one
+ * colour and consecutive rows in one cell row are copies. */
+void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int left, int top,
+                       int w, int h, uint8_t *dst, size_t stride) {
+  size_t row_bytes = (size_t) w * p->bands;
+  g_autofree int *cx = g_new(int, MAX(w, 1));
+  for (int x = 0; x < w; x++)
+    cx[x] = cell_of(left + x, scale_x, p->origin_x, p->cell_x, p->clip_x0, p->clip_x1, p->gw);
   static const uint8_t empty[4] = {0, 0, 0, 0};
   int prev_cy = -2;
-  VipsPel *prev_row = NULL;
-  for (int y = 0; y < r->height; y++) {
-    VipsPel *row = VIPS_REGION_ADDR(out, r->left, r->top + y);
-    int cy = cell_of(r->top + y, p->scale_y, p->origin_y, p->cell_y, p->clip_y0, p->clip_y1,
-                     p->gh);
+  uint8_t *prev_row = NULL;
+  for (int y = 0; y < h; y++) {
+    uint8_t *row = dst + (size_t) y * stride;
+    int cy = cell_of(top + y, scale_y, p->origin_y, p->cell_y, p->clip_y0, p->clip_y1, p->gh);
     if (prev_row && cy == prev_cy) {
       memcpy(row, prev_row, row_bytes);
     } else if (cy < 0) {
       memset(row, 0, row_bytes);
     } else {
       const uint8_t *src = p->cells + (size_t) cy * p->gw * p->bands;
-      for (int x = 0; x < r->width;) {
+      for (int x = 0; x < w;) {
         int start = x, c = cx[x];
-        while (x < r->width && cx[x] == c)
+        while (x < w && cx[x] == c)
           x++;
         fill_run(row + (size_t) start * p->bands, c < 0 ? empty : src + (size_t) c * p->bands,
                  p->bands, x - start);
@@ -166,161 +177,43 @@ static int paint_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean
     prev_cy = cy;
     prev_row = row;
   }
+}
+
+typedef struct {
+  EosinPaint *paint;
+  double scale_x, scale_y;
+} PaintImage;
+
+static void paint_image_free(gpointer data) {
+  PaintImage *pi = data;
+  _eosin_paint_free(pi->paint);
+  g_free(pi);
+}
+
+static int paint_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+  const PaintImage *pi = a;
+  const VipsRect *r = &out->valid;
+  _eosin_paint_rect(pi->paint, pi->scale_x, pi->scale_y, r->left, r->top, r->width, r->height,
+                    VIPS_REGION_ADDR(out, r->left, r->top), VIPS_REGION_LSKIP(out));
   return 0;
 }
 
 VipsImage *_eosin_grid_image(const EosinGrid *g, const uint8_t *cells, int bands, int width,
                              int height, double scale_x, double scale_y) {
-  Paint *p = g_new0(Paint, 1);
-  p->cells = g_memdup2(cells, (size_t) g->width * g->height * bands);
-  p->gw = g->width, p->gh = g->height, p->bands = bands;
-  p->origin_x = g->origin_x, p->origin_y = g->origin_y;
-  p->cell_x = g->cell_x, p->cell_y = g->cell_y;
-  p->clip_x0 = g->clip_x, p->clip_y0 = g->clip_y;
-  p->clip_x1 = g->clip_x + g->clip_w, p->clip_y1 = g->clip_y + g->clip_h;
-  p->scale_x = scale_x, p->scale_y = scale_y;
+  PaintImage *pi = g_new0(PaintImage, 1);
+  pi->paint = _eosin_paint_new(g, cells, bands);
+  pi->scale_x = scale_x, pi->scale_y = scale_y;
   VipsImage *img = vips_image_new();
   vips_image_init_fields(img, width, height, bands, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
                          bands >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W, 1.0,
                          1.0);
-  g_object_set_data_full(G_OBJECT(img), "eosin-paint", p, paint_free);
+  g_object_set_data_full(G_OBJECT(img), "eosin-paint", pi, paint_image_free);
   if (vips_image_pipelinev(img, VIPS_DEMAND_STYLE_ANY, NULL) ||
-      vips_image_generate(img, NULL, paint_generate, NULL, p, NULL)) {
+      vips_image_generate(img, NULL, paint_generate, NULL, pi, NULL)) {
     g_object_unref(img);
     return NULL;
   }
   return img;
-}
-
-/* libvips writes a pyramid through this target onto Eosin's own file, so
- * that no failed write is lost or crashes the run. libvips 8.14.1 (Debian
- * 12) lets some failed writes pass (a save that succeeds with tiles
- * missing), and when a pyramidal tiffsave does fail it frees the smaller
- * levels before closing them, a use-after-free (fixed in 8.14.3) that
- * crashed eosin and left its staging folder. Here libvips never sees a
- * failed write: the first error is kept and said after the save, later
- * writes are skipped but keep their offsets (libtiff reads back what it
- * wrote; a skipped part reads as zeros). A target without a file name also
- * makes libvips build the smaller levels in memory (compressed, a third of
- * the file at most) rather than in temporary files whose writes nobody
- * checks. */
-typedef struct {
-  int fd, error;
-  gint64 pos, end;
-} PyramidFile;
-
-static gint64 pyramid_write(VipsTargetCustom *t, const void *data, gint64 len, PyramidFile *f) {
-  for (gint64 done = 0; !f->error && done < len;) {
-    ssize_t n = pwrite(f->fd, (const char *) data + done, len - done, f->pos + done);
-    if (n > 0)
-      done += n;
-    else if (n == 0 || errno != EINTR)
-      f->error = n == 0 ? EIO : errno;
-  }
-  f->pos += len;
-  f->end = MAX(f->end, f->pos);
-  return len;
-}
-
-static gint64 pyramid_read(VipsTargetCustom *t, void *buf, gint64 len, PyramidFile *f) {
-  gint64 want = CLAMP(f->end - f->pos, 0, len), got = 0;
-  while (got < want) {
-    ssize_t n = pread(f->fd, (char *) buf + got, want - got, f->pos + got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && !f->error)
-      f->error = errno;
-    if (n <= 0)
-      break;
-    got += n;
-  }
-  memset((char *) buf + got, 0, want - got);
-  f->pos += want;
-  return want;
-}
-
-static gint64 pyramid_seek(VipsTargetCustom *t, gint64 off, int whence, PyramidFile *f) {
-  gint64 base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? f->pos : f->end;
-  if ((whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) || base + off < 0)
-    return -1;
-  return f->pos = base + off;
-}
-
-static bool stopped(const EosinCancel *cancel) {
-  return cancel && g_atomic_int_get(&cancel->cancelled);
-}
-
-bool _eosin_save_pyramid(VipsImage *img, const char *path, double mpp_x, double mpp_y,
-                         const char *compression, const char *description,
-                         const EosinCancel *cancel, GError **err) {
-  /* deflate opens everywhere; zstd writes 1.1-1.6x faster but needs a
-   * libtiff built with it (Debian's is) in the viewer */
-  VipsForeignTiffCompression comp = !strcmp(compression, "zstd") ? VIPS_FOREIGN_TIFF_COMPRESSION_ZSTD
-                                    : !strcmp(compression, "lzw") ? VIPS_FOREIGN_TIFF_COMPRESSION_LZW
-                                                                  : VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE;
-  if (stopped(cancel)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "writing %s: cancelled", path);
-    return false;
-  }
-  g_autofree char *tmp = _eosin_temp_name(path);
-  int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path, g_strerror(errno));
-    return false;
-  }
-  g_autoptr(VipsImage) copy = NULL;
-  if (vips_copy(img, &copy, NULL)) {
-    _eosin_set_vips_error(err, path);
-    close(fd);
-    g_unlink(tmp);
-    return false;
-  }
-  vips_image_set_string(copy, "image-description", description);
-  /* writing a level-0-sized pyramid takes long on a large slide: a stop
-   * kills the write where libvips survives a failing tiffsave (8.14.3 on);
-   * before, the stop is seen when the write ends */
-  if (vips_version(0) * 10000 + vips_version(1) * 100 + vips_version(2) >= 81403)
-    _eosin_vips_watch_cancel(copy, cancel);
-  PyramidFile pf = {.fd = fd};
-  VipsTarget *target = VIPS_TARGET(vips_target_custom_new());
-  g_signal_connect(target, "write", G_CALLBACK(pyramid_write), &pf);
-  g_signal_connect(target, "read", G_CALLBACK(pyramid_read), &pf);
-  g_signal_connect(target, "seek", G_CALLBACK(pyramid_seek), &pf);
-  /* libvips takes resolution in pixels per millimetre; nearest-neighbour
-   * pyramid levels keep empty cells empty and values unblended. */
-  bool saved =
-      !vips_tiffsave_target(copy, target, "tile", TRUE, "tile_width", 256, "tile_height", 256,
-                            "pyramid", TRUE, "bigtiff", TRUE, "compression", comp, "predictor",
-                            VIPS_FOREIGN_TIFF_PREDICTOR_NONE, "region_shrink",
-                            VIPS_REGION_SHRINK_NEAREST, "xres", 1000.0 / mpp_x, "yres",
-                            1000.0 / mpp_y, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, NULL);
-  g_object_unref(target);
-  int e = pf.error;
-  if (close(fd) != 0 && !e)
-    e = errno;
-  if (!saved || stopped(cancel)) {
-    g_unlink(tmp);
-    if (stopped(cancel)) {
-      vips_error_clear();
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "writing %s: cancelled", path);
-      return false;
-    }
-    g_autofree char *msg = g_strstrip(g_strdup(vips_error_buffer()));
-    vips_error_clear();
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path,
-                *msg ? msg : "libvips failed");
-    return false;
-  }
-  if (e) {
-    g_unlink(tmp);
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "writing %s: %s", path, g_strerror(e));
-    return false;
-  }
-  if (!_eosin_publish(tmp, path, err)) {
-    g_unlink(tmp);
-    return false;
-  }
-  return true;
 }
 
 bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err) {

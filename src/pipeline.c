@@ -457,23 +457,24 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
       "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s",
       eosin_version(), cfg->task, r->ainfo.channel_names[channel], cfg->colormap, vmin, vmax,
       info->name);
+  /* heatmap.tif holds raw values, which viewers map through their own table */
+  g_autofree char *hdesc = g_strdup_printf(
+      "Eosin %s heatmap: task %s, channel %s; 8-bit values: 0 = no data, 1..255 = %g..%g "
+      "linearly; slide %s",
+      eosin_version(), cfg->task, r->ainfo.channel_names[channel], vmin, vmax, info->name);
   g_autofree char *overlay = g_build_filename(r->staging, "overlay.tif", NULL);
   g_autofree char *heatmap = g_build_filename(r->staging, "heatmap.tif", NULL);
   g_autofree char *preview = g_build_filename(r->staging, "preview.png", NULL);
   g_autofree char *tissue = g_build_filename(r->staging, "tissue.png", NULL);
   g_autofree char *csv = g_build_filename(r->staging, "tiles.csv", NULL);
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
-  g_autoptr(VipsImage) ov = _eosin_grid_image(&r->grid, rgba, 4, info->width, info->height, 1, 1);
-  g_autoptr(VipsImage) hm = _eosin_grid_image(&r->grid, q, 1, info->width, info->height, 1, 1);
-  if (!ov || !hm) {
-    _eosin_set_vips_error(err, "building overlay images");
-    return false;
-  }
+  g_autoptr(EosinPaint) ov = _eosin_paint_new(&r->grid, rgba, 4);
+  g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
   EosinCancel *cancel = o ? o->cancel : NULL;
-  if (!_eosin_save_pyramid(ov, overlay, info->mpp_x, info->mpp_y, cfg->overlay_compression,
-                           desc, cancel, err) ||
-      !_eosin_save_pyramid(hm, heatmap, info->mpp_x, info->mpp_y, cfg->overlay_compression,
-                           desc, cancel, err) ||
+  if (!_eosin_write_pyramid(ov, info->width, info->height, info->mpp_x, info->mpp_y,
+                            cfg->overlay_compression, desc, cancel, overlay, err) ||
+      !_eosin_write_pyramid(hm, info->width, info->height, info->mpp_x, info->mpp_y,
+                            cfg->overlay_compression, hdesc, cancel, heatmap, err) ||
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||

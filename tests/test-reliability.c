@@ -750,3 +750,74 @@ Test(reliability, manifest_comments_and_quotes) {
   cr_expect(e2 && strstr(e2->message, "line 2") && strstr(e2->message, bad), "%s",
             e2 ? e2->message : "");
 }
+
+/* ------------------------------------------------------------ stop within a second */
+
+/* The first entry of @dir whose name contains @part, or NULL. */
+static char *find_entry(const char *dir, const char *part) {
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d)))
+    if (strstr(name, part))
+      return file_in(dir, name);
+  return NULL;
+}
+
+/* SIGTERM once @path's folder holds an entry containing @part (checked
+ * every ms); the exit code and the seconds from the signal to the exit. */
+static int stop_when(const char *const *args, const char *dir, const char *part, double *stop_s) {
+  GPid pid = spawn(args);
+  bool seen = false;
+  for (int i = 0; i < 120000 && !seen; i++) {
+    g_autofree char *e = find_entry(dir, part);
+    seen = e != NULL;
+    if (!seen)
+      g_usleep(1000);
+  }
+  cr_assert(seen, "never saw '%s' in %s", part, dir);
+  g_usleep(300000); /* well into that stage */
+  gint64 t0 = g_get_monotonic_time();
+  kill(pid, SIGTERM);
+  int rc = reap(pid);
+  *stop_s = (g_get_monotonic_time() - t0) / 1e6;
+  return rc;
+}
+
+Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
+  double stop_s;
+  /* the tile stage: small tiles of a tissue slide take a while */
+  g_autofree char *slide = td("tissue-a.svs");
+  g_autofree char *fine = stain_config(32, 0.5, 0, 0.25, NULL);
+  g_autofree char *out = tmp_dir();
+  g_autofree char *staging = file_in(out, ".tissue-a.partial");
+  const char *tiles[] = {"run", "--task", fine, slide, "-o", out, "--readers", "1", NULL};
+  int rc = stop_when(tiles, out, ".tissue-a.partial", &stop_s);
+  cr_expect_eq(rc, 130, "tile stage: exit %d", rc);
+  cr_expect_lt(stop_s, 1.0, "tile stage: stopped %.2f s after SIGTERM", stop_s);
+  expect_clean(out);
+  /* writing level-0 overlays of an 8000^2 slide takes seconds */
+  g_autofree char *large = td("large-blocks.svs");
+  g_autofree char *coarse = write_config(
+      "[task]\nname = s\nanalyzer = stain\n[tiling]\ntile_size = 256\nmpp = 8\n"
+      "[stain]\nmatrix = hed\n");
+  g_autofree char *out2 = tmp_dir();
+  const char *write[] = {"run", "--task", coarse, large, "-o", out2, NULL};
+  GPid pid = spawn(write);
+  g_autofree char *stage2 = file_in(out2, ".large-blocks.partial");
+  g_autofree char *tmp = NULL;
+  for (int i = 0; i < 120000 && !tmp; i++) {
+    tmp = find_entry(stage2, ".overlay.tif.");
+    if (!tmp)
+      g_usleep(1000);
+  }
+  cr_assert(tmp, "the overlay was never being written");
+  g_usleep(300000);
+  gint64 t0 = g_get_monotonic_time();
+  kill(pid, SIGTERM);
+  rc = reap(pid);
+  stop_s = (g_get_monotonic_time() - t0) / 1e6;
+  cr_expect_eq(rc, 130, "write stage: exit %d", rc);
+  cr_expect_lt(stop_s, 1.0, "write stage: stopped %.2f s after SIGTERM", stop_s);
+  expect_clean(out2);
+  (void) staging;
+}
