@@ -210,18 +210,78 @@ bench: setup
 $(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)
 
-# libFuzzer on the ONNX loader, seeded with the test models (clang from Debian).
+# libFuzzer + AddressSanitizer + UBSan on every parser (tests/fuzz-*.c, clang
+# from Debian): ONNX models, configs, CSV, manifests and predict lists, eval
+# tables and ASAP XML, the marker and report.json a batch resumes from, and
+# slides through OpenSlide/libvips. The library is compiled again with the
+# sanitizers into $(FUZZ_DIR)/obj; scripts/make-fuzz-corpus writes the
+# seeds and dictionaries; each fuzzer of FUZZERS runs FUZZ_SECONDS in turn,
+# its corpus growing in $(FUZZ_DIR)/corpus/NAME, its log in
+# $(FUZZ_DIR)/logs/NAME.log, a crash (or leak, timeout, OOM) written to
+# $(FUZZ_DIR)/artifacts/ and failing the target once all have run.
+#   make fuzz FUZZERS="config csv" FUZZ_SECONDS=60
+# Rerun one finding: ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz-NAME FILE
 FUZZ_SECONDS ?= 180
-FUZZ_SRCS := src/onnx-load.c src/graph.c src/util.c $(BUILD)/gen/onnx.pb-c.c
+FUZZERS ?= onnx config csv manifest eval asap report slide
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_CC ?= clang
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -pthread -Isrc \
+               -I$(BUILD)/gen -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRCS := $(filter-out src/main.c src/cmd-%.c $(CUDA_CSRCS),$(wildcard src/*.c))
+FUZZ_OBJS := $(FUZZ_SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/onnx.pb-c.o
+# libgomp like libdnnl (clang's own OpenMP would be a second runtime): clang
+# then ignores the pragmas, so Winograd runs on one thread, with GCC's omp.h
+FUZZ_OMP := -fopenmp=libgomp -idirafter $(shell gcc -print-file-name=include 2>/dev/null)
+FUZZ_LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -fopenmp=libgomp
+# per fuzzer: the largest input in bytes and the seconds one input may take
+FUZZ_MAX_LEN_onnx := 65536
+FUZZ_MAX_LEN_config := 8192
+FUZZ_MAX_LEN_csv := 4096
+FUZZ_MAX_LEN_manifest := 4096
+FUZZ_MAX_LEN_eval := 16384
+FUZZ_MAX_LEN_asap := 16384
+FUZZ_MAX_LEN_report := 16384
+FUZZ_MAX_LEN_slide := 300000
+FUZZ_TIMEOUT_slide := 30
+FUZZ_RSS_MB ?= 2048
+# leaks off as in `make asan`: glib/libvips/OpenSlide keep process-lifetime caches
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 OMP_WAIT_POLICY=PASSIVE \
+            TMPDIR=$(abspath $(FUZZ_DIR)/tmp)
+FUZZ_RUN = mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "fuzz: $(1) for $(FUZZ_SECONDS) s" && \
+  $(FUZZ_ENV) $(FUZZ_DIR)/fuzz-$(1) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -detect_leaks=0 \
+    -max_len=$(FUZZ_MAX_LEN_$(1)) -timeout=$(or $(FUZZ_TIMEOUT_$(1)),10) \
+    -rss_limit_mb=$(FUZZ_RSS_MB) -dict=$(FUZZ_DIR)/dicts/$(1).dict \
+    -artifact_prefix=$(abspath $(FUZZ_DIR)/artifacts)/$(1)- \
+    $(FUZZ_DIR)/corpus/$(1) $(FUZZ_DIR)/seeds/$(1) > $(FUZZ_DIR)/logs/$(1).log 2>&1 && \
+  grep -E "^(\#[0-9]+[[:space:]]+DONE|Done|stat::)" $(FUZZ_DIR)/logs/$(1).log || \
+  { failed="$$failed $(1)"; tail -n 60 $(FUZZ_DIR)/logs/$(1).log; }
+
+$(FUZZ_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(BUILD)/gen/onnx.pb-c.h
+	@mkdir -p $(@D)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(if $(findstring winograd,$<),$(FUZZ_OMP)) \
+	  -c $< -o $@
+$(FUZZ_DIR)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(@D)
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/libeosin-fuzz.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(FUZZ_DIR)/fuzz-%: tests/fuzz-%.c tests/fuzz-common.c $(FUZZ_DIR)/libeosin-fuzz.a
+	@echo "  FUZZLD  $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_DIR)/libeosin-fuzz.a -o $@ $(FUZZ_LDLIBS)
+$(FUZZ_DIR)/seeds/.stamp: scripts/make-fuzz-corpus scripts/make-sample-slide $(wildcard configs/*.ini) \
+                          $(BUILD)/eosin $(TESTDATA)/.stamp
+	scripts/make-fuzz-corpus --out $(FUZZ_DIR) --eosin $(BUILD)/eosin --testdata $(TESTDATA)
+	touch $@
+
 fuzz: setup
 	@scripts/setup fuzz
-	$(MAKE) $(BUILD)/gen/onnx.pb-c.c $(TESTDATA)/.stamp
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc -I$(BUILD)/gen \
-	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz-onnx.c $(FUZZ_SRCS) -o $(BUILD)/fuzz-onnx \
-	  $(shell pkg-config --libs $(PKGS)) -lm
-	mkdir -p $(BUILD)/fuzz-corpus && cp $(TESTDATA)/onnx/*.onnx $(BUILD)/fuzz-corpus/
-	$(BUILD)/fuzz-onnx -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=2048 $(BUILD)/fuzz-corpus
+	$(MAKE) $(BUILD)/eosin $(TESTDATA)/.stamp
+	$(MAKE) $(FUZZERS:%=$(FUZZ_DIR)/fuzz-%) $(FUZZ_DIR)/seeds/.stamp
+	@rm -rf $(FUZZ_DIR)/tmp && mkdir -p $(FUZZ_DIR)/tmp $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs
+	@failed=""; $(foreach f,$(FUZZERS),$(call FUZZ_RUN,$(f));) \
+	  if [ -n "$$failed" ]; then echo "fuzz: findings in:$$failed (see $(FUZZ_DIR)/artifacts/)"; exit 1; fi
 
 clean:
 	rm -rf build build-asan

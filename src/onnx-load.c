@@ -94,8 +94,9 @@ static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *
       return load_error(err, m, "%s '%s': %" G_GINT64_FORMAT " float values expected, found %zu",
                         what, t->name, n, have);
     t->data = g_new(float, MAX(n, 1));
-    memcpy(t->data, p->has_raw_data ? (const void *) p->raw_data.data : p->float_data,
-           (size_t) n * 4); /* raw data is little-endian, like this machine */
+    if (n) /* an empty tensor may have no data (NULL): not copied */
+      memcpy(t->data, p->has_raw_data ? (const void *) p->raw_data.data : p->float_data,
+             (size_t) n * 4); /* raw data is little-endian, like this machine */
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(t->data[i]))
         return load_error(err, m, "%s '%s': value %" G_GINT64_FORMAT " is not finite", what,
@@ -106,8 +107,9 @@ static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *
       return load_error(err, m, "%s '%s': %" G_GINT64_FORMAT " int64 values expected, found %zu",
                         what, t->name, n, have);
     t->idata = g_new(int64_t, MAX(n, 1));
-    memcpy(t->idata, p->has_raw_data ? (const void *) p->raw_data.data : p->int64_data,
-           (size_t) n * 8);
+    if (n)
+      memcpy(t->idata, p->has_raw_data ? (const void *) p->raw_data.data : p->int64_data,
+             (size_t) n * 8);
   } else {
     return load_error(err, m, "%s '%s': data type %d is not supported (float32 and int64 only)",
                       what, t->name, type);
@@ -118,7 +120,8 @@ static bool read_tensor(EosinModel *m, const Onnx__TensorProto *p, EosinTensor *
 /* A protobuf string attribute (bytes, not NUL-terminated) into @dst. */
 static void copy_bytes(char *dst, size_t size, const ProtobufCBinaryData *b) {
   size_t n = MIN(size - 1, b->len);
-  memcpy(dst, b->data, n);
+  if (n) /* an empty string may have no data (NULL), and memcpy from NULL is undefined */
+    memcpy(dst, b->data, n);
   dst[n] = 0;
 }
 

@@ -108,9 +108,10 @@ static bool os_open(EosinSlide *slide, const char *path, GError **err) {
     i->bounds_y = g_ascii_strtoll(by, NULL, 10);
     i->bounds_w = g_ascii_strtoll(bw, NULL, 10);
     i->bounds_h = g_ascii_strtoll(bh, NULL, 10);
-    /* bounds outside the slide would misplace every tile: refuse them */
+    /* bounds outside the slide would misplace every tile: refuse them
+     * (without adding: a Leica view offset can give a bounds-x near 2^63) */
     if (i->bounds_x < 0 || i->bounds_y < 0 || i->bounds_w <= 0 || i->bounds_h <= 0 ||
-        i->bounds_x + i->bounds_w > i->width || i->bounds_y + i->bounds_h > i->height) {
+        i->bounds_w > i->width - i->bounds_x || i->bounds_h > i->height - i->bounds_y) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
                   "slide %s: bounds %s,%s %sx%s lie outside the %" G_GINT64_FORMAT
                   "x%" G_GINT64_FORMAT " slide",
