@@ -166,13 +166,8 @@ static double scores_probability(JsonNode *scores) {
 /* The same from a finished slide's report.json (a slide skipped as complete). */
 static double report_probability(const char *outdir, const char *name) {
   g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
-  g_autoptr(JsonParser) p = json_parser_new();
-  g_autofree char *text = NULL;
-  gsize len = 0;
-  if (!_eosin_read_input_file(path, "report", 64 << 20, &text, &len, NULL) ||
-      !json_parser_load_from_data(p, text, (gssize) len, NULL))
-    return NAN;
-  JsonNode *root = json_parser_get_root(p);
+  g_autoptr(JsonNode) root = _eosin_read_json_file(path, "report", EOSIN_REPORT_MAX_BYTES,
+                                                   EOSIN_REPORT_MAX_DEPTH, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
   return scores_probability(o ? json_object_get_member(o, "scores") : NULL);
 }
@@ -294,7 +289,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
         row.error = g_strdup(e->message);
       else if (state == EOSIN_OUTPUT_FOREIGN)
         row.error = g_steal_pointer(&why);
-      else if (state == EOSIN_OUTPUT_STALE && refuse_stale)
+      else if ((state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN) && refuse_stale)
         row.error = g_strdup_printf("%s/%s holds a result Eosin will not replace "
                                     "(--refuse-stale): %s",
                                     outdir, row.name, why);
@@ -325,7 +320,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
       o.warning_data = &wf;
       EosinRunResult rr;
       if (_eosin_run_slide_locked(cfg, it->path, outdir, &o, &id, &rr, &e)) {
-        row.status = g_strdup(state == EOSIN_OUTPUT_STALE ? "done-replaced" : "done");
+        row.status = g_strdup(state == EOSIN_OUTPUT_ABSENT ? "done" : "done-replaced");
         row.tiles = rr.tiles_analyzed;
         row.tiles_per_s = rr.tiles_per_s;
         row.probability = scores_probability(rr.scores);

@@ -44,6 +44,16 @@ bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError *
 /* @root as pretty JSON, parsed back first (a NaN would make it invalid),
  * written with _eosin_write_atomic. */
 bool _eosin_write_json(const char *path, JsonNode *root, GError **err);
+/* A JSON file Eosin reads back (a report a batch resumes from): at most
+ * @max_bytes, nested at most @max_depth deep (json-glib recurses per
+ * level), parsed. NULL with @err naming the file otherwise. Caller frees
+ * with json_node_unref. */
+JsonNode *_eosin_read_json_file(const char *path, const char *what, gint64 max_bytes,
+                                int max_depth, GError **err);
+/* The bounds Eosin reads its own report.json with: far above any report it
+ * writes, far below what would exhaust memory or the stack. */
+#define EOSIN_REPORT_MAX_BYTES (16 << 20)
+#define EOSIN_REPORT_MAX_DEPTH 64
 /* The temporary name a writer of @path uses: "DIR/.BASE.XXXXXX.tmp", a
  * template for g_mkstemp. Caller frees. */
 char *_eosin_temp_name(const char *path);
@@ -144,6 +154,9 @@ typedef struct {
   char **model_sha256;  /* one per path */
 } EosinIdentity;
 void _eosin_identity_clear(EosinIdentity *id);
+/* SHA-256 of a file as lower-case hex; @cancel may be NULL. Caller frees. */
+char *_eosin_sha256_file(const char *path, const char *what, const EosinCancel *cancel,
+                         GError **err);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EosinIdentity, _eosin_identity_clear)
 /* Fills the config part: the config's keys in a canonical order (groups
  * and keys sorted, values trimmed, model paths absolute, --model/--device

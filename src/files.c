@@ -209,6 +209,58 @@ bool _eosin_write_json(const char *path, JsonNode *root, GError **err) {
   return _eosin_write_atomic(path, text, len, err);
 }
 
+/* True when no array or object in @text nests deeper than @max_depth.
+ * json-glib's parser recurses once per level, so a file of millions of '['
+ * would overflow the stack before it could say no. Brackets inside strings
+ * do not count. */
+static bool json_depth_ok(const char *text, gsize len, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (gsize i = 0; i < len; i++) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth)
+        return false;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return true;
+}
+
+JsonNode *_eosin_read_json_file(const char *path, const char *what, gint64 max_bytes,
+                                int max_depth, GError **err) {
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!_eosin_read_input_file(path, what, max_bytes, &text, &len, err))
+    return NULL;
+  if (!json_depth_ok(text, len, max_depth)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                "%s %s: nested deeper than %d levels: not read", what, path, max_depth);
+    return NULL;
+  }
+  g_autoptr(JsonParser) p = json_parser_new();
+  g_autoptr(GError) perr = NULL;
+  if (!json_parser_load_from_data(p, text, (gssize) len, &perr)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "%s %s does not parse: %s", what, path,
+                perr->message);
+    return NULL;
+  }
+  JsonNode *root = json_parser_get_root(p);
+  if (!root) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "%s %s is empty", what, path);
+    return NULL;
+  }
+  return json_node_copy(root);
+}
+
 struct _EosinOutFile {
   FILE *f;
   char *path, *tmp;

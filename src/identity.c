@@ -31,9 +31,10 @@ void _eosin_identity_clear(EosinIdentity *id) {
   memset(id, 0, sizeof *id);
 }
 
-/* SHA-256 of a whole file, read in 1 MB blocks; @cancel is checked between
- * blocks so a large image does not hold up a stop. Caller frees. */
-static char *sha256_file(const char *path, const char *what, const EosinCancel *cancel,
+/* SHA-256 of a whole file (lower-case hex), read in 1 MB blocks; @cancel
+ * (may be NULL) is checked between blocks so a large image does not hold
+ * up a stop. Caller frees. */
+char *_eosin_sha256_file(const char *path, const char *what, const EosinCancel *cancel,
                          GError **err) {
   int fd = g_open(path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -101,7 +102,7 @@ bool _eosin_identity_slide(const char *path, double mpp_user, const EosinCancel 
     if (q)
       return true;
   }
-  g_autofree char *h = sha256_file(path, "slide", cancel, err);
+  g_autofree char *h = _eosin_sha256_file(path, "slide", cancel, err);
   if (!h)
     return false;
   id->slide_hash = g_strconcat("sha256:", h, NULL);
@@ -169,7 +170,7 @@ bool _eosin_identity_config(const EosinConfig *cfg, EosinIdentity *id, GError **
     g_autoptr(GError) e = NULL;
     char *h = NULL;
     if (_eosin_check_input_file(paths->pdata[i], "model", EOSIN_MAX_MODEL_BYTES, NULL, &e))
-      h = sha256_file(paths->pdata[i], "model", NULL, &e);
+      h = _eosin_sha256_file(paths->pdata[i], "model", NULL, &e);
     if (!h) {
       g_set_error_literal(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, e->message);
       return false;

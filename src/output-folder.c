@@ -47,20 +47,26 @@ bool _eosin_is_output_name(const char *name) {
   return false;
 }
 
-/* A writer's temporary file of an output or of the marker:
- * ".NAME.XXXXXX.tmp" (files.c) or ".NAME.tmp". */
+/* A writer's temporary file of an output or of the marker, exactly as
+ * files.c names it: ".NAME.XXXXXX.tmp" with mkstemp's six characters.
+ * Anything else (".tiles.csv.mynotes.tmp") is not Eosin's. */
 static bool is_temp_name(const char *name) {
-  if (name[0] != '.' || !g_str_has_suffix(name, ".tmp"))
+  size_t n = strlen(name);
+  if (name[0] != '.' || n < 13 || !g_str_has_suffix(name, ".tmp") ||
+      name[n - 11] != '.')
     return false;
-  g_autofree char *base = g_strndup(name + 1, strlen(name) - 5);
-  char *dot = strrchr(base, '.');
-  if (_eosin_is_output_name(base) || !strcmp(base, MARKER))
-    return true;
-  if (dot) {
-    *dot = 0;
-    return _eosin_is_output_name(base) || !strcmp(base, MARKER);
-  }
-  return false;
+  for (size_t i = n - 10; i < n - 4; i++)
+    if (!g_ascii_isalnum(name[i]))
+      return false;
+  g_autofree char *base = g_strndup(name + 1, n - 12);
+  return _eosin_is_output_name(base) || !strcmp(base, MARKER);
+}
+
+/* True when @dir is named as Eosin names its staging folders
+ * (".NAME.partial"): only there may a marker be unsealed. */
+static bool is_staging_name(const char *dir) {
+  g_autofree char *base = g_path_get_basename(dir);
+  return base[0] == '.' && strlen(base) > 9 && g_str_has_suffix(base, ".partial");
 }
 
 bool _eosin_marker_begin(const char *dir, const char *slide_path, GError **err) {
@@ -105,14 +111,27 @@ bool _eosin_marker_seal(const char *dir, GError **err) {
                   "output folder %s: '%s' is not a file Eosin writes", dir, n);
       return false;
     }
-    g_string_append_printf(s, "file %" G_GINT64_FORMAT " %s\n", (gint64) st.st_size, n);
+    /* the content's hash, so a result edited in place (same size) is not
+     * taken for the one Eosin wrote */
+    g_autofree char *sum = _eosin_sha256_file(p, "output", NULL, err);
+    if (!sum)
+      return false;
+    g_string_append_printf(s, "file %" G_GINT64_FORMAT " %s %s\n", (gint64) st.st_size, sum, n);
   }
   g_string_append(s, "sealed\n");
   return _eosin_write_atomic(path, s->str, s->len, err);
 }
 
-/* The files a sealed marker lists (name -> size), or NULL when the marker
- * is absent, foreign or not sealed (*@sealed false; @why says which). */
+/* One file a marker lists: its size and, from markers sealed since
+ * checksums were added, its SHA-256 (hex; empty when not recorded). */
+typedef struct {
+  gint64 size;
+  char sha256[65];
+} Listed;
+
+/* The files a marker lists (name -> Listed), or NULL when the marker is
+ * absent or foreign (@why says which); *@sealed tells whether it was
+ * sealed. */
 static GHashTable *read_marker(const char *dir, bool *sealed, char **why) {
   *sealed = false;
   g_autofree char *path = g_build_filename(dir, MARKER, NULL);
@@ -137,9 +156,16 @@ static GHashTable *read_marker(const char *dir, bool *sealed, char **why) {
     if (!g_str_has_prefix(lines[i], "file "))
       continue;
     char *end;
-    gint64 size = g_ascii_strtoll(lines[i] + 5, &end, 10);
-    if (*end == ' ' && end[1])
-      g_hash_table_insert(files, g_strdup(end + 1), g_memdup2(&size, sizeof size));
+    Listed l = {.size = g_ascii_strtoll(lines[i] + 5, &end, 10)};
+    if (*end != ' ' || !end[1])
+      continue;
+    const char *name = end + 1;
+    /* "file SIZE HEX64 NAME"; "file SIZE NAME" from markers without sums */
+    if (strspn(name, "0123456789abcdef") == 64 && name[64] == ' ' && name[65]) {
+      memcpy(l.sha256, name, 64);
+      name += 65;
+    }
+    g_hash_table_insert(files, g_strdup(name), g_memdup2(&l, sizeof l));
   }
   return files;
 }
@@ -167,6 +193,16 @@ bool _eosin_output_is_ours(const char *dir, const char *slide_path, GError **err
                 why);
     return false;
   }
+  /* Eosin seals every folder before it takes a slide's name: an unsealed
+   * marker belongs only in a staging folder (a copied marker does not make
+   * a user's folder Eosin's) */
+  if (!sealed && !is_staging_name(dir)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_EXISTS,
+                "%s exists and its " MARKER " was never sealed, which no result of Eosin's "
+                "is: not replacing it (move it away or choose another -o)",
+                dir);
+    return false;
+  }
   GStatBuf slide_st;
   bool have_slide = slide_path && g_stat(slide_path, &slide_st) == 0;
   g_autoptr(GDir) d = g_dir_open(dir, 0, err);
@@ -188,10 +224,12 @@ bool _eosin_output_is_ours(const char *dir, const char *slide_path, GError **err
     else if (!S_ISREG(e.st_mode))
       what = S_ISDIR(e.st_mode) ? "a folder" : "not a plain file";
     else if (sealed) {
-      gint64 *size = g_hash_table_lookup(listed, name);
-      if (!size && !is_temp_name(name))
+      /* nothing writes into a sealed folder, so not even a temporary
+       * file of Eosin's belongs there */
+      Listed *l = g_hash_table_lookup(listed, name);
+      if (!l)
         what = "not written by Eosin";
-      else if (size && *size != (gint64) e.st_size)
+      else if (l->size != (gint64) e.st_size)
         what = "changed since Eosin wrote it";
     } else if (!_eosin_is_output_name(name) && !is_temp_name(name)) {
       what = "not written by Eosin";
@@ -219,18 +257,35 @@ bool _eosin_output_sealed_intact(const char *dir, char **why) {
     *why = listed ? g_strdup("it was never finished") : g_steal_pointer(&w);
     return false;
   }
+  if (!g_hash_table_contains(listed, "report.json")) {
+    *why = g_strdup("its marker does not list a report.json");
+    return false;
+  }
   GHashTableIter it;
   gpointer k, v;
   g_hash_table_iter_init(&it, listed);
   while (g_hash_table_iter_next(&it, &k, &v)) {
+    const Listed *l = v;
     g_autofree char *p = g_build_filename(dir, (char *) k, NULL);
     GStatBuf st;
     if (g_lstat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
       *why = g_strdup_printf("its %s is missing", (char *) k);
       return false;
     }
-    if ((gint64) st.st_size != *(gint64 *) v) {
+    if ((gint64) st.st_size != l->size) {
       *why = g_strdup_printf("its %s has changed since it was written", (char *) k);
+      return false;
+    }
+    if (!l->sha256[0]) {
+      *why = g_strdup("its marker has no checksums (written by an earlier Eosin)");
+      return false;
+    }
+    g_autoptr(GError) e = NULL;
+    g_autofree char *sum = _eosin_sha256_file(p, "output", NULL, &e);
+    if (!sum || strcmp(sum, l->sha256)) {
+      *why = sum ? g_strdup_printf("its %s has changed since it was written (checksum)",
+                                   (char *) k)
+                 : g_strdup(e->message);
       return false;
     }
   }

@@ -22,17 +22,6 @@ struct _EosinLock {
   char *path;
 };
 
-void _eosin_lock_release(EosinLock *lock) {
-  if (!lock)
-    return;
-  /* unlinked while still held: a process waiting on this file finds, once
-   * it has the lock, that the name no longer leads to it, and starts over */
-  g_unlink(lock->path);
-  close(lock->fd); /* closing the description releases the lock */
-  g_free(lock->path);
-  g_free(lock);
-}
-
 static bool try_lock(const char *outdir, const char *path, int *out_fd, GError **err);
 static void describe(int fd);
 
@@ -42,6 +31,30 @@ static bool same_file(int fd, const char *path) {
   return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
          a.st_ino == b.st_ino;
 }
+
+/* True when the file open on @fd can only be a lock file of Eosin's: a
+ * plain file with no other name (a hard link to a user's file would be
+ * overwritten through it), empty or holding what describe() writes. */
+static bool is_our_lock_file(int fd) {
+  struct stat st;
+  char head[6] = "";
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_size > 4096)
+    return false;
+  return st.st_size == 0 || (pread(fd, head, 5, 0) == 5 && !memcmp(head, "host ", 5));
+}
+
+void _eosin_lock_release(EosinLock *lock) {
+  if (!lock)
+    return;
+  /* unlinked while still held: a process waiting on this file finds, once
+   * it has the lock, that the name no longer leads to it, and starts over */
+  if (same_file(lock->fd, lock->path))
+    g_unlink(lock->path);
+  close(lock->fd); /* closing the description releases the lock */
+  g_free(lock->path);
+  g_free(lock);
+}
+
 
 EosinLock *_eosin_lock_outdir(const char *outdir, GError **err) {
   g_autofree char *path = g_build_filename(outdir, LOCK_NAME, NULL);
@@ -54,6 +67,14 @@ EosinLock *_eosin_lock_outdir(const char *outdir, GError **err) {
       close(fd);
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_BUSY,
                   "output folder %s: its lock %s keeps being replaced", outdir, path);
+      return NULL;
+    }
+    if (same_file(fd, path) && !is_our_lock_file(fd)) {
+      close(fd);
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_EXISTS,
+                  "output folder %s: %s is not a lock file of Eosin's (a file with other "
+                  "names or content): not touching it (move it away or choose another -o)",
+                  outdir, path);
       return NULL;
     }
     if (same_file(fd, path)) {

@@ -54,13 +54,8 @@ EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *wan
     state = EOSIN_OUTPUT_BROKEN;
   } else {
     g_autofree char *path = g_build_filename(final, "report.json", NULL);
-    g_autofree char *text = NULL;
-    gsize len = 0;
-    g_autoptr(JsonParser) parser = json_parser_new();
-    JsonNode *root = NULL;
-    if (_eosin_read_input_file(path, "report", 64 << 20, &text, &len, NULL) &&
-        json_parser_load_from_data(parser, text, (gssize) len, NULL))
-      root = json_parser_get_root(parser);
+    g_autoptr(JsonNode) root = _eosin_read_json_file(path, "report", EOSIN_REPORT_MAX_BYTES,
+                                                     EOSIN_REPORT_MAX_DEPTH, NULL);
     JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
     JsonNode *status = o ? json_object_get_member(o, "status") : NULL;
     if (!o) {

@@ -276,10 +276,19 @@ static bool cancelled(const EosinRunOptions *o) {
 }
 
 /* The output name of @path, refused when it could not be a folder of its
- * own: empty, "." or "..", or hidden (".x" is how Eosin names its staging
- * folders). */
+ * own: empty, "." or "..", hidden (".x" is how Eosin names its staging
+ * folders and its lock), or a file a batch writes into OUTDIR itself. */
 static char *output_name(const char *path, GError **err) {
+  static const char *const BATCH_FILES[] = {"batch-summary.csv", "camelyon-slides.csv", NULL};
   char *name = eosin_slide_name_from_path(path);
+  if (g_strv_contains(BATCH_FILES, name)) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
+                "slide %s: its output folder would be named '%s', the name of a file a batch "
+                "writes into the output folder (rename the file)",
+                path, name);
+    g_free(name);
+    return NULL;
+  }
   if (!*name || name[0] == '.') {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
                 "slide %s: its output folder would be named '%s'; names that are empty or "

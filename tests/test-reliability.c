@@ -142,6 +142,128 @@ Test(reliability, never_deletes_a_folder_it_did_not_write) {
   expect_clean(d3);
 }
 
+/* A second hostile look at the marker and the lock: a marker copied into a
+ * user's folder, a user's file named like a temporary one, a lock file
+ * that is a user's file (or a hard link to one) are not Eosin's; a result
+ * edited in place with its size kept is not complete; a slide named like a
+ * batch file fails alone; a report nested to overflow the parser's stack
+ * is refused, not followed. */
+static void rewrite_marker_entry(const char *dir, const char *name) {
+  g_autofree char *mpath = file_in(dir, ".eosin-output"), *fpath = file_in(dir, name);
+  g_autofree char *marker = slurp(mpath), *data = NULL;
+  gsize len;
+  cr_assert(g_file_get_contents(fpath, &data, &len, NULL));
+  g_autofree char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *) data, len);
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_auto(GStrv) lines = g_strsplit(marker, "\n", -1);
+  g_autofree char *suffix = g_strdup_printf(" %s", name);
+  bool found = false;
+  for (int i = 0; lines[i]; i++) {
+    if (g_str_has_prefix(lines[i], "file ") && g_str_has_suffix(lines[i], suffix)) {
+      g_string_append_printf(out, "file %" G_GSIZE_FORMAT " %s %s", len, sum, name);
+      found = true;
+    } else {
+      g_string_append(out, lines[i]);
+    }
+    if (lines[i + 1])
+      g_string_append_c(out, '\n');
+  }
+  cr_assert(found, "the marker lists %s: %s", name, marker);
+  cr_assert(g_file_set_contents(mpath, out->str, out->len, NULL));
+}
+
+Test(reliability, copied_markers_user_temp_files_and_edits_are_not_trusted) {
+  g_autofree char *cfg = stain_config(64, 1.0, 0, 0.25, NULL);
+  g_autofree char *slide = td("tissue-a.svs");
+  const char *run[] = {"run", "--task", cfg, slide, "-o", NULL, NULL};
+
+  /* an unsealed marker copied into a user's folder of output names */
+  g_autofree char *d1 = tmp_dir();
+  g_autofree char *f1 = file_in(d1, "tissue-a");
+  cr_assert_eq(g_mkdir(f1, 0755), 0);
+  g_autofree char *m1 = file_in(f1, ".eosin-output"), *r1 = file_in(f1, "report.json");
+  cr_assert(g_file_set_contents(m1, "eosin-output 1\n", -1, NULL));
+  cr_assert(g_file_set_contents(r1, "a lab's notes\n", -1, NULL));
+  run[5] = d1;
+  expect_run(run, 1, "never sealed", "a copied unsealed marker");
+  g_autofree char *r1text = slurp(r1);
+  cr_expect_str_eq(r1text, "a lab's notes\n", "the user's report.json is intact");
+
+  /* a user's file named like a temporary file, inside a finished result */
+  g_autofree char *d2 = tmp_dir();
+  run[5] = d2;
+  expect_run(run, 0, NULL, "a first result");
+  g_autofree char *mine = file_in(d2, "tissue-a/.tiles.csv.mynotes.tmp");
+  g_autofree char *mine6 = file_in(d2, "tissue-a/.tiles.csv.Ab12Cd.tmp");
+  cr_assert(g_file_set_contents(mine, "mine\n", -1, NULL));
+  expect_run(run, 1, ".tiles.csv.mynotes.tmp", "a user's .tmp file in a result");
+  cr_expect(g_file_test(mine, G_FILE_TEST_EXISTS), "the user's file is intact");
+  g_unlink(mine);
+  cr_assert(g_file_set_contents(mine6, "mine\n", -1, NULL));
+  expect_run(run, 1, ".tiles.csv.Ab12Cd.tmp", "a temporary name in a sealed result");
+  cr_expect(g_file_test(mine6, G_FILE_TEST_EXISTS), "the user's file is intact");
+  g_unlink(mine6);
+
+  /* the lock: a hard link to a user's file, a user's file of that name */
+  g_autofree char *d3 = tmp_dir(), *ud = tmp_dir();
+  g_autofree char *user = file_in(ud, "userfile"), *lock = file_in(d3, ".eosin-lock");
+  cr_assert(g_file_set_contents(user, "important\n", -1, NULL));
+  cr_assert_eq(link(user, lock), 0);
+  run[5] = d3;
+  expect_run(run, 1, "not a lock file", "a lock hard-linked to a user's file");
+  g_autofree char *utext = slurp(user);
+  cr_expect_str_eq(utext, "important\n", "the user's file is intact");
+  cr_expect(g_file_test(lock, G_FILE_TEST_EXISTS), "the link is left alone");
+  g_unlink(lock);
+  cr_assert(g_file_set_contents(lock, "my lock\n", -1, NULL));
+  expect_run(run, 1, "not a lock file", "a user's file named .eosin-lock");
+  g_autofree char *ltext = slurp(lock);
+  cr_expect_str_eq(ltext, "my lock\n");
+  g_unlink(lock);
+  expect_run(run, 0, NULL, "then the run goes ahead");
+
+  /* a slide named like a file the batch writes fails alone */
+  g_autofree char *sd = tmp_dir(), *d4 = tmp_dir();
+  g_autofree char *bad = file_in(sd, "batch-summary.csv.svs"), *zz = file_in(sd, "zz.svs");
+  copy(slide, bad);
+  copy(slide, zz);
+  const char *b4[] = {"batch", "--task", cfg, sd, "-o", d4, NULL};
+  for (int round = 0; round < 2; round++) {
+    expect_run(b4, 3, "batch-summary.csv", "a slide named like the summary");
+    g_autofree char *st = summary_status(d4, "zz");
+    cr_expect(!strcmp(st, round ? "skipped-complete" : "done"), "round %d: zz is %s", round,
+              st);
+  }
+  g_unlink(bad);
+
+  /* a report edited in place, its size kept: recomputed, or refused */
+  g_autofree char *rep = file_in(d4, "zz/report.json");
+  g_autofree char *text = slurp(rep);
+  char *status = strstr(text, "\"complete\"");
+  cr_assert(status);
+  char *digit = strpbrk(text, "0123456789");
+  cr_assert(digit);
+  *digit = *digit == '9' ? '8' : '9';
+  cr_assert(g_file_set_contents(rep, text, -1, NULL));
+  const char *b4r[] = {"batch", "--task", cfg, sd, "-o", d4, "--refuse-stale", NULL};
+  expect_run(b4r, 3, "checksum", "an edited report with --refuse-stale");
+  g_autofree char *still = slurp(rep);
+  cr_expect_str_eq(still, text, "--refuse-stale left the edited result alone");
+  expect_run(b4, 0, "checksum", "an edited report is recomputed");
+  g_autofree char *st5 = summary_status(d4, "zz");
+  cr_expect_str_eq(st5, "done-replaced");
+
+  /* a report nested to overflow json-glib's stack, the marker made to match */
+  g_autofree char *deep = g_strnfill(4 << 20, '[');
+  cr_assert(g_file_set_contents(rep, deep, -1, NULL));
+  g_autofree char *zzdir = file_in(d4, "zz");
+  rewrite_marker_entry(zzdir, "report.json");
+  expect_run(b4, 0, "recomputing", "a deeply nested report");
+  g_autofree char *st6 = summary_status(d4, "zz");
+  cr_expect_str_eq(st6, "done-replaced");
+  expect_clean(d4);
+}
+
 /* ------------------------------------------------------------ 2. non-finite */
 
 static char *broken_model_config(const char *model, const char *extra) {
