@@ -181,9 +181,18 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
   case EOSIN_OP_HARD_SWISH:
   case EOSIN_OP_IDENTITY:
   case EOSIN_OP_DROPOUT:
-  case EOSIN_OP_SOFTMAX:
     set_shape(y, x->ndim, d);
     return true;
+  case EOSIN_OP_SOFTMAX: {
+    /* made non-negative here, so no backend resolves it on its own; at
+     * opset < 13 it still means "every dim from axis on" (m->opset) */
+    int64_t axis = a->axis < 0 ? a->axis + x->ndim : a->axis;
+    if (axis < 0 || axis >= x->ndim)
+      return node_error(err, m, n, "axis %" G_GINT64_FORMAT " is out of range", a->axis);
+    a->axis = axis;
+    set_shape(y, x->ndim, d);
+    return true;
+  }
   case EOSIN_OP_MUL:
   case EOSIN_OP_ADD: {
     EosinTensor *b = T(m, n->in[1]);
