@@ -8,8 +8,14 @@ node by node with Debian's python3-onnx (no downloads, fixed random weights):
   tiny-unet.onnx   encoder/decoder: Conv, MaxPool, ConvTranspose, Concat,
                    Pad, Resize, HardSwish, HardSigmoid, Mul, Sigmoid,
                    Reshape, Identity, Dropout, Constant (-> N x 1 x 32 x 32)
-and one broken model per failure the loader must name (bad-*.onnx), listed
-with the words its error must contain in bad-models.tsv.
+  tiny-softmax-*  Softmax with its default axis at opset 11 (the input
+                   coerced to 2-D at axis 1) and 13 (the last axis alone)
+  tiny-resize-*   Resize by non-integer scales (1.5, 0.7) in every mode and
+                   coordinate_transformation_mode Eosin supports, and by sizes
+(their ONNX Runtime outputs are scripts/onnx-reference.py's; ort-ops.tsv lists
+them for the test that runs them on every backend) and one broken model per
+failure the loader must name (bad-*.onnx), listed with the words its error
+must contain in bad-models.tsv.
 """
 import os
 import sys
@@ -96,6 +102,57 @@ def tiny_unet():
     return model(nodes, inits, ["N", 1, 32, 32], opset=14)
 
 
+def ort_ops(out):
+    """Single-op models whose answers come from ONNX Runtime, not from
+    Eosin's reference: where the reference itself was wrong (issue 16)."""
+    names = []
+
+    def op(name, nodes, inits, in_shape, out_shape, opset):
+        save(model(nodes, inits, out_shape, opset=opset, in_shape=in_shape), out, name + ".onnx")
+        names.append(name)
+
+    f32 = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)
+    sm = ("N", 3, 4, 5)
+    # opset <= 12: default axis 1, softmax over C*H*W together
+    op("tiny-softmax-opset11", [helper.make_node("Softmax", ["x"], ["y"])], [], sm, list(sm), 11)
+    # ... and an explicit axis: over H*W together
+    op("tiny-softmax-opset11-axis2", [helper.make_node("Softmax", ["x"], ["y"], axis=2)], [], sm, list(sm), 11)
+    # opset 13: default axis -1, over W alone
+    op("tiny-softmax-opset13", [helper.make_node("Softmax", ["x"], ["y"])], [], sm, list(sm), 13)
+    # 7x9 by 1.5 x 0.7 -> 10x6: floor(in * scale), mapped back by 1/scale
+    # (not by in/out: 7/10 and 9/6 differ from 1/1.5 and 1/0.7)
+    rs = ("N", 2, 7, 9)
+    scales = f32("sc", [1, 1, 1.5, 0.7])
+    ro = ["N", 2, 10, 6]
+    for mode, coord, nearest in [("linear", "half_pixel", None), ("linear", "asymmetric", None),
+                                 ("linear", "pytorch_half_pixel", None), ("linear", "align_corners", None),
+                                 ("nearest", "half_pixel", "round_prefer_floor"),
+                                 ("nearest", "asymmetric", "floor"),
+                                 ("nearest", "half_pixel", "round_prefer_ceil"),
+                                 ("nearest", "pytorch_half_pixel", "ceil"),
+                                 ("nearest", "align_corners", "round_prefer_floor")]:
+        kw = {"nearest_mode": nearest} if nearest else {}
+        op(f"tiny-resize-{mode}-{coord}" + (f"-{nearest}" if nearest else ""),
+           [helper.make_node("Resize", ["x", "", "sc"], ["y"], mode=mode,
+                             coordinate_transformation_mode=coord, **kw)], [scales], rs, ro, 13)
+    # opset 11, where roi is a required (empty) input
+    op("tiny-resize-linear-asymmetric-opset11",
+       [helper.make_node("Resize", ["x", "roi", "sc"], ["y"], mode="linear",
+                         coordinate_transformation_mode="asymmetric")],
+       [f32("roi", []), scales], rs, ro, 11)
+    # 10 x 0.7f is 7 in float (ONNX Runtime's size), 6.99999988 in double
+    op("tiny-resize-size-in-float", [helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear")],
+       [scales], ("N", 2, 7, 10), ["N", 2, 10, 7], 13)
+    # sizes instead of scales: the scale is then out/in (batch 3, as ONNX
+    # Runtime is run)
+    op("tiny-resize-sizes-linear-half-pixel",
+       [helper.make_node("Resize", ["x", "", "", "sz"], ["y"], mode="linear")],
+       [i64("sz", [3, 2, 11, 6])], rs, [3, 2, 11, 6], 13)
+    with open(os.path.join(out, "ort-ops.tsv"), "w") as f:
+        for n in names:
+            f.write(n + "\n")
+
+
 def save(m, out, name, check=True):
     if check:
         onnx.checker.check_model(m)
@@ -117,6 +174,7 @@ def main():
     cnn, nodes, inits = tiny_cnn()
     save(cnn, out, "tiny-cnn.onnx")
     save(tiny_unet(), out, "tiny-unet.onnx")
+    ort_ops(out)
 
     bad = []  # (file, words the error must contain)
     data = cnn.SerializeToString()
@@ -164,6 +222,16 @@ def main():
 
     save(model(nodes, inits, ["N", 2], in_shape=("N", 3, "H", "W")), out, "bad-dynamic.onnx", check=False)
     bad.append(("bad-dynamic.onnx", "dimension 2 ('H') cannot be resolved"))
+
+    # Resize modes Eosin does not implement: refused, never approximated
+    sc = numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], np.float32), "sc")
+    for name, kw, words in [
+            ("bad-resize-cubic.onnx", {"mode": "cubic"}, "node up (Resize): mode cubic is not supported"),
+            ("bad-resize-crop.onnx", {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"},
+             "node up (Resize): coordinate_transformation_mode tf_crop_and_resize")]:
+        save(model([helper.make_node("Resize", ["x", "", "sc"], ["y"], name="up", **kw)], [sc],
+                   ["N", 3, 48, 48]), out, name, check=False)
+        bad.append((name, words))
 
     with open(os.path.join(out, "bad-models.tsv"), "w") as f:
         for name, words in bad:

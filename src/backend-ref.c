@@ -277,28 +277,31 @@ static void softmax(RefCtx *c, const EosinNode *n) {
     }
 }
 
-/* The input coordinate of output coordinate @o for a resize of @in -> @out. */
-static double resize_coord(const char *mode, int64_t o, int64_t in, int64_t out) {
-  double scale = (double) out / in;
+/* The input coordinate of output coordinate @o for a resize of @in -> @out
+ * by @scale (the given scale: out/in only when the model gave sizes). In
+ * float, as ONNX Runtime computes it, so nearest picks the same pixel
+ * where the coordinate lands on a rounding tie (3.5 / 0.7f is 5 in float,
+ * 5.0000001 in double). */
+static float resize_coord(const char *mode, int64_t o, int64_t in, int64_t out, float scale) {
   if (!strcmp(mode, "align_corners"))
-    return out > 1 ? o * (double) (in - 1) / (out - 1) : 0;
+    return out > 1 ? (float) o * (float) (in - 1) / (float) (out - 1) : 0;
   if (!strcmp(mode, "asymmetric"))
-    return o / scale;
+    return (float) o / scale;
   if (!strcmp(mode, "pytorch_half_pixel") && out == 1)
     return 0;
-  return (o + 0.5) / scale - 0.5;
+  return ((float) o + 0.5f) / scale - 0.5f;
 }
 
-static int64_t nearest(const char *mode, double v, int64_t in) {
-  double r;
+static int64_t nearest(const char *mode, float v, int64_t in) {
+  float r;
   if (!strcmp(mode, "floor"))
-    r = floor(v);
+    r = floorf(v);
   else if (!strcmp(mode, "ceil"))
-    r = ceil(v);
+    r = ceilf(v);
   else if (!strcmp(mode, "round_prefer_ceil"))
-    r = floor(v + 0.5);
+    r = floorf(v + 0.5f);
   else
-    r = ceil(v - 0.5); /* round_prefer_floor */
+    r = ceilf(v - 0.5f); /* round_prefer_floor */
   return CLAMP((int64_t) r, 0, in - 1);
 }
 
@@ -311,13 +314,14 @@ static void resize(RefCtx *c, const EosinNode *n) {
   bool linear = !strcmp(n->a.mode, "linear");
   for (int64_t p = 0; p < NC; p++)
     for (int64_t oy = 0; oy < OH; oy++) {
-      double fy = resize_coord(n->a.coord_mode, oy, H, OH);
+      double fy = resize_coord(n->a.coord_mode, oy, H, OH, n->a.resize_scale[0]);
       for (int64_t ox = 0; ox < OW; ox++) {
-        double fx = resize_coord(n->a.coord_mode, ox, W, OW);
+        double fx = resize_coord(n->a.coord_mode, ox, W, OW, n->a.resize_scale[1]);
         const float *P = X + p * H * W;
         float v;
         if (!linear) {
-          v = P[nearest(n->a.nearest_mode, fy, H) * W + nearest(n->a.nearest_mode, fx, W)];
+          v = P[nearest(n->a.nearest_mode, (float) fy, H) * W +
+                nearest(n->a.nearest_mode, (float) fx, W)];
         } else {
           fy = CLAMP(fy, 0, H - 1), fx = CLAMP(fx, 0, W - 1);
           int64_t y0 = (int64_t) floor(fy), x0 = (int64_t) floor(fx);

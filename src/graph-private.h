@@ -72,6 +72,10 @@ typedef struct {
   char mode[16];         /* Resize: nearest | linear; Pad: constant */
   char coord_mode[32];   /* Resize coordinate_transformation_mode */
   char nearest_mode[24]; /* Resize nearest_mode */
+  /* Resize: the H and W scales an output coordinate is mapped back by
+   * (x_in = f(x_out, 1/scale)): the given scales, or out/in from sizes.
+   * Not out/in in general: floor(in * scale) rounds the size, not the map. */
+  float resize_scale[2];
 } EosinAttrs;
 
 typedef struct {

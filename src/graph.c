@@ -181,9 +181,18 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
   case EOSIN_OP_HARD_SWISH:
   case EOSIN_OP_IDENTITY:
   case EOSIN_OP_DROPOUT:
-  case EOSIN_OP_SOFTMAX:
     set_shape(y, x->ndim, d);
     return true;
+  case EOSIN_OP_SOFTMAX: {
+    /* made non-negative here, so no backend resolves it on its own; at
+     * opset < 13 it still means "every dim from axis on" (m->opset) */
+    int64_t axis = a->axis < 0 ? a->axis + x->ndim : a->axis;
+    if (axis < 0 || axis >= x->ndim)
+      return node_error(err, m, n, "axis %" G_GINT64_FORMAT " is out of range", a->axis);
+    a->axis = axis;
+    set_shape(y, x->ndim, d);
+    return true;
+  }
   case EOSIN_OP_MUL:
   case EOSIN_OP_ADD: {
     EosinTensor *b = T(m, n->in[1]);
@@ -298,13 +307,22 @@ static bool infer(EosinModel *m, EosinNode *n, GError **err) {
       return node_error(err, m, n, "needs a 4-D input");
     if (sizes && sizes->idata && numel(sizes) == 4) {
       memcpy(d, sizes->idata, 4 * sizeof(int64_t));
+      for (int i = 2; i < 4; i++)
+        if (d[i] < 1 || d[i] > MAX_DIM)
+          return node_error(err, m, n, "size %" G_GINT64_FORMAT " is invalid", d[i]);
+      /* sizes: ONNX then maps coordinates by out/in */
+      a->resize_scale[0] = (float) d[2] / (float) x->dims[2];
+      a->resize_scale[1] = (float) d[3] / (float) x->dims[3];
     } else if (scales && numel(scales) == 4 && const_floats(scales, 4, sc)) {
       for (int i = 0; i < 4; i++) {
-        double v = floor((double) x->dims[i] * sc[i]);
-        if (!(v >= 1 && v <= MAX_DIM))
+        /* floor(in * scale) in float, as ONNX Runtime computes it: 10 x
+         * 0.7f is 7 in float but 6.99999988 in double */
+        float v = floorf((float) x->dims[i] * sc[i]);
+        if (!(sc[i] > 0 && v >= 1 && v <= MAX_DIM))
           return node_error(err, m, n, "scale %g gives an invalid size", sc[i]);
         d[i] = (int64_t) v;
       }
+      a->resize_scale[0] = sc[2], a->resize_scale[1] = sc[3];
     } else {
       return node_error(err, m, n, "needs constant scales or sizes (dynamic sizes cannot be "
                         "resolved)");

@@ -138,7 +138,9 @@ static bool read_attrs(EosinModel *m, const Onnx__NodeProto *p, EosinNode *n, GE
   a->strides[0] = a->strides[1] = 1;
   a->dilations[0] = a->dilations[1] = 1;
   a->group = 1;
-  a->axis = n->op == EOSIN_OP_SOFTMAX ? -1 : 1;
+  /* Softmax's default axis is -1 from opset 13, 1 before it (where the
+   * input is then coerced to 2-D at the axis: the backends read m->opset) */
+  a->axis = n->op == EOSIN_OP_SOFTMAX && m->opset >= 13 ? -1 : 1;
   a->alpha = n->op == EOSIN_OP_HARD_SIGMOID ? 0.2f : 1.0f;
   a->beta = n->op == EOSIN_OP_HARD_SIGMOID ? 0.5f : 1.0f;
   a->epsilon = 1e-5f;

@@ -2,13 +2,18 @@
  * test-model.c — the ONNX loader and graph preparation on small models
  * built by scripts/make-test-onnx.py: every intermediate shape equals ONNX's
  * own shape inference, BatchNormalization is folded into the convolution
- * before it, and each broken model gets its own clear error.
+ * before it, and each broken model gets its own clear error. The ops the
+ * reference once got wrong (Softmax's default axis before opset 13, Resize
+ * by non-integer scales) run on the reference and CPU backends against
+ * ONNX Runtime's outputs (ort-ops.tsv, scripts/onnx-reference.py).
  */
 #include "test-util.h"
 
+#include "../src/backend.h"
 #include "../src/graph-private.h"
 
 #include <math.h>
+#include <oneapi/dnnl/dnnl.h>
 
 static char *model_path(const char *name) {
   g_autofree char *dir = td("onnx");
@@ -103,7 +108,7 @@ Test(model, broken_models_give_their_own_errors) {
     cr_expect(strstr(err->message, f[1]), "%s: '%s' lacks '%s'", f[0], err->message, f[1]);
     cr_expect(strstr(err->message, f[0]), "names the file: %s", err->message);
   }
-  cr_expect_eq(n, 11, "every broken model of scripts/make-test-onnx.py");
+  cr_expect_eq(n, 13, "every broken model of scripts/make-test-onnx.py");
   g_autoptr(GError) err = NULL;
   g_autofree char *missing = model_path("no-such.onnx");
   cr_expect_null(eosin_model_load(missing, 1, &err));
@@ -115,4 +120,86 @@ Test(model, fixed_batch_must_match) {
   g_autofree char *path = model_path("tiny-cnn.onnx");
   g_autoptr(GError) err = NULL;
   cr_expect_null(eosin_model_load(path, 0, &err), "batch 0 is refused");
+}
+
+Test(model, softmax_default_axis_follows_the_opset) {
+  static const struct { const char *name; int64_t axis; } cases[] = {
+      {"tiny-softmax-opset11.onnx", 1},       /* opset <= 12: 1 (then C*H*W together) */
+      {"tiny-softmax-opset11-axis2.onnx", 2}, /* as given */
+      {"tiny-softmax-opset13.onnx", 3},       /* opset 13: -1, the last */
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *path = model_path(cases[i].name);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinModel) m = eosin_model_load(path, 1, &err);
+    cr_assert(m, "%s", err ? err->message : "");
+    const EosinNode *n = &g_array_index(m->nodes, EosinNode, 0);
+    cr_expect_eq(n->a.axis, cases[i].axis, "%s: axis %ld", cases[i].name, (long) n->a.axis);
+  }
+}
+
+/* Runs every case of ort-ops.tsv (batch 3, as ONNX Runtime ran it) on @be:
+ * the output shape and every value must equal ONNX Runtime's, to 1e-5. */
+static void ort_ops_on(const EosinBackendOps *be) {
+  g_autofree char *list = model_path("ort-ops.tsv");
+  g_autofree char *text = slurp(list);
+  g_auto(GStrv) cases = g_strsplit(text, "\n", -1);
+  g_autoptr(GString) failures = g_string_new(NULL);
+  int checked = 0;
+  for (char **c = cases; *c && **c; c++, checked++) {
+    g_autofree char *stem = model_path(*c);
+    g_autofree char *onnx = g_strconcat(stem, ".onnx", NULL);
+    g_autofree char *inp = g_strconcat(stem, ".in.f32", NULL);
+    g_autofree char *outp = g_strconcat(stem, ".out.f32", NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EosinModel) m = eosin_model_load(onnx, 3, &err);
+    if (!m) {
+      g_string_append_printf(failures, "\n  %s: %s", *c, err->message);
+      continue;
+    }
+    g_autofree char *x = NULL, *want = NULL;
+    gsize nin = 0, nout = 0;
+    cr_assert(g_file_get_contents(inp, &x, &nin, NULL) && g_file_get_contents(outp, &want, &nout, NULL));
+    nin /= 4, nout /= 4;
+    const EosinTensor *y = m->tensors->pdata[m->output];
+    cr_assert_eq((gsize) _eosin_tensor_numel(m->tensors->pdata[m->input]), nin, "%s: input", *c);
+    if ((gsize) _eosin_tensor_numel(y) != nout) {
+      g_string_append_printf(failures, "\n  %s: %ld values, ONNX Runtime has %zu (shape %ldx%ld)",
+                             *c, (long) _eosin_tensor_numel(y), (size_t) nout, (long) y->dims[2],
+                             (long) y->dims[3]);
+      continue;
+    }
+    void *ctx = NULL;
+    EosinBackendOptions opt = {0};
+    cr_assert(be->init(&ctx, &opt, &err), "%s: %s", be->name, err ? err->message : "");
+    g_autofree float *got = g_new0(float, nout);
+    bool ok = be->load(ctx, m, &err) && be->run(ctx, (const float *) x, got, &err);
+    be->destroy(ctx);
+    cr_assert(ok, "%s on %s: %s", *c, be->name, err ? err->message : "");
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < nout; i++)
+      if (fabs(got[i] - ((float *) want)[i]) > worst)
+        worst = fabs(got[i] - ((float *) want)[i]), at = i;
+    if (worst > 1e-5)
+      g_string_append_printf(failures, "\n  %s: max |diff| %g at %zu (%g, ONNX Runtime %g)", *c,
+                             worst, at, got[at], ((float *) want)[at]);
+  }
+  cr_expect_eq(checked, 15, "every case of ort-ops.tsv");
+  cr_expect_eq(failures->len, 0, "%s differs from ONNX Runtime:%s", be->name, failures->str);
+}
+
+Test(model, ref_matches_onnxruntime_on_softmax_and_resize) {
+  ort_ops_on(&_eosin_backend_ref);
+}
+
+Test(model, cpu_matches_onnxruntime_on_softmax_and_resize) {
+  ort_ops_on(&_eosin_backend_cpu);
+}
+
+/* oneDNN capped at AVX2 (takes only before its first primitive; Criterion
+ * runs each Test in a process of its own), the path of CPUs without AVX-512 */
+Test(model, cpu_matches_onnxruntime_on_softmax_and_resize_avx2) {
+  cr_assert_eq(dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2), dnnl_success);
+  ort_ops_on(&_eosin_backend_cpu);
 }
