@@ -783,6 +783,10 @@ void _eosin_cuda_test_fallbacks(void *ctx, int *unfused, int *next_algo, int *ow
   *own_pool = c->n_own_pool;
 }
 
+size_t _eosin_cuda_test_mem_used(void *ctx) {
+  return ((const CudaCtx *) ctx)->mem_used;
+}
+
 const EosinBackendOps _eosin_backend_cuda = {
     .name = "cuda",
     .init = cuda_init,

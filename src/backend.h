@@ -72,6 +72,8 @@ void _eosin_cuda_test_refuse(void *ctx, unsigned what);
 /* What the trial run of a loaded context moved: convolutions now unfused,
  * convolutions on a later algorithm, pooling steps on the own kernel. */
 void _eosin_cuda_test_fallbacks(void *ctx, int *unfused, int *next_algo, int *own_pool);
+/* Device bytes a context holds, as EOSIN_CUDA_MAX_MEMORY_MB counts them. */
+size_t _eosin_cuda_test_mem_used(void *ctx);
 #endif
 
 /* EOSIN_CUDA_MAX_MEMORY_MB (@value, may be NULL: no cap) as bytes in
