@@ -26,7 +26,21 @@
  * EOSIN_ERROR_DEVICE (the caller retries smaller, then on the CPU) naming
  * the model, node and library error; an op the backend cannot run is
  * EOSIN_ERROR_MODEL. Nothing aborts. One context is used by one thread at
- * a time.
+ * a time. The trial run waits after each step, so a kernel fault names its
+ * step; a failed runtime call clears its error so the next launch does not
+ * report it; lost() tells a sticky fault (the device is gone for the
+ * process) from one a smaller batch may survive. EOSIN_CUDA_MAX_MEMORY_MB
+ * caps the device memory alloc() hands out (to force the retry at load).
+ *
+ * Not done yet (issue 16, item 8): the scheduler's tile buffers are still
+ * copied into pin_in before the DMA (registering them with cudaHostRegister
+ * needs the scheduler to own their registration: they are reused and
+ * freed outside this file); batch i + 1 does not upload while batch i
+ * computes (run_rgb is synchronous; double-buffering needs two staging
+ * sets and an asynchronous run/collect pair in backend.h); no NHWC, CUDA
+ * graphs or further fusions. This file is past the ~600-line guideline:
+ * the run side (upload/download, run, run_rgb) is the part to split out,
+ * which needs a Makefile line (CUDA_CSRCS).
  */
 #include "backend-cuda-private.h"
 
@@ -407,6 +421,8 @@ static bool upload_const(CudaCtx *c, int t, GError **err) {
   if (ok && e == 0)
     e = cudaStreamSynchronize(c->compute);
   device_free(c, tmp, n * sizeof(float));
+  if (ok && e != 0)
+    cudaGetLastError(); /* not the next launch's error */
   if (ok && e != 0)
     return _eosin_cuda_fail(err, c, node, "converting weights to half",
                             cudaGetErrorString((cudaError_t) e));
