@@ -457,6 +457,11 @@ bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const Eosin
       g_clear_error(&gerr);
       smaller = how == START_FAILED_LOAD ? smaller / 2 : 0;
     }
+    if (how == START_LOST && inf->kind == 'g') {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: lost: %s", inf->requested,
+                  last);
+      return false;
+    }
     if (smaller >= 1) {
       add_event(inf, "retrying on %s at batch %d", gpu->name, smaller);
       continue;
