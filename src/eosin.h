@@ -523,9 +523,12 @@ typedef struct {
 /* Loads @model_path and starts the backend @opts asks for: "cpu" is oneDNN;
  * "cuda[:N]" is cuDNN on GPU N and an error if that GPU cannot start;
  * "auto" takes the GPU when it starts and otherwise the CPU, remembering
- * why. A CUDA failure during a run (out of memory, driver) retries with half
- * the batch down to 1, then moves to the CPU: the run goes on and
- * eosin_infer_report says what happened. Free with eosin_infer_free. */
+ * why. A CUDA failure at load or during a run (out of memory, driver)
+ * retries with half the batch down to 1, then moves to the CPU: the run
+ * goes on and eosin_infer_report says what happened. A GPU lost to a
+ * sticky fault is not retried: "auto" moves to the CPU, "cuda" fails with
+ * the reason (and with opts->cache, later slides do the same at once).
+ * Free with eosin_infer_free (with a cache, its backend goes back there). */
 EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opts,
                             GError **err);
 void eosin_infer_free(EosinInfer *inf);
