@@ -38,6 +38,7 @@ __global__ void colorize_kernel(const float *values, int n_cells, int n_channels
 extern "C" int eosin_cuda_colorize(const float *d_values, int n_cells, int n_channels,
                                    int channel, const uint8_t lut[256][3], double vmin,
                                    double vmax, double alpha, uint8_t *d_rgba, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_values || !d_rgba || !lut || n_cells <= 0 || n_channels <= 0 || channel < 0 ||
       channel >= n_channels || !(vmax > vmin))
     return cudaErrorInvalidValue;

@@ -2,8 +2,10 @@
  * eosin-kernels.h — host-callable launchers of Eosin's CUDA kernels. Plain C,
  * no CUDA headers, so C code (src/backend-cuda*.c) can include it. Every
  * pointer named d_* is device memory; `stream` is a cudaStream_t passed as
- * void *. Each returns 0 on success or the cudaError_t of what failed; none
- * aborts, so the caller can fall back to the CPU.
+ * void *. Each returns 0 on success or the cudaError_t of what failed (its
+ * own: a stale error an earlier runtime call left is cleared first; a
+ * sticky fault cannot be cleared and is returned); none aborts, so the
+ * caller can fall back to the CPU.
  */
 #pragma once
 

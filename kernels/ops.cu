@@ -219,6 +219,7 @@ extern "C" int eosin_cuda_affine(const void *d_x, void *d_y, size_t n, size_t in
                                  size_t channels, const float *d_sub, const float *d_mul,
                                  const float *d_add, int act, float p0, float p1, int type,
                                  void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_x || !d_y || !inner || !channels || !valid_type(type))
     return cudaErrorInvalidValue;
   if (!n)
@@ -238,6 +239,7 @@ extern "C" int eosin_cuda_binary(const void *d_a, const int64_t *adims, int andi
                                  const void *d_b, const int64_t *bdims, int bndim, void *d_y,
                                  const int64_t *ydims, int yndim, int mul, int type,
                                  void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_a || !d_b || !d_y || !valid_type(type) || yndim < 0 || yndim > kMaxDims || andim < 0 ||
       bndim < 0 || andim > yndim || bndim > yndim)
     return cudaErrorInvalidValue;
@@ -284,6 +286,7 @@ extern "C" int eosin_cuda_binary(const void *d_a, const int64_t *adims, int andi
 
 extern "C" int eosin_cuda_copy_rows(const void *d_src, void *d_dst, size_t outer, size_t len_src,
                                     size_t len_dst, size_t offset, int type, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_src || !d_dst || !valid_type(type) || offset > len_dst || len_src > len_dst - offset)
     return cudaErrorInvalidValue;
   if (!outer || !len_src)
@@ -302,6 +305,7 @@ extern "C" int eosin_cuda_copy_rows(const void *d_src, void *d_dst, size_t outer
 extern "C" int eosin_cuda_pad2d(const void *d_x, void *d_y, size_t planes, int64_t h, int64_t w,
                                 int64_t oh, int64_t ow, int64_t top, int64_t left, int type,
                                 void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_x || !d_y || !valid_type(type) || h < 1 || w < 1 || oh < 1 || ow < 1)
     return cudaErrorInvalidValue;
   if (!planes)
@@ -319,6 +323,7 @@ extern "C" int eosin_cuda_pad2d(const void *d_x, void *d_y, size_t planes, int64
 
 extern "C" int eosin_cuda_pool2d(const void *d_x, void *d_y, const EosinCudaPool *p, int type,
                                  void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_x || !d_y || !p || !valid_type(type) || p->h < 1 || p->w < 1 || p->oh < 1 ||
       p->ow < 1 || p->planes < 0)
     return cudaErrorInvalidValue;
@@ -339,6 +344,7 @@ extern "C" int eosin_cuda_pool2d(const void *d_x, void *d_y, const EosinCudaPool
 extern "C" int eosin_cuda_resize(const void *d_x, void *d_y, size_t planes, int64_t h, int64_t w,
                                  int64_t oh, int64_t ow, int linear, int coord, int nearest,
                                  int type, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_x || !d_y || !valid_type(type) || h < 1 || w < 1 || oh < 1 || ow < 1)
     return cudaErrorInvalidValue;
   if (!planes)
@@ -356,6 +362,7 @@ extern "C" int eosin_cuda_resize(const void *d_x, void *d_y, size_t planes, int6
 
 extern "C" int eosin_cuda_convert(const void *d_src, int src_type, void *d_dst, int dst_type,
                                   size_t n, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_src || !d_dst || !valid_type(src_type) || !valid_type(dst_type))
     return cudaErrorInvalidValue;
   if (!n)
@@ -375,6 +382,7 @@ extern "C" int eosin_cuda_convert(const void *d_src, int src_type, void *d_dst, 
 
 extern "C" int eosin_cuda_fill_rows(void *d_y, size_t rows, size_t cols, const float *d_bias,
                                     size_t n_bias, int type, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_y || !d_bias || !valid_type(type) || !cols || (n_bias != 1 && n_bias != cols))
     return cudaErrorInvalidValue;
   if (!rows)

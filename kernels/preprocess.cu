@@ -30,6 +30,7 @@ __global__ void preprocess_kernel(const uint8_t *rgb, int n, int size, Norm norm
 
 extern "C" int eosin_cuda_preprocess(const uint8_t *d_rgb, int n, int size, const float mean[3],
                                      const float std[3], int bgr, float *d_nchw, void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_rgb || !d_nchw || !mean || !std || n <= 0 || size <= 0)
     return cudaErrorInvalidValue;
   Norm norm;

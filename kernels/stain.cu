@@ -76,6 +76,7 @@ __global__ void tile_means_kernel(const uint8_t *rgb, int px_per_tile, StainPara
 extern "C" int eosin_cuda_stain_deconvolve(const uint8_t *d_rgb, size_t n_pixels,
                                            const double stain_from_rgb[3][3], float *d_out,
                                            void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_rgb || !d_out || !stain_from_rgb || n_pixels == 0)
     return cudaErrorInvalidValue;
   StainParams p = make_params(stain_from_rgb);
@@ -87,6 +88,7 @@ extern "C" int eosin_cuda_stain_deconvolve(const uint8_t *d_rgb, size_t n_pixels
 extern "C" int eosin_cuda_stain_tile_means(const uint8_t *d_rgb, int n_tiles, int tile_size,
                                            const double stain_from_rgb[3][3], float *d_means,
                                            void *stream) {
+  (void) cudaGetLastError(); /* report this launch's error, not a stale one */
   if (!d_rgb || !d_means || !stain_from_rgb || n_tiles <= 0 || tile_size <= 0)
     return cudaErrorInvalidValue;
   StainParams p = make_params(stain_from_rgb);

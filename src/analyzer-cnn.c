@@ -113,7 +113,7 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   c->activation = g_strdup(cfg->model.activation);
   c->model = g_strdup(cfg->model.path);
   EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16,
-                          .batch = cfg->batch_size};
+                          .batch = cfg->batch_size, .cache = cfg->model.cache};
   c->inf = eosin_infer_new(cfg->model.path, &io, err);
   if (!c->inf) {
     g_prefix_error(err, "%s: [model] path: ", cfg->path);

@@ -186,7 +186,8 @@ static bool load_cell_model(CytoCtx *c, const EosinConfig *cfg, GError **err) {
   g_autofree char *excl = get_string(cfg, "adequacy_exclude");
   if (excl && *excl && !class_set(c, cfg, "adequacy_exclude", excl, c->not_squamous, err))
     return false;
-  EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16, .batch = 64};
+  EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16, .batch = 64,
+                          .cache = cfg->model.cache};
   c->cell_inf = eosin_infer_new(full, &io, err);
   if (!c->cell_inf) {
     g_prefix_error(err, "%s: [cytology] cell_model: ", cfg->path);
@@ -264,7 +265,7 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
   c->np.cell_expansion_um = 0;
 
   EosinInferOptions io = {.device = cfg->model.device, .fp16 = cfg->model.fp16,
-                          .batch = cfg->batch_size};
+                          .batch = cfg->batch_size, .cache = cfg->model.cache};
   c->tile_inf = eosin_infer_new(cfg->model.path, &io, err);
   if (!c->tile_inf) {
     g_prefix_error(err, "%s: [model] path: ", cfg->path);

@@ -473,7 +473,12 @@ static bool exec_conv(CudaCtx *c, CudaStep *s, bool probe, GError **err) {
   if (s->kind == STEP_CONV_T && s->use_scratch)
     y = c->scratch;
   for (;;) {
-    cudnnStatus_t st = conv_call(c, s, x, y);
+    /* the test hooks (backend.h) refuse in the trial run only, and only
+     * where a next candidate exists */
+    bool refused = probe && ((s->fused && (c->refuse & EOSIN_CUDA_REFUSE_FUSED)) ||
+                             (!s->fused && s->algo_at == 0 && s->n_algos > 1 &&
+                              (c->refuse & EOSIN_CUDA_REFUSE_FIRST_ALGO)));
+    cudnnStatus_t st = refused ? CUDNN_STATUS_NOT_SUPPORTED : conv_call(c, s, x, y);
     if (st == CUDNN_STATUS_SUCCESS)
       break;
     const char *what = s->kind == STEP_CONV_T ? "cudnnConvolutionBackwardData"
@@ -486,8 +491,10 @@ static bool exec_conv(CudaCtx *c, CudaStep *s, bool probe, GError **err) {
             cudnnGetErrorString(st));
     if (s->fused) {
       s->fused = false;
+      c->n_unfused++;
     } else if (s->algo_at + 1 < s->n_algos) {
       s->algo_at++;
+      c->n_next_algo++;
       if (!use_algo(c, s, err) || !_eosin_cuda_ensure_ws(c, node, s->ws_bytes[s->algo_at], err))
         return false;
     } else {
@@ -514,8 +521,10 @@ static bool exec_pool(CudaCtx *c, CudaStep *s, bool probe, GError **err) {
   const void *x = c->dev[node->in[0]];
   void *y = c->dev[s->out];
   if (!s->own_pool) {
-    cudnnStatus_t st = cudnnPoolingForward(c->dnn, s->pool_desc, &ONE, s->x_desc, x, &ZERO,
-                                           s->y_desc, y);
+    cudnnStatus_t st = probe && (c->refuse & EOSIN_CUDA_REFUSE_POOL)
+                           ? CUDNN_STATUS_NOT_SUPPORTED
+                           : cudnnPoolingForward(c->dnn, s->pool_desc, &ONE, s->x_desc, x,
+                                                 &ZERO, s->y_desc, y);
     if (st == CUDNN_STATUS_SUCCESS)
       return true;
     if (!probe)
@@ -523,6 +532,7 @@ static bool exec_pool(CudaCtx *c, CudaStep *s, bool probe, GError **err) {
     g_debug("cuda: node %s: cudnnPoolingForward: %s; using the own kernel", node->name,
             cudnnGetErrorString(st));
     s->own_pool = true;
+    c->n_own_pool++;
   }
   KERNEL_TRY(eosin_cuda_pool2d(x, y, &s->pool, c->ktype, c->compute), "pooling kernel");
   return true;

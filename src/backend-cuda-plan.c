@@ -1,12 +1,15 @@
 /*
  * backend-cuda-plan.c — the CUDA backend's host-only arithmetic (see
  * backend-cuda-plan.h): explicit padding for cuDNN's symmetric-only pads,
- * and the liveness-based placement of activations in one device arena.
- * No CUDA here, so the tests check it everywhere.
+ * the liveness-based placement of activations in one device arena, and
+ * the parsing of EOSIN_CUDA_MAX_MEMORY_MB. No CUDA here, so the tests check it everywhere.
  */
 #include "backend-cuda-plan.h"
+#include "backend.h"
 
 #include <glib.h>
+#include <errno.h>
+#include <stdlib.h>
 
 bool _eosin_cuda_pad_plan(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
                           int64_t out, EosinCudaPadPlan *plan) {
@@ -94,4 +97,24 @@ size_t _eosin_cuda_plan_arena(int n, const size_t *size, const int *first, const
     total = MAX(total, at + bytes);
   }
   return total;
+}
+
+/* Caller owns nothing new; *err is set on a bad value. */
+bool _eosin_cuda_parse_max_memory(const char *value, size_t *bytes, GError **err) {
+  *bytes = 0;
+  if (!value || !*value)
+    return true;
+  char *end = NULL;
+  errno = 0;
+  guint64 mb = g_ascii_strtoull(value, &end, 10);
+  /* a whole number of MiB, at least 1, that fits size_t as bytes */
+  if (errno || !g_ascii_isdigit(value[0]) || *end || mb < 1 ||
+      mb > SIZE_MAX / 1048576) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
+                "EOSIN_CUDA_MAX_MEMORY_MB='%s': expected a whole number of MiB, at least 1",
+                value);
+    return false;
+  }
+  *bytes = (size_t) mb * 1048576;
+  return true;
 }

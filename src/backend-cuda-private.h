@@ -116,6 +116,13 @@ typedef struct {
   uint8_t *rgb;           /* owned: run_rgb's tiles (input N x 3 x S x S only) */
   void *pin_in, *pin_out; /* owned pinned host staging (cudaHostAlloc) */
   size_t n_in, n_out;     /* values in the input / first output tensor */
+
+  size_t mem_cap;         /* EOSIN_CUDA_MAX_MEMORY_MB in bytes, 0: no cap */
+  size_t mem_used;        /* device bytes alloc() handed out, less those freed */
+  unsigned refuse;        /* EOSIN_CUDA_REFUSE_* test hooks (backend.h) */
+  bool lost;              /* a sticky fault: the device is gone for this process */
+  /* what the trial run moved (_eosin_cuda_test_fallbacks) */
+  int n_unfused, n_next_algo, n_own_pool;
 } CudaCtx;
 
 /* Sets a EOSIN_ERROR_DEVICE error naming the model, @node (may be NULL),
@@ -126,11 +133,16 @@ bool _eosin_cuda_fail(GError **err, const CudaCtx *c, const EosinNode *node, con
 /* Checks of CUDA, kernel-launcher, cuDNN and cuBLAS results: on failure
  * they set *err and return false from the calling function, which must
  * have `GError **err`, `CudaCtx *c` and `const EosinNode *node` in scope. */
+/* A failed runtime call leaves its error as the thread's last error, which
+ * the next kernel launcher's cudaGetLastError() would report as its own:
+ * CUDA_TRY clears it (a sticky fault cannot be cleared and stays). */
 #define CUDA_TRY(call, what)                                                     \
   do {                                                                           \
     cudaError_t e_ = (call);                                                     \
-    if (e_ != cudaSuccess)                                                       \
+    if (e_ != cudaSuccess) {                                                     \
+      cudaGetLastError();                                                        \
       return _eosin_cuda_fail(err, c, node, what, cudaGetErrorString(e_));      \
+    }                                                                            \
   } while (0)
 #define KERNEL_TRY(call, what)                                                   \
   do {                                                                           \

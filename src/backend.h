@@ -40,6 +40,11 @@ typedef struct {
   bool (*run_rgb)(void *ctx, const uint8_t *rgb, int n, const EosinPreprocess *pp,
                   float *output, GError **err);
   void (*destroy)(void *ctx);
+  /* Optional (NULL: never): after a EOSIN_ERROR_DEVICE failure of load,
+   * run or run_rgb, whether the device is lost for the rest of the process
+   * (a sticky CUDA fault such as an illegal address: every later call
+   * fails, re-initialising does not help). Called before destroy. */
+  bool (*lost)(void *ctx);
 } EosinBackendOps;
 
 extern const EosinBackendOps _eosin_backend_ref;
@@ -52,6 +57,30 @@ extern const EosinBackendOps _eosin_backend_cuda;
  * check the retry and fallback path). */
 EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOptions *opts,
                                   const EosinBackendOps *gpu, GError **err);
+
+#ifdef EOSIN_HAVE_CUDA
+/* Test hooks of the CUDA backend (tests/test-backend.c, test-ops.c), for a
+ * context between init and load: make cuDNN's fused convolution, the first
+ * algorithm of each convolution, or cuDNN pooling count as refused in the
+ * trial run, so the fallbacks it exists for run on any GPU. */
+enum {
+  EOSIN_CUDA_REFUSE_FUSED = 1 << 0,
+  EOSIN_CUDA_REFUSE_FIRST_ALGO = 1 << 1,
+  EOSIN_CUDA_REFUSE_POOL = 1 << 2,
+};
+void _eosin_cuda_test_refuse(void *ctx, unsigned what);
+/* What the trial run of a loaded context moved: convolutions now unfused,
+ * convolutions on a later algorithm, pooling steps on the own kernel. */
+void _eosin_cuda_test_fallbacks(void *ctx, int *unfused, int *next_algo, int *own_pool);
+/* Device bytes a context holds, as EOSIN_CUDA_MAX_MEMORY_MB counts them. */
+size_t _eosin_cuda_test_mem_used(void *ctx);
+#endif
+
+/* EOSIN_CUDA_MAX_MEMORY_MB (@value, may be NULL: no cap) as bytes in
+ * *@bytes (0: no cap): a positive whole number of MiB; anything else is a
+ * EOSIN_ERROR_CONFIG error naming the variable and the value. Host-only
+ * (backend-cuda-plan.c), so checked in every build. */
+bool _eosin_cuda_parse_max_memory(const char *value, size_t *bytes, GError **err);
 
 /* The reference implementation of one node over per-tensor buffers: what
  * the other backends run for ops they do not accelerate. */

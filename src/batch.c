@@ -253,6 +253,13 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   g_auto(EosinIdentity) id = {0};
   if (!_eosin_identity_config(cfg, &id, err))
     return false;
+  /* the slides share one setup of each model's backend (and learn once
+   * that a GPU is lost): a shallow copy of the config carries the cache,
+   * released after the last slide */
+  g_autoptr(EosinInferCache) cache = eosin_infer_cache_new();
+  EosinConfig with_cache = *cfg;
+  with_cache.model.cache = cache;
+  cfg = &with_cache;
   /* a config or model the analyzer refuses would fail every slide: say so
    * once, before the first */
   const EosinAnalyzerOps *ops = eosin_analyzer_find(cfg->analyzer);

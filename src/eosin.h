@@ -173,6 +173,9 @@ typedef struct {
   int top_k;                /* slide score: mean of the k highest cells (1 = max) */
 } EosinLesionParams;
 
+/* Backends shared by the slides of a batch (see eosin_infer_cache_new). */
+typedef struct _EosinInferCache EosinInferCache;
+
 typedef struct {
   char *path;               /* the config file */
   char *task;               /* [task] name */
@@ -216,6 +219,9 @@ typedef struct {
     int cell;               /* segmentation: output pixels per stitched cell */
     double predict_center_crop; /* `eosin predict`: the central fraction of each
                                    image (each side) the model sees, 1 = all */
+    EosinInferCache *cache; /* not from the file: set (borrowed) by eosin_batch_run
+                               on its copy of the config, so the analyzers of
+                               its slides share backends; NULL otherwise */
   } model;
   EosinLesionParams lesions;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
@@ -491,20 +497,38 @@ int eosin_model_n_folded(const EosinModel *model);
 
 /* ---------------------------------------------------------------- inference */
 
+typedef struct _EosinInfer EosinInfer;
+
+/* Backends kept from one slide of a batch to the next: eosin_infer_free
+ * hands its loaded model and running backend to the cache, and the next
+ * eosin_infer_new of the same model, device string, precision and batch
+ * takes them instead of setting up again (on the GPU: handles, weights,
+ * cuDNN's algorithm search, pinned buffers, the trial run). It also
+ * remembers a GPU lost to a sticky fault, so later slides do not try it
+ * again. One thread at a time; eosin_infer_cache_free (after every
+ * EosinInfer using it is freed) releases everything. */
+EosinInferCache *eosin_infer_cache_new(void);
+void eosin_infer_cache_free(EosinInferCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInferCache, eosin_infer_cache_free)
+/* How many times an EosinInfer took a backend from @cache. */
+int eosin_infer_cache_reused(const EosinInferCache *cache);
+
 typedef struct {
   const char *device;  /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
   bool fp16;           /* half precision on the GPU; the CPU stays fp32 */
   int batch;           /* images per backend call (>= 1) */
+  EosinInferCache *cache; /* NULL, or borrowed: outlives the EosinInfer */
 } EosinInferOptions;
-
-typedef struct _EosinInfer EosinInfer;
 
 /* Loads @model_path and starts the backend @opts asks for: "cpu" is oneDNN;
  * "cuda[:N]" is cuDNN on GPU N and an error if that GPU cannot start;
  * "auto" takes the GPU when it starts and otherwise the CPU, remembering
- * why. A CUDA failure during a run (out of memory, driver) retries with half
- * the batch down to 1, then moves to the CPU: the run goes on and
- * eosin_infer_report says what happened. Free with eosin_infer_free. */
+ * why. A CUDA failure at load or during a run (out of memory, driver)
+ * retries with half the batch down to 1, then moves to the CPU: the run
+ * goes on and eosin_infer_report says what happened. A GPU lost to a
+ * sticky fault is not retried: "auto" moves to the CPU, "cuda" fails with
+ * the reason (and with opts->cache, later slides do the same at once).
+ * Free with eosin_infer_free (with a cache, its backend goes back there). */
 EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opts,
                             GError **err);
 void eosin_infer_free(EosinInfer *inf);

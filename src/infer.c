@@ -2,10 +2,13 @@
  * infer.c — a model running on a device, as the analyzers and `eosin
  * predict` see it: picks the backend (--device auto|cpu|cuda[:N]), feeds it
  * fixed-size batches, and keeps a night's batch going when the GPU fails:
- * a device error retries the same images with half the batch (a GPU out of
- * memory at 64 often runs at 32), down to one image, then moves to the CPU.
+ * a device error at load or run retries the same images with half the
+ * batch (a GPU out of memory at 64 often runs at 32), down to one image,
+ * then moves to the CPU; a GPU lost to a sticky fault is not retried at all.
  * Every decision is kept for report.json, so a lab can see which device
- * produced its numbers and why.
+ * produced its numbers and why. An EosinInferCache keeps the loaded model
+ * and its backend (for the GPU: handles, weights, cuDNN's algorithm search,
+ * pinned buffers, the trial run) from one slide of a batch to the next.
  */
 #include "backend.h"
 #include "eosin-private.h"
@@ -13,9 +16,32 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* One backend left running by an EosinInfer of an earlier slide. */
+typedef struct {
+  char *key;                /* infer_key(): model, device, precision, batch asked */
+  EosinModel *model;        /* owned, loaded for @batch */
+  const EosinBackendOps *be;
+  void *ctx;                /* owned: be->destroy */
+  int batch;
+  char *why_not_gpu;        /* owned, or NULL */
+} CacheEntry;
+
+/* The backends of a batch of slides, and whether the GPU was lost: kept
+ * here, in an object the batch owns, not in a global, since a library
+ * has no business holding process state its caller cannot release. (A
+ * sticky CUDA fault is a fact of the whole process; a second batch in the
+ * same process with a new cache finds it again at its first GPU call,
+ * once, and records it the same way.) */
+struct _EosinInferCache {
+  GPtrArray *entries;       /* CacheEntry *, owned */
+  char *gpu_lost;           /* why the GPU is gone for this process, or NULL */
+  int reused;               /* entries taken so far */
+};
+
 struct _EosinInfer {
   char *path;
   char *requested;          /* the device string asked for */
+  char kind;                /* parse_device: 'a'uto, 'c'pu, 'r'ef, 'g'pu */
   int gpu;                  /* GPU index when a cuda device is wanted */
   bool fp16;
   int batch_asked;          /* opts->batch */
@@ -31,6 +57,8 @@ struct _EosinInfer {
   float *in, *out;          /* one batch, reused */
   GPtrArray *events;        /* char *: what happened, in order */
   char *why_not_gpu;        /* auto: why the CPU runs */
+  EosinInferCache *cache;   /* borrowed from opts, or NULL */
+  char *key;                /* the cache key, with @cache */
 };
 
 static void add_event(EosinInfer *inf, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -52,9 +80,85 @@ static void stop_backend(EosinInfer *inf) {
   inf->be = NULL;
 }
 
+static void entry_free(gpointer p) {
+  CacheEntry *e = p;
+  if (e->be && e->ctx)
+    e->be->destroy(e->ctx);
+  g_clear_pointer(&e->model, eosin_model_free);
+  g_free(e->key);
+  g_free(e->why_not_gpu);
+  g_free(e);
+}
+
+EosinInferCache *eosin_infer_cache_new(void) {
+  EosinInferCache *c = g_new0(EosinInferCache, 1);
+  c->entries = g_ptr_array_new_with_free_func(entry_free);
+  return c;
+}
+
+void eosin_infer_cache_free(EosinInferCache *cache) {
+  if (!cache)
+    return;
+  g_ptr_array_unref(cache->entries);
+  g_free(cache->gpu_lost);
+  g_free(cache);
+}
+
+int eosin_infer_cache_reused(const EosinInferCache *cache) {
+  return cache ? cache->reused : 0;
+}
+
+/* The key of what @inf was asked for. Caller frees. */
+static char *infer_key(const EosinInfer *inf) {
+  return g_strdup_printf("%s\n%s\n%d\n%d", inf->path, inf->requested, inf->fp16,
+                         inf->batch_asked);
+}
+
+/* Takes the backend an earlier slide left in the cache for @inf's key,
+ * if any: true when @inf now runs it. */
+static bool take_cached(EosinInfer *inf) {
+  GPtrArray *a = inf->cache->entries;
+  for (guint i = 0; i < a->len; i++) {
+    CacheEntry *e = a->pdata[i];
+    if (strcmp(e->key, inf->key))
+      continue;
+    inf->model = g_steal_pointer(&e->model);
+    inf->be = e->be;
+    inf->ctx = g_steal_pointer(&e->ctx);
+    inf->batch = e->batch;
+    inf->why_not_gpu = g_steal_pointer(&e->why_not_gpu);
+    g_ptr_array_remove_index(a, i);
+    inf->cache->reused++;
+    return true;
+  }
+  return false;
+}
+
+/* Hands @inf's running backend and model to its cache (replacing an
+ * entry of the same key); @inf keeps neither. */
+static void give_to_cache(EosinInfer *inf) {
+  GPtrArray *a = inf->cache->entries;
+  for (guint i = 0; i < a->len; i++)
+    if (!strcmp(((CacheEntry *) a->pdata[i])->key, inf->key)) {
+      g_ptr_array_remove_index(a, i);
+      break;
+    }
+  CacheEntry *e = g_new0(CacheEntry, 1);
+  e->key = g_strdup(inf->key);
+  e->model = g_steal_pointer(&inf->model);
+  e->be = inf->be;
+  e->ctx = g_steal_pointer(&inf->ctx);
+  e->batch = inf->batch;
+  e->why_not_gpu = g_strdup(inf->why_not_gpu);
+  inf->be = NULL;
+  g_ptr_array_add(a, e);
+}
+
 void eosin_infer_free(EosinInfer *inf) {
   if (!inf)
     return;
+  if (inf->cache && inf->be && inf->ctx && inf->model)
+    give_to_cache(inf);
   stop_backend(inf);
   g_clear_pointer(&inf->model, eosin_model_free);
   g_free(inf->path);
@@ -63,13 +167,25 @@ void eosin_infer_free(EosinInfer *inf) {
   g_free(inf->out);
   g_ptr_array_unref(inf->events);
   g_free(inf->why_not_gpu);
+  g_free(inf->key);
   g_free(inf);
 }
 
+/* How start_backend failed. */
+typedef enum {
+  START_FAILED_INIT,  /* the backend did not start (no device, bad setting) */
+  START_FAILED_LOAD,  /* it started but could not load the model (a smaller batch may) */
+  START_LOST,         /* as LOAD, and the device is lost for the process */
+} StartFailure;
+
 /* Starts @be on the model loaded for @batch (loading it again when the
- * batch changes); on failure no backend is left running. */
+ * batch changes); on failure no backend is left running and *@how (may
+ * be NULL) says at which stage. */
 static bool start_backend(EosinInfer *inf, const EosinBackendOps *be, int batch,
-                          GError **err) {
+                          StartFailure *how, GError **err) {
+  StartFailure dummy;
+  how = how ? how : &dummy;
+  *how = START_FAILED_INIT;
   stop_backend(inf);
   if (!inf->model || inf->model->batch != batch) {
     g_clear_pointer(&inf->model, eosin_model_free);
@@ -89,7 +205,11 @@ static bool start_backend(EosinInfer *inf, const EosinBackendOps *be, int batch,
       ok = false;
     }
   }
-  ok = ok && be->load(ctx, inf->model, err);
+  if (ok && !be->load(ctx, inf->model, err)) {
+    ok = false;
+    if (err && g_error_matches(*err, EOSIN_ERROR, EOSIN_ERROR_DEVICE))
+      *how = be->lost && be->lost(ctx) ? START_LOST : START_FAILED_LOAD;
+  }
   if (!ok) {
     if (ctx)
       be->destroy(ctx);
@@ -99,6 +219,36 @@ static bool start_backend(EosinInfer *inf, const EosinBackendOps *be, int batch,
   inf->ctx = ctx;
   inf->batch = batch;
   return true;
+}
+
+/* Marks the GPU lost (for @inf and the batch's later slides): @why. */
+static void gpu_lost(EosinInfer *inf, const char *why) {
+  add_event(inf, "%s lost for this process: %s", inf->gpu_ops->name, why);
+  if (inf->cache && !inf->cache->gpu_lost)
+    inf->cache->gpu_lost = g_strdup(why);
+}
+
+/* Starts the GPU backend at @batch, and when loading fails with a device
+ * error (out of memory, a refused descriptor), at half of it down to 1,
+ * recording each try. On failure *err is the last reason. */
+static bool start_gpu(EosinInfer *inf, int batch, GError **err) {
+  for (;;) {
+    StartFailure how;
+    g_autoptr(GError) e = NULL;
+    if (start_backend(inf, inf->gpu_ops, batch, &how, &e)) {
+      if (batch != inf->batch_asked)
+        add_event(inf, "%s loaded at batch %d", inf->gpu_ops->name, batch);
+      return true;
+    }
+    if (how == START_LOST)
+      gpu_lost(inf, e->message);
+    if (how != START_FAILED_LOAD || batch == 1) {
+      g_propagate_error(err, g_steal_pointer(&e));
+      return false;
+    }
+    add_event(inf, "%s could not load at batch %d: %s", inf->gpu_ops->name, batch, e->message);
+    batch /= 2;
+  }
 }
 
 /* Parses "auto" / "cpu" / "ref" / "cuda" / "cuda:N". */
@@ -154,32 +304,52 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
   g_autoptr(EosinInfer) inf = g_new0(EosinInfer, 1);
   inf->path = g_strdup(model_path);
   inf->requested = g_strdup(opts->device && *opts->device ? opts->device : "auto");
+  inf->kind = kind;
   inf->gpu = gpu;
   inf->fp16 = opts->fp16;
   inf->batch_asked = opts->batch;
   inf->events = g_ptr_array_new_with_free_func(g_free);
-
-  /* a model that does not load fails the same on every device: say so first */
-  inf->model = eosin_model_load(model_path, opts->batch, err);
-  if (!inf->model)
-    return NULL;
   inf->gpu_ops = cuda;
-  if (kind == 'g' || kind == 'a') {
-    g_autoptr(GError) gerr = NULL;
-    if (!cuda || !start_backend(inf, cuda, opts->batch, &gerr)) {
-      const char *why = cuda ? gerr->message : "this build of Eosin has no CUDA backend (CUDA=0)";
-      if (kind == 'g') {
-        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: %s", inf->requested, why);
+  inf->cache = opts->cache;
+  inf->key = infer_key(inf);
+
+  if (inf->cache && take_cached(inf)) {
+    add_event(inf, "reused %s at batch %d, set up for an earlier slide", inf->be->name,
+              inf->batch);
+  } else {
+    /* a model that does not load fails the same on every device: say so first */
+    inf->model = eosin_model_load(model_path, opts->batch, err);
+    if (!inf->model)
+      return NULL;
+    if (kind == 'g' || kind == 'a') {
+      g_autoptr(GError) gerr = NULL;
+      const char *lost = inf->cache ? inf->cache->gpu_lost : NULL;
+      if (lost)
+        gerr = g_error_new(EOSIN_ERROR, EOSIN_ERROR_DEVICE,
+                           "the GPU was lost earlier in this process: %s", lost);
+      else if (!cuda)
+        gerr = g_error_new_literal(EOSIN_ERROR, EOSIN_ERROR_DEVICE,
+                                   "this build of Eosin has no CUDA backend (CUDA=0)");
+      else if (!start_gpu(inf, opts->batch, &gerr) &&
+               g_error_matches(gerr, EOSIN_ERROR, EOSIN_ERROR_CONFIG)) {
+        /* a bad setting (EOSIN_CUDA_MAX_MEMORY_MB) is the user's to fix */
+        g_propagate_error(err, g_steal_pointer(&gerr));
         return NULL;
       }
-      inf->why_not_gpu = g_strdup(why);
-      add_event(inf, "auto: GPU not used: %s", why);
+      if (gerr && kind == 'g') {
+        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: %s", inf->requested,
+                    gerr->message);
+        return NULL;
+      }
+      if (gerr) {
+        inf->why_not_gpu = g_strdup(gerr->message);
+        add_event(inf, "auto: GPU not used: %s", gerr->message);
+      }
     }
+    if (!inf->be && !start_backend(inf, kind == 'r' ? &_eosin_backend_ref : &_eosin_backend_cpu,
+                                   opts->batch, NULL, err))
+      return NULL;
   }
-  if (!inf->be &&
-      !start_backend(inf, kind == 'r' ? &_eosin_backend_ref : &_eosin_backend_cpu, opts->batch,
-                     err))
-    return NULL;
 
   const EosinTensor *x = inf->model->tensors->pdata[inf->model->input];
   const EosinTensor *y = inf->model->tensors->pdata[inf->model->output];
@@ -262,20 +432,46 @@ bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const Eosin
     const EosinBackendOps *gpu = inf->be;
     int smaller = inf->batch / 2;
     add_event(inf, "%s at batch %d: %s", gpu->name, inf->batch, gerr->message);
+    bool lost = gpu->lost && gpu->lost(inf->ctx);
+    if (lost) {
+      gpu_lost(inf, gerr->message);
+      if (inf->kind == 'g') {
+        /* asked for by name: one clear error, not a CPU run nor a retry
+         * on a device that cannot come back */
+        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: lost: %s",
+                    inf->requested, gerr->message);
+        stop_backend(inf);
+        return false;
+      }
+      smaller = 0;
+    }
+    g_autofree char *last = g_strdup(gerr->message);
     g_clear_error(&gerr);
-    while (smaller >= 1 && !start_backend(inf, gpu, smaller, &gerr)) {
+    StartFailure how = START_FAILED_LOAD;
+    while (smaller >= 1 && !start_backend(inf, gpu, smaller, &how, &gerr)) {
       add_event(inf, "%s could not restart at batch %d: %s", gpu->name, smaller, gerr->message);
+      g_free(last);
+      last = g_strdup(gerr->message);
+      if (how == START_LOST)
+        gpu_lost(inf, gerr->message);
       g_clear_error(&gerr);
-      smaller /= 2;
+      smaller = how == START_FAILED_LOAD ? smaller / 2 : 0;
+    }
+    if (how == START_LOST && inf->kind == 'g') {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: lost: %s", inf->requested,
+                  last);
+      return false;
     }
     if (smaller >= 1) {
       add_event(inf, "retrying on %s at batch %d", gpu->name, smaller);
       continue;
     }
-    if (!start_backend(inf, &_eosin_backend_cpu, inf->batch_asked, err)) {
+    if (!start_backend(inf, &_eosin_backend_cpu, inf->batch_asked, NULL, err)) {
       g_prefix_error(err, "falling back to the CPU after a GPU failure: ");
       return false;
     }
+    if (!inf->why_not_gpu)
+      inf->why_not_gpu = g_strdup_printf("%s failed: %s", gpu->name, last);
     add_event(inf, "moved to %s at batch %d", inf->be->name, inf->batch);
   }
   return true;

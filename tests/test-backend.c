@@ -5,12 +5,11 @@
  * CUDA backend's fp16). The CPU backend runs on the ISA oneDNN picks here
  * and again capped at AVX2 (the _avx2 tests: nChw8c and Eosin's Winograd,
  * the path of CPUs without AVX-512), so both are checked on any x86-64
- * machine. The CUDA tests skip, saying why, where no GPU is usable; its
- * host-side planning is checked everywhere.
+ * machine. The CUDA tests skip, saying why, where no GPU is usable (fail
+ * with EOSIN_REQUIRE_CUDA=1: test-cuda.h); its host-side planning is
+ * checked everywhere. Every output value is compared.
  */
-#include "test-util.h"
-
-#include "../src/backend.h"
+#include "test-cuda.h"
 #include "../src/backend-cuda-plan.h"
 
 #include <math.h>
@@ -71,13 +70,22 @@ static void check_model(const EosinBackendOps *be, const EosinBackendOptions *op
   cr_assert(be->load(ctx, m, &err), "%s", err ? err->message : "");
   g_autofree float *got = g_new(float, nout);
   cr_assert(be->run(ctx, x, got, &err), "%s", err ? err->message : "");
-  double worst = 0, scale = 1;
+  /* over every output value: the largest absolute difference (held to
+   * rtol of the output scale) and the largest relative one, for the log */
+  double worst = 0, worst_rel = 0, scale = 1;
+  size_t at = 0;
   for (size_t i = 0; i < nout; i++) {
-    worst = fmax(worst, fabs(got[i] - want[i]));
+    double d = fabs(got[i] - want[i]);
+    if (!(d <= worst)) /* NaN counts as the worst */
+      worst = isnan(d) ? INFINITY : d, at = i;
+    worst_rel = fmax(worst_rel, d / fmax(1e-6, fabs(want[i])));
     scale = fmax(scale, fabs(want[i]));
   }
-  cr_expect_leq(worst, rtol * scale, "%s on %s%s: max |diff| = %g, allowed %g", stem, be->name,
-                opt->fp16 ? " (fp16)" : "", worst, rtol * scale);
+  cr_expect_leq(worst, rtol * scale,
+                "%s on %s%s: max |diff| over %zu values = %g at %zu (%g vs %g), allowed %g; "
+                "max relative %g",
+                stem, be->name, opt->fp16 ? " (fp16)" : "", nout, worst, at, got[at], want[at],
+                rtol * scale, worst_rel);
   /* a second run on the same loaded model gives the same answer */
   g_autofree float *again = g_new(float, nout);
   cr_assert(be->run(ctx, x, again, &err));
@@ -267,18 +275,18 @@ Test(backend, cuda_arena_plan) {
   }
 }
 
+/* EOSIN_REQUIRE_CUDA: "1" turns the CUDA tests' skips into failures. */
+Test(backend, require_cuda_switch) {
+  g_unsetenv("EOSIN_REQUIRE_CUDA");
+  cr_expect_not(cuda_required());
+  g_setenv("EOSIN_REQUIRE_CUDA", "0", TRUE);
+  cr_expect_not(cuda_required());
+  g_setenv("EOSIN_REQUIRE_CUDA", "1", TRUE);
+  cr_expect(cuda_required());
+}
+
 #ifdef EOSIN_HAVE_CUDA
 static const EosinBackendOptions FP16 = {.fp16 = true};
-
-/* Skips the current test unless the CUDA backend starts here (no GPU or
- * driver in CI). */
-static void require_cuda(void) {
-  void *ctx = NULL;
-  g_autoptr(GError) err = NULL;
-  if (!_eosin_backend_cuda.init(&ctx, &FP32, &err))
-    cr_skip_test("no CUDA device: %s", err ? err->message : "?");
-  _eosin_backend_cuda.destroy(ctx);
-}
 
 /* Without a GPU (here) or with a device index that does not exist, init
  * fails with a device error and a reason, leaving nothing behind. */
@@ -293,34 +301,34 @@ Test(backend, cuda_init_fails_cleanly) {
 }
 
 Test(backend, cuda_fp32_matches_onnxruntime) {
-  require_cuda();
+  require_cuda_with(NULL);
   g_autofree char *dir = td("onnx");
   check_model(&_eosin_backend_cuda, &FP32, dir, "tiny-cnn", 3, 1e-4);
   check_model(&_eosin_backend_cuda, &FP32, dir, "tiny-unet", 3, 1e-4);
 }
 
 Test(backend, cuda_fp32_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
-  require_cuda();
+  require_cuda_with(NULL);
   torchvision_models(&_eosin_backend_cuda, &FP32, 0);
 }
 
 /* Half precision: 1e-2 of max(1, |y|). */
 Test(backend, cuda_fp16_matches_onnxruntime) {
-  require_cuda();
+  require_cuda_with(&FP16);
   g_autofree char *dir = td("onnx");
   check_model(&_eosin_backend_cuda, &FP16, dir, "tiny-cnn", 3, 1e-2);
   check_model(&_eosin_backend_cuda, &FP16, dir, "tiny-unet", 3, 1e-2);
 }
 
 Test(backend, cuda_fp16_matches_pytorch_on_torchvision_architectures, .timeout = 600) {
-  require_cuda();
+  require_cuda_with(&FP16);
   torchvision_models(&_eosin_backend_cuda, &FP16, 1e-2);
 }
 
 /* run_rgb (tiles preprocessed on the GPU, the rest of the batch zero)
  * gives what _eosin_preprocess + run give, in fp32 and fp16. */
 Test(backend, cuda_run_rgb_equals_preprocess_then_run) {
-  require_cuda();
+  require_cuda_with(NULL);
   g_autofree char *dir = td("onnx");
   g_autofree char *onnx = g_build_filename(dir, "tiny-cnn.onnx", NULL);
   g_autoptr(GError) err = NULL;
@@ -356,5 +364,48 @@ Test(backend, cuda_run_rgb_equals_preprocess_then_run) {
                   opts[o]->fp16 ? "fp16" : "fp32", worst);
     _eosin_backend_cuda.destroy(ctx);
   }
+}
+/* Out of memory at load: with EOSIN_CUDA_MAX_MEMORY_MB between what
+ * ResNet-18 needs at batch 1 and at batch 32, `cuda` at 32 loads at a
+ * smaller batch, saying so, and runs. */
+Test(backend, cuda_out_of_memory_at_load_retries_smaller, .timeout = 300) {
+  require_cuda_with(NULL);
+  g_autofree char *dir = td("torch");
+  g_autofree char *onnx = g_build_filename(dir, "resnet18.onnx", NULL);
+  g_autoptr(GError) err = NULL;
+  size_t used[2];
+  int batches[2] = {1, 32};
+  for (int k = 0; k < 2; k++) {
+    g_autoptr(EosinModel) m = eosin_model_load(onnx, batches[k], &err);
+    cr_assert(m, "%s", err ? err->message : "");
+    void *ctx = NULL;
+    cr_assert(_eosin_backend_cuda.init(&ctx, &FP32, &err), "%s", err ? err->message : "");
+    cr_assert(_eosin_backend_cuda.load(ctx, m, &err), "%s", err ? err->message : "");
+    used[k] = _eosin_cuda_test_mem_used(ctx);
+    _eosin_backend_cuda.destroy(ctx);
+  }
+  size_t mib = 1048576, cap = (used[0] + used[1]) / 2 / mib;
+  cr_assert(cap * mib > used[0] && cap * mib < used[1],
+            "ResNet-18 takes %zu bytes at batch 1 and %zu at 32: no whole MiB between", used[0],
+            used[1]);
+  g_autofree char *v = g_strdup_printf("%zu", cap);
+  g_setenv("EOSIN_CUDA_MAX_MEMORY_MB", v, TRUE);
+  EosinInferOptions o = {.device = "cuda", .batch = 32};
+  g_autoptr(EosinInfer) inf = eosin_infer_new(onnx, &o, &err);
+  cr_assert(inf, "%s", err ? err->message : "");
+  g_autofree char *s = eosin_infer_summary(inf);
+  cr_expect(g_str_has_prefix(s, "cuda, fp32, batch ") && !g_str_has_prefix(s, "cuda, fp32, batch 32") &&
+                strstr(s, "could not load at batch 32") && strstr(s, "EOSIN_CUDA_MAX_MEMORY_MB"),
+            "%s", s);
+  enum { N = 3, S = 64 };
+  g_autofree uint8_t *rgb = g_new0(uint8_t, N * S * S * 3);
+  g_autofree float *out = g_new(float, N * eosin_infer_output_per_image(inf));
+  EosinPreprocess pp = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}, false};
+  cr_expect(eosin_infer_run_rgb(inf, rgb, N, &pp, out, &err), "%s", err ? err->message : "");
+  /* the same cap with auto: the GPU at a smaller batch too, not the CPU */
+  o.device = "auto";
+  g_autoptr(EosinInfer) inf2 = eosin_infer_new(onnx, &o, &err);
+  cr_assert(inf2, "%s", err ? err->message : "");
+  cr_expect_str_eq(eosin_infer_backend(inf2), "cuda");
 }
 #endif

@@ -3,35 +3,108 @@
  * every backend this build has, against the plain-C reference, on the
  * single-op models of scripts/make-test-ops.py with a fixed random input:
  * what ggml's test-backend-ops does. A backend that cannot start here (no
- * GPU) is skipped with its reason; the CPU backend always runs, on the ISA
- * oneDNN picks here and again capped at AVX2 (the _avx2 tests), so both of
- * its paths are checked on any x86-64 machine.
+ * GPU) is skipped with its reason (a failure with EOSIN_REQUIRE_CUDA=1);
+ * the CPU backend always runs, on the ISA oneDNN picks here and again
+ * capped at AVX2 (the _avx2 tests), so both of its paths are checked on
+ * any x86-64 machine. CUDA runs every case in fp32 (1e-4) and fp16 (1e-2),
+ * a ConvTranspose with asymmetric pads, and the trial run's fallbacks
+ * (unfused convolution, next algorithm, own pooling kernel) forced by its
+ * test hooks.
  */
-#include "test-util.h"
+#include "test-cuda.h"
 
 #include "../src/backend-cpu.h"
 
 #include <math.h>
 
+/* How a case runs on a backend: options, the CUDA test hooks to set
+ * between init and load (0: none), and what the trial run then moved. */
+typedef struct {
+  EosinBackendOptions opt;
+  unsigned refuse;
+  int unfused, next_algo, own_pool;
+} RunSetup;
+
 static float *run_on(const EosinBackendOps *be, const EosinModel *m, const float *x,
-                     size_t nout, GError **err) {
+                     size_t nout, RunSetup *rs, GError **err) {
   void *ctx = NULL;
-  EosinBackendOptions opt = {0};
-  if (!be->init(&ctx, &opt, err)) {
+  RunSetup none = {0};
+  rs = rs ? rs : &none;
+  if (!be->init(&ctx, &rs->opt, err)) {
     if (ctx)
       be->destroy(ctx);
     return NULL;
   }
+#ifdef EOSIN_HAVE_CUDA
+  if (be == &_eosin_backend_cuda && rs->refuse)
+    _eosin_cuda_test_refuse(ctx, rs->refuse);
+#endif
   float *y = g_new0(float, nout);
-  bool ok = be->load(ctx, m, err) && be->run(ctx, x, y, err);
+  bool ok = be->load(ctx, m, err);
+#ifdef EOSIN_HAVE_CUDA
+  if (ok && be == &_eosin_backend_cuda)
+    _eosin_cuda_test_fallbacks(ctx, &rs->unfused, &rs->next_algo, &rs->own_pool);
+#endif
+  ok = ok && be->run(ctx, x, y, err);
   be->destroy(ctx);
   if (!ok)
     g_clear_pointer(&y, g_free);
   return y;
 }
 
-/* Runs every case on @be and the reference; |diff| <= 1e-4 max(1, |ref|). */
-static void check_backend(const EosinBackendOps *be) {
+/* The batch-2 input of every case: fixed random values in [-2, 2]. */
+static float *case_input(const EosinModel *m, size_t *nin) {
+  *nin = _eosin_tensor_numel(m->tensors->pdata[m->input]);
+  float *x = g_new(float, *nin);
+  GRand *r = g_rand_new_with_seed(42);
+  for (size_t i = 0; i < *nin; i++)
+    x[i] = (float) g_rand_double_range(r, -2, 2);
+  g_rand_free(r);
+  return x;
+}
+
+/* Runs @m (case @name) on @be set up by @rs and on the reference; appends
+ * to @failures when any value differs by more than @tol max(1, |ref|). */
+static void check_case(const EosinBackendOps *be, const EosinModel *m, const char *name,
+                       RunSetup *rs, double tol, GString *failures) {
+  g_autoptr(GError) err = NULL;
+  size_t nin, nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
+  g_autofree float *x = case_input(m, &nin);
+  g_autofree float *want = run_on(&_eosin_backend_ref, m, x, nout, NULL, &err);
+  cr_assert(want, "%s on ref: %s", name, err ? err->message : "");
+  g_autofree float *got = run_on(be, m, x, nout, rs, &err);
+  if (!got) {
+    g_string_append_printf(failures, "\n  %s: %s", name, err ? err->message : "failed");
+    return;
+  }
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < nout; i++) {
+    double diff = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+    if (!(diff <= worst)) {  /* NaN counts as the worst */
+      worst = isnan(diff) ? INFINITY : diff;
+      at = i;
+    }
+  }
+  if (worst > tol)
+    g_string_append_printf(failures, "\n  %s: element %zu of %zu: %s%s %.7g, ref %.7g", name,
+                           at, nout, be->name, rs && rs->opt.fp16 ? " (fp16)" : "", got[at],
+                           want[at]);
+}
+
+static EosinModel *load_case(const char *name) {
+  g_autofree char *dir = td("ops");
+  g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, name);
+  g_autoptr(GError) err = NULL;
+  EosinModel *m = eosin_model_load(path, 2, &err);
+  cr_assert(m, "%s: %s", name, err ? err->message : "");
+  return m;
+}
+
+/* Runs every case on @be (with @opt) and the reference; |diff| <= @tol
+ * max(1, |ref|) for every value. */
+static void check_backend_with(const EosinBackendOps *be, const EosinBackendOptions *opt,
+                               double tol) {
   g_autofree char *dir = td("ops");
   g_autofree char *list_path = g_build_filename(dir, "ops.tsv", NULL);
   g_autofree char *list = slurp(list_path);
@@ -39,40 +112,18 @@ static void check_backend(const EosinBackendOps *be) {
   int checked = 0;
   g_autoptr(GString) failures = g_string_new(NULL);
   for (char **c = cases; *c && **c; c++) {
-    g_autofree char *path = g_strdup_printf("%s/%s.onnx", dir, *c);
-    g_autoptr(GError) err = NULL;
-    g_autoptr(EosinModel) m = eosin_model_load(path, 2, &err);
-    cr_assert(m, "%s: %s", *c, err ? err->message : "");
-    size_t nin = _eosin_tensor_numel(m->tensors->pdata[m->input]);
-    size_t nout = _eosin_tensor_numel(m->tensors->pdata[m->output]);
-    g_autofree float *x = g_new(float, nin);
-    GRand *r = g_rand_new_with_seed(42);
-    for (size_t i = 0; i < nin; i++)
-      x[i] = (float) g_rand_double_range(r, -2, 2);
-    g_rand_free(r);
-    g_autofree float *want = run_on(&_eosin_backend_ref, m, x, nout, &err);
-    cr_assert(want, "%s on ref: %s", *c, err ? err->message : "");
-    g_autofree float *got = run_on(be, m, x, nout, &err);
-    if (!got) {
-      g_string_append_printf(failures, "\n  %s: %s", *c, err ? err->message : "failed");
-      continue;
-    }
-    double worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < nout; i++) {
-      double diff = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
-      if (!(diff <= worst)) {  /* NaN counts as the worst */
-        worst = isnan(diff) ? INFINITY : diff;
-        at = i;
-      }
-    }
-    if (worst > 1e-4)
-      g_string_append_printf(failures, "\n  %s: element %zu: %s %.7g, ref %.7g", *c, at,
-                             be->name, got[at], want[at]);
+    g_autoptr(EosinModel) m = load_case(*c);
+    RunSetup rs = {.opt = *opt};
+    check_case(be, m, *c, &rs, tol, failures);
     checked++;
   }
-  cr_expect_eq(failures->len, 0, "%s differs from the reference:%s", be->name, failures->str);
+  cr_expect_eq(failures->len, 0, "%s%s differs from the reference:%s", be->name,
+               opt->fp16 ? " (fp16)" : "", failures->str);
   cr_expect_geq(checked, 40, "every op case ran (%d)", checked);
+}
+
+static void check_backend(const EosinBackendOps *be) {
+  check_backend_with(be, &(EosinBackendOptions){0}, 1e-4);
 }
 
 /* The ISA oneDNN dispatches to in this process, in the classes that decide
@@ -234,14 +285,93 @@ Test(ops, cpu_runs_wide_3x3_convolutions_as_winograd_avx2) {
   check_wide_3x3_plan();
 }
 
+/* conv-transpose-pad (3x3, stride 2, pads 1, output_padding 1) made
+ * asymmetric with the same output size: pads only at the end (top/left 0,
+ * bottom/right 1) or only at the start, output_padding 0. */
+static EosinModel *asymmetric_conv_transpose(bool at_start) {
+  EosinModel *m = load_case("conv-transpose-pad");
+  int found = 0;
+  for (guint i = 0; i < m->nodes->len; i++) {
+    EosinNode *n = &g_array_index(m->nodes, EosinNode, i);
+    if (n->op != EOSIN_OP_CONV_TRANSPOSE)
+      continue;
+    int64_t pads[4] = {at_start, at_start, !at_start, !at_start};
+    memcpy(n->a.pads, pads, sizeof pads);
+    n->a.output_padding[0] = n->a.output_padding[1] = 0;
+    found++;
+  }
+  cr_assert_eq(found, 1);
+  return m;
+}
+
+/* The reference and the CPU backend agree on it, so the case checks CUDA's
+ * crop from the larger symmetric output against a trusted answer. */
+Test(ops, asymmetric_conv_transpose_on_cpu) {
+  g_autoptr(GString) failures = g_string_new(NULL);
+  for (int start = 0; start < 2; start++) {
+    g_autoptr(EosinModel) m = asymmetric_conv_transpose(start);
+    check_case(&_eosin_backend_cpu, m, start ? "pads at the start" : "pads at the end", NULL,
+               1e-4, failures);
+  }
+  cr_expect_eq(failures->len, 0, "%s", failures->str);
+}
+
 #ifdef EOSIN_HAVE_CUDA
 Test(ops, cuda_equals_reference_op_by_op) {
-  void *ctx = NULL;
-  g_autoptr(GError) err = NULL;
-  EosinBackendOptions opt = {0};
-  if (!_eosin_backend_cuda.init(&ctx, &opt, &err))
-    cr_skip_test("no CUDA device here: %s", err ? err->message : "init failed");
-  _eosin_backend_cuda.destroy(ctx);
+  require_cuda_with(NULL);
   check_backend(&_eosin_backend_cuda);
+}
+
+/* Half precision, every case: 1e-2 of max(1, |ref|), as whole models. */
+Test(ops, cuda_fp16_equals_reference_op_by_op) {
+  EosinBackendOptions fp16 = {.fp16 = true};
+  require_cuda_with(&fp16);
+  check_backend_with(&_eosin_backend_cuda, &fp16, 1e-2);
+}
+
+Test(ops, cuda_asymmetric_conv_transpose) {
+  require_cuda_with(NULL);
+  g_autoptr(GString) failures = g_string_new(NULL);
+  for (int start = 0; start < 2; start++)
+    for (int half = 0; half < 2; half++) {
+      g_autoptr(EosinModel) m = asymmetric_conv_transpose(start);
+      RunSetup rs = {.opt.fp16 = half};
+      check_case(&_eosin_backend_cuda, m, start ? "pads at the start" : "pads at the end", &rs,
+                 half ? 1e-2 : 1e-4, failures);
+    }
+  cr_expect_eq(failures->len, 0, "%s", failures->str);
+}
+
+/* The trial run's fallbacks, forced: a refused fused convolution runs
+ * unfused, a refused first algorithm moves to the next, refused cuDNN
+ * pooling runs on the own kernel; each still equals the reference. */
+Test(ops, cuda_trial_run_fallbacks) {
+  require_cuda_with(NULL);
+  static const struct {
+    const char *name;
+    unsigned refuse;
+    int unfused, next_algo, own_pool;
+  } cases[] = {
+      {"conv-relu", EOSIN_CUDA_REFUSE_FUSED, 1, 0, 0},
+      {"conv3x3", EOSIN_CUDA_REFUSE_FIRST_ALGO, 0, 1, 0},
+      {"conv-relu", EOSIN_CUDA_REFUSE_FUSED | EOSIN_CUDA_REFUSE_FIRST_ALGO, 1, 1, 0},
+      {"maxpool3x3-s2-p1", EOSIN_CUDA_REFUSE_POOL, 0, 0, 1},
+      {"avgpool2x2", EOSIN_CUDA_REFUSE_POOL, 0, 0, 1},
+  };
+  g_autoptr(GString) failures = g_string_new(NULL);
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+    for (int half = 0; half < 2; half++) {
+      g_autoptr(EosinModel) m = load_case(cases[i].name);
+      RunSetup rs = {.opt.fp16 = half, .refuse = cases[i].refuse};
+      check_case(&_eosin_backend_cuda, m, cases[i].name, &rs, half ? 1e-2 : 1e-4, failures);
+      /* a case whose step cuDNN could not take as is has nothing to move */
+      cr_expect(rs.unfused == cases[i].unfused && rs.next_algo == cases[i].next_algo &&
+                    rs.own_pool == cases[i].own_pool,
+                "%s%s: moved %d unfused, %d to the next algorithm, %d to the own pooling "
+                "kernel; expected %d, %d, %d",
+                cases[i].name, half ? " (fp16)" : "", rs.unfused, rs.next_algo, rs.own_pool,
+                cases[i].unfused, cases[i].next_algo, cases[i].own_pool);
+    }
+  cr_expect_eq(failures->len, 0, "%s", failures->str);
 }
 #endif
