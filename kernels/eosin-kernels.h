@@ -107,10 +107,11 @@ typedef enum {
   EOSIN_NEAREST_CEIL,
 } EosinCudaNearest;
 
-/* Resize of @planes h x w planes to oh x ow, nearest or bilinear (@linear). */
+/* Resize of @planes h x w planes to oh x ow by the model's scales
+ * (@scale_h, @scale_w), nearest or bilinear (@linear). */
 int eosin_cuda_resize(const void *d_x, void *d_y, size_t planes, int64_t h, int64_t w,
-                      int64_t oh, int64_t ow, int linear, int coord, int nearest, int type,
-                      void *stream);
+                      int64_t oh, int64_t ow, float scale_h, float scale_w, int linear,
+                      int coord, int nearest, int type, void *stream);
 
 /* d_dst[i] = d_src[i] for @n values, converting between float and half. */
 int eosin_cuda_convert(const void *d_src, int src_type, void *d_dst, int dst_type, size_t n,

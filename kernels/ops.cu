@@ -148,43 +148,47 @@ __global__ void pool_kernel(const T *x, T *y, EosinCudaPool q) {
   }
 }
 
-/* The reference's resize_coord() and nearest(), in double. */
-__device__ double resize_coord(int mode, long long o, long long in, long long out) {
-  double scale = (double) out / in;
+/* The reference's resize_coord() and nearest(): by the model's @scale and
+ * in float, as ONNX Runtime computes them, so nearest picks the same pixel
+ * on a rounding tie. __fdiv_rn/__fmul_rn keep the divisions IEEE (no
+ * fast-math contraction) so the coordinate is the reference's bit for bit. */
+__device__ float resize_coord(int mode, long long o, long long in, long long out, float scale) {
   if (mode == EOSIN_RESIZE_ALIGN_CORNERS)
-    return out > 1 ? o * (double) (in - 1) / (out - 1) : 0;
+    return out > 1 ? __fdiv_rn(__fmul_rn((float) o, (float) (in - 1)), (float) (out - 1)) : 0.f;
   if (mode == EOSIN_RESIZE_ASYMMETRIC)
-    return o / scale;
+    return __fdiv_rn((float) o, scale);
   if (mode == EOSIN_RESIZE_PYTORCH_HALF_PIXEL && out == 1)
-    return 0;
-  return (o + 0.5) / scale - 0.5;
+    return 0.f;
+  return __fsub_rn(__fdiv_rn(__fadd_rn((float) o, 0.5f), scale), 0.5f);
 }
 
-__device__ long long nearest_index(int mode, double v, long long in) {
-  double r;
+__device__ long long nearest_index(int mode, float v, long long in) {
+  float r;
   if (mode == EOSIN_NEAREST_FLOOR)
-    r = floor(v);
+    r = floorf(v);
   else if (mode == EOSIN_NEAREST_CEIL)
-    r = ceil(v);
+    r = ceilf(v);
   else if (mode == EOSIN_NEAREST_ROUND_PREFER_CEIL)
-    r = floor(v + 0.5);
+    r = floorf(__fadd_rn(v, 0.5f));
   else
-    r = ceil(v - 0.5);
+    r = ceilf(__fsub_rn(v, 0.5f));
   long long k = (long long) r;
   return k < 0 ? 0 : k > in - 1 ? in - 1 : k;
 }
 
 template <typename T>
 __global__ void resize_kernel(const T *x, T *y, size_t planes, long long h, long long w,
-                              long long oh, long long ow, int linear, int coord, int nearest) {
+                              long long oh, long long ow, float sh, float sw, int linear,
+                              int coord, int nearest) {
   GRID_STRIDE(i, planes * (size_t) oh * (size_t) ow) {
     long long ox = (long long) (i % (size_t) ow), oy = (long long) ((i / (size_t) ow) % oh);
     size_t p = i / ((size_t) ow * (size_t) oh);
     const T *P = x + p * (size_t) h * (size_t) w;
-    double fy = resize_coord(coord, oy, h, oh), fx = resize_coord(coord, ox, w, ow);
+    double fy = resize_coord(coord, oy, h, oh, sh), fx = resize_coord(coord, ox, w, ow, sw);
     float v;
     if (!linear) {
-      v = ld(P, (size_t) nearest_index(nearest, fy, h) * w + nearest_index(nearest, fx, w));
+      v = ld(P, (size_t) nearest_index(nearest, (float) fy, h) * w +
+                    nearest_index(nearest, (float) fx, w));
     } else {
       fy = fmin(fmax(fy, 0.0), (double) (h - 1));
       fx = fmin(fmax(fx, 0.0), (double) (w - 1));
@@ -342,10 +346,11 @@ extern "C" int eosin_cuda_pool2d(const void *d_x, void *d_y, const EosinCudaPool
 }
 
 extern "C" int eosin_cuda_resize(const void *d_x, void *d_y, size_t planes, int64_t h, int64_t w,
-                                 int64_t oh, int64_t ow, int linear, int coord, int nearest,
-                                 int type, void *stream) {
+                                 int64_t oh, int64_t ow, float scale_h, float scale_w,
+                                 int linear, int coord, int nearest, int type, void *stream) {
   (void) cudaGetLastError(); /* report this launch's error, not a stale one */
-  if (!d_x || !d_y || !valid_type(type) || h < 1 || w < 1 || oh < 1 || ow < 1)
+  if (!d_x || !d_y || !valid_type(type) || h < 1 || w < 1 || oh < 1 || ow < 1 ||
+      !(scale_h > 0) || !(scale_w > 0))
     return cudaErrorInvalidValue;
   if (!planes)
     return 0;
@@ -353,10 +358,10 @@ extern "C" int eosin_cuda_resize(const void *d_x, void *d_y, size_t planes, int6
   unsigned blocks = blocks_for(planes * (size_t) oh * (size_t) ow);
   if (type == EOSIN_CUDA_F16)
     resize_kernel<<<blocks, kThreads, 0, s>>>((const __half *) d_x, (__half *) d_y, planes, h, w,
-                                              oh, ow, linear, coord, nearest);
+                                              oh, ow, scale_h, scale_w, linear, coord, nearest);
   else
     resize_kernel<<<blocks, kThreads, 0, s>>>((const float *) d_x, (float *) d_y, planes, h, w,
-                                              oh, ow, linear, coord, nearest);
+                                              oh, ow, scale_h, scale_w, linear, coord, nearest);
   return cudaGetLastError();
 }
 

@@ -85,6 +85,7 @@ typedef struct {
 
   /* Resize */
   int linear, coord, nearest;
+  float scale_h, scale_w; /* the model's scales (out/in only when it gave sizes) */
 } CudaStep;
 
 typedef struct {

@@ -480,6 +480,7 @@ static bool prepare_own(CudaCtx *c, CudaStep *s, GError **err) {
                  : !strcmp(a->nearest_mode, "ceil")              ? EOSIN_NEAREST_CEIL
                  : !strcmp(a->nearest_mode, "round_prefer_ceil") ? EOSIN_NEAREST_ROUND_PREFER_CEIL
                                                                  : EOSIN_NEAREST_ROUND_PREFER_FLOOR;
+    s->scale_h = a->resize_scale[0], s->scale_w = a->resize_scale[1];
   }
   return true;
 }
@@ -522,8 +523,8 @@ static bool exec_own(CudaCtx *c, const CudaStep *s, GError **err) {
   }
   case STEP_RESIZE:
     KERNEL_TRY(eosin_cuda_resize(X, Y, (size_t) (x->dims[0] * x->dims[1]), x->dims[2],
-                                 x->dims[3], y->dims[2], y->dims[3], s->linear, s->coord,
-                                 s->nearest, c->ktype, c->compute),
+                                 x->dims[3], y->dims[2], y->dims[3], s->scale_h, s->scale_w,
+                                 s->linear, s->coord, s->nearest, c->ktype, c->compute),
                "resize kernel");
     return true;
   case STEP_PAD:

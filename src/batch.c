@@ -250,6 +250,9 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   g_autoptr(EosinLock) lock = _eosin_lock_outdir(outdir, err);
   if (!lock)
     return false;
+  /* a batch killed while it wrote its summary left a temporary file */
+  static const char *const BATCH_FILES[] = EOSIN_BATCH_FILES;
+  _eosin_outdir_remove_stale_temps(outdir, BATCH_FILES);
   g_auto(EosinIdentity) id = {0};
   if (!_eosin_identity_config(cfg, &id, err))
     return false;

@@ -203,6 +203,13 @@ bool _eosin_marker_seal(const char *dir, GError **err);
  * names and temporary files) and not the file @slide_path (may be NULL);
  * else an EOSIN_ERROR_EXISTS error naming the folder and what is in the way. */
 bool _eosin_output_is_ours(const char *dir, const char *slide_path, GError **err);
+/* The files a batch writes into OUTDIR itself (no slide may take their
+ * names). */
+#define EOSIN_BATCH_FILES {"batch-summary.csv", "camelyon-slides.csv", NULL}
+/* Removes the temporary files (".NAME.XXXXXX.tmp", plain files) of the
+ * OUTDIR-level files @names that a killed run left; call only while
+ * holding OUTDIR's lock, which proves no writer is using them. */
+void _eosin_outdir_remove_stale_temps(const char *outdir, const char *const *names);
 /* True when @dir's marker is sealed and every file it lists is there at
  * its size; else *@why says what is wrong (caller frees). */
 bool _eosin_output_sealed_intact(const char *dir, char **why);

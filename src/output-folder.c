@@ -47,19 +47,38 @@ bool _eosin_is_output_name(const char *name) {
   return false;
 }
 
-/* A writer's temporary file of an output or of the marker, exactly as
- * files.c names it: ".NAME.XXXXXX.tmp" with mkstemp's six characters.
- * Anything else (".tiles.csv.mynotes.tmp") is not Eosin's. */
-static bool is_temp_name(const char *name) {
+/* The file name @base of a temporary file named exactly as files.c names
+ * them, ".BASE.XXXXXX.tmp" with mkstemp's six characters, or NULL. Caller
+ * frees. */
+static char *temp_base(const char *name) {
   size_t n = strlen(name);
-  if (name[0] != '.' || n < 13 || !g_str_has_suffix(name, ".tmp") ||
-      name[n - 11] != '.')
-    return false;
+  if (name[0] != '.' || n < 13 || !g_str_has_suffix(name, ".tmp") || name[n - 11] != '.')
+    return NULL;
   for (size_t i = n - 10; i < n - 4; i++)
     if (!g_ascii_isalnum(name[i]))
-      return false;
-  g_autofree char *base = g_strndup(name + 1, n - 12);
-  return _eosin_is_output_name(base) || !strcmp(base, MARKER);
+      return NULL;
+  return g_strndup(name + 1, n - 12);
+}
+
+/* A writer's temporary file of an output or of the marker. Anything else
+ * (".tiles.csv.mynotes.tmp") is not Eosin's. */
+static bool is_temp_name(const char *name) {
+  g_autofree char *base = temp_base(name);
+  return base && (_eosin_is_output_name(base) || !strcmp(base, MARKER));
+}
+
+void _eosin_outdir_remove_stale_temps(const char *outdir, const char *const *names) {
+  g_autoptr(GDir) d = g_dir_open(outdir, 0, NULL);
+  if (!d)
+    return;
+  const char *name;
+  while ((name = g_dir_read_name(d))) {
+    g_autofree char *base = temp_base(name);
+    g_autofree char *p = g_build_filename(outdir, name, NULL);
+    GStatBuf st;
+    if (base && g_strv_contains(names, base) && g_lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+      g_unlink(p);
+  }
 }
 
 /* True when @dir is named as Eosin names its staging folders

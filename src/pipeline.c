@@ -279,7 +279,7 @@ static bool cancelled(const EosinRunOptions *o) {
  * own: empty, "." or "..", hidden (".x" is how Eosin names its staging
  * folders and its lock), or a file a batch writes into OUTDIR itself. */
 static char *output_name(const char *path, GError **err) {
-  static const char *const BATCH_FILES[] = {"batch-summary.csv", "camelyon-slides.csv", NULL};
+  static const char *const BATCH_FILES[] = EOSIN_BATCH_FILES;
   char *name = eosin_slide_name_from_path(path);
   if (g_strv_contains(BATCH_FILES, name)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,

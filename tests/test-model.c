@@ -7,7 +7,7 @@
  * by non-integer scales) run on the reference and CPU backends against
  * ONNX Runtime's outputs (ort-ops.tsv, scripts/onnx-reference.py).
  */
-#include "test-util.h"
+#include "test-cuda.h"
 
 #include "../src/backend.h"
 #include "../src/graph-private.h"
@@ -138,9 +138,10 @@ Test(model, softmax_default_axis_follows_the_opset) {
   }
 }
 
-/* Runs every case of ort-ops.tsv (batch 3, as ONNX Runtime ran it) on @be:
- * the output shape and every value must equal ONNX Runtime's, to 1e-5. */
-static void ort_ops_on(const EosinBackendOps *be) {
+/* Runs every case of ort-ops.tsv (batch 3, as ONNX Runtime ran it) on @be
+ * with @opt (NULL: defaults): the output shape and every value must equal
+ * ONNX Runtime's, to @tol. */
+static void ort_ops_with(const EosinBackendOps *be, const EosinBackendOptions *opt, double tol) {
   g_autofree char *list = model_path("ort-ops.tsv");
   g_autofree char *text = slurp(list);
   g_auto(GStrv) cases = g_strsplit(text, "\n", -1);
@@ -170,8 +171,9 @@ static void ort_ops_on(const EosinBackendOps *be) {
       continue;
     }
     void *ctx = NULL;
-    EosinBackendOptions opt = {0};
-    cr_assert(be->init(&ctx, &opt, &err), "%s: %s", be->name, err ? err->message : "");
+    EosinBackendOptions none = {0};
+    cr_assert(be->init(&ctx, opt ? opt : &none, &err), "%s: %s", be->name,
+              err ? err->message : "");
     g_autofree float *got = g_new0(float, nout);
     bool ok = be->load(ctx, m, &err) && be->run(ctx, (const float *) x, got, &err);
     be->destroy(ctx);
@@ -181,12 +183,16 @@ static void ort_ops_on(const EosinBackendOps *be) {
     for (size_t i = 0; i < nout; i++)
       if (fabs(got[i] - ((float *) want)[i]) > worst)
         worst = fabs(got[i] - ((float *) want)[i]), at = i;
-    if (worst > 1e-5)
+    if (worst > tol)
       g_string_append_printf(failures, "\n  %s: max |diff| %g at %zu (%g, ONNX Runtime %g)", *c,
                              worst, at, got[at], ((float *) want)[at]);
   }
   cr_expect_eq(checked, 15, "every case of ort-ops.tsv");
   cr_expect_eq(failures->len, 0, "%s differs from ONNX Runtime:%s", be->name, failures->str);
+}
+
+static void ort_ops_on(const EosinBackendOps *be) {
+  ort_ops_with(be, NULL, 1e-5);
 }
 
 Test(model, ref_matches_onnxruntime_on_softmax_and_resize) {
@@ -203,3 +209,19 @@ Test(model, cpu_matches_onnxruntime_on_softmax_and_resize_avx2) {
   cr_assert_eq(dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2), dnnl_success);
   ort_ops_on(&_eosin_backend_cpu);
 }
+
+#ifdef EOSIN_HAVE_CUDA
+/* The CUDA kernels against ONNX Runtime too (their Resize once used out/in
+ * like the reference): fp32 to 1e-4, fp16 to 1e-2. Skips without a GPU
+ * unless EOSIN_REQUIRE_CUDA=1. */
+Test(model, cuda_matches_onnxruntime_on_softmax_and_resize) {
+  require_cuda_with(NULL);
+  ort_ops_with(&_eosin_backend_cuda, NULL, 1e-4);
+}
+
+Test(model, cuda_fp16_matches_onnxruntime_on_softmax_and_resize) {
+  EosinBackendOptions fp16 = {.fp16 = true};
+  require_cuda_with(&fp16);
+  ort_ops_with(&_eosin_backend_cuda, &fp16, 1e-2);
+}
+#endif

@@ -261,6 +261,17 @@ Test(reliability, copied_markers_user_temp_files_and_edits_are_not_trusted) {
   expect_run(b4, 0, "recomputing", "a deeply nested report");
   g_autofree char *st6 = summary_status(d4, "zz");
   cr_expect_str_eq(st6, "done-replaced");
+
+  /* the summary's temporary file from a batch killed as it wrote goes; a
+   * user's file that only looks like one stays */
+  g_autofree char *stale = file_in(d4, ".batch-summary.csv.Xy12Zw.tmp");
+  g_autofree char *notmine = file_in(d4, ".batch-summary.csv.notes.tmp");
+  cr_assert(g_file_set_contents(stale, "slide,name\n", -1, NULL));
+  cr_assert(g_file_set_contents(notmine, "mine\n", -1, NULL));
+  expect_run(b4, 0, NULL, "a batch after a killed one");
+  cr_expect_not(g_file_test(stale, G_FILE_TEST_EXISTS), "the stale temporary file is removed");
+  cr_expect(g_file_test(notmine, G_FILE_TEST_EXISTS), "the user's file stays");
+  g_unlink(notmine);
   expect_clean(d4);
 }
 
