@@ -5,6 +5,8 @@
 #   make demo       install missing packages, build, make the sample slide, run the stain,
 #                   metastasis and (with ../shared) Ki-67 and cytology tasks
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
+#   make device-bundle  device/bundle.tar.xz for the GPU machine (scripts/device-check there;
+#                   docs/DEVICE-CHECK.md); make device-rehearsal runs that check here
 #   make bench      benchmarks: read stage, inference, metastasis end to end, IHC cells/s, cytology triage (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
 #                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
@@ -149,6 +151,29 @@ test: setup
 	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp $(BUILD)/libfaultfs.so
 	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
 	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
+	$(if $(SANITIZE),,$(MAKE) device-rehearsal-quick)
+
+# The GPU machine's bundle (docs/DEVICE-CHECK.md): binaries, the libraries
+# it lacks, test data, models, configs and a mosaic slide in one git-ignored
+# tarball for scripts/device-check; the rehearsals run that script here from
+# the bundle alone (the quick one, part of `make test`, from the staged tree).
+DEVICE_BUNDLE := device/bundle.tar.xz
+DEVICE_STAGE := $(BUILD)/device-bundle
+DEVICE_DEPS := $(BUILD)/eosin $(TESTBIN) $(BUILD)/bench-inference $(BUILD)/bench-read \
+               $(BUILD)/libfaultfs.so $(TESTDATA)/.stamp scripts/device-bundle \
+               scripts/make-sample-slide scripts/make-mosaic-slide $(wildcard models/* configs/*)
+DEVICE_ENV := env -i PATH=/usr/bin:/bin HOME=$(HOME)
+.PHONY: device-bundle device-rehearsal device-rehearsal-quick
+device-bundle: $(DEVICE_BUNDLE)
+$(DEVICE_BUNDLE): $(DEVICE_DEPS)
+	@test "$(CUDA_ON)" = 1 || { echo "device-bundle: needs CUDA on (nvcc and cuDNN in $(CUDA_HOME))"; exit 1; }
+	scripts/device-bundle $(BUILD) $(DEVICE_STAGE) $@
+device-rehearsal: $(DEVICE_BUNDLE)
+	$(DEVICE_ENV) OUT=$(abspath $(BUILD))/device-rehearsal scripts/device-check --rehearsal
+device-rehearsal-quick: $(DEVICE_DEPS)
+	scripts/device-bundle $(BUILD) $(DEVICE_STAGE)
+	$(DEVICE_ENV) OUT=$(abspath $(BUILD))/device-rehearsal-quick scripts/device-check --rehearsal --quick \
+	  --bundle-dir $(DEVICE_STAGE)
 
 # Leak checking is off: glib/libvips keep process-lifetime caches that
 # LeakSanitizer reports; memory errors and undefined behaviour abort.

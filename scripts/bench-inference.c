@@ -6,13 +6,17 @@
  * the CPU backend's kernels (nChw8c and Eosin's Winograd up to AVX2,
  * nChw16c and oneDNN's Winograd from AVX-512 on).
  *
- *   bench-inference MODEL.onnx BATCH RUNS [cpu|ref]
+ *   bench-inference MODEL.onnx BATCH RUNS [cpu|ref|cuda] [fp32|fp16]
+ *
+ * cuda (where built with it; scripts/device-check) times run() with the
+ * host-to-device copy of the float input and the copy back of the output.
  */
 #include "backend.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 /* The ISA oneDNN dispatches to, as ONEDNN_MAX_CPU_ISA spells it (lower case). */
@@ -34,16 +38,25 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: bench-inference MODEL.onnx BATCH RUNS [cpu|ref]\n");
+    fprintf(stderr, "usage: bench-inference MODEL.onnx BATCH RUNS [cpu|ref|cuda] [fp32|fp16]\n");
     return 2;
   }
   int batch = atoi(argv[2]), runs = atoi(argv[3]);
-  const EosinBackendOps *be = argc > 4 && !strcmp(argv[4], "ref") ? &_eosin_backend_ref
-                                                                   : &_eosin_backend_cpu;
+  const char *name = argc > 4 ? argv[4] : "cpu";
+  const EosinBackendOps *be = !strcmp(name, "ref") ? &_eosin_backend_ref : &_eosin_backend_cpu;
+#ifdef EOSIN_HAVE_CUDA
+  if (!strcmp(name, "cuda"))
+    be = &_eosin_backend_cuda;
+#endif
+  if (strcmp(name, be->name) && strcmp(name, "cpu") && strcmp(name, "ref")) {
+    fprintf(stderr, "bench-inference: no %s backend in this build\n", name);
+    return 1;
+  }
+  EosinBackendOptions opt = {.fp16 = argc > 5 && !strcmp(argv[5], "fp16")};
   g_autoptr(GError) err = NULL;
   g_autoptr(EosinModel) m = eosin_model_load(argv[1], batch, &err);
   void *ctx = NULL;
-  if (!m || !be->init(&ctx, &(EosinBackendOptions){0}, &err) || !be->load(ctx, m, &err)) {
+  if (!m || !be->init(&ctx, &opt, &err) || !be->load(ctx, m, &err)) {
     fprintf(stderr, "bench-inference: %s\n", err ? err->message : "?");
     return 1;
   }
@@ -68,9 +81,9 @@ int main(int argc, char **argv) {
   double s = (g_get_monotonic_time() - t0) / 1e6;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("{\"engine\":\"eosin-%s\",\"isa\":\"%s\",\"batch\":%d,\"runs\":%d,"
+  printf("{\"engine\":\"eosin-%s\",\"precision\":\"%s\",\"isa\":\"%s\",\"batch\":%d,\"runs\":%d,"
          "\"images_per_s\":%.1f,\"peak_rss_mb\":%.0f}\n",
-         be->name, isa_name(dnnl_get_effective_cpu_isa()), batch, runs, batch * runs / s,
+         be->name, opt.fp16 ? "fp16" : "fp32", isa_name(dnnl_get_effective_cpu_isa()), batch, runs, batch * runs / s,
          ru.ru_maxrss / 1024.0);
   be->destroy(ctx);
   return 0;

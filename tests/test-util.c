@@ -9,11 +9,27 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
+
+bool td_absent(const char *name) {
+  const char *dir = g_getenv("EOSIN_TESTDATA");
+  g_autofree char *list = dir ? g_build_filename(dir, ".bundle-absent", NULL) : NULL;
+  g_autofree char *text = NULL;
+  if (!list || !g_file_get_contents(list, &text, NULL, NULL))
+    return false;
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (int i = 0; lines[i]; i++)
+    if (!strcmp(g_strstrip(lines[i]), name))
+      return true;
+  return false;
+}
 
 char *td(const char *name) {
   const char *dir = g_getenv("EOSIN_TESTDATA");
   cr_assert(dir, "EOSIN_TESTDATA is not set: run the tests with `make test`");
+  if (td_absent(name))
+    cr_skip_test("%s is not carried by the device bundle (testdata/.bundle-absent): skipped", name);
   return g_build_filename(dir, name, NULL);
 }
 
