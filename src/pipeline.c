@@ -280,24 +280,18 @@ static bool cancelled(const EosinRunOptions *o) {
  * folders and its lock), or a file a batch writes into OUTDIR itself. */
 static char *output_name(const char *path, GError **err) {
   static const char *const BATCH_FILES[] = EOSIN_BATCH_FILES;
-  char *name = eosin_slide_name_from_path(path);
-  if (g_strv_contains(BATCH_FILES, name)) {
+  g_autofree char *name = eosin_slide_name_from_path(path);
+  const char *why = g_strv_contains(BATCH_FILES, name)
+                        ? "the name of a file a batch writes into the output folder"
+                    : !*name || name[0] == '.' ? "names that are empty or begin with '.' are not used"
+                                               : NULL;
+  if (why) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
-                "slide %s: its output folder would be named '%s', the name of a file a batch "
-                "writes into the output folder (rename the file)",
-                path, name);
-    g_free(name);
+                "slide %s: its output folder would be named '%s': %s (rename the file)", path,
+                name, why);
     return NULL;
   }
-  if (!*name || name[0] == '.') {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE,
-                "slide %s: its output folder would be named '%s'; names that are empty or "
-                "begin with '.' are not used (rename the file)",
-                path, name);
-    g_free(name);
-    return NULL;
-  }
-  return name;
+  return g_steal_pointer(&name);
 }
 
 /* The tile plan's cost, said before the work starts: heavy overlap
