@@ -436,12 +436,16 @@ VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int ba
                              int width, int height, double scale_x, double scale_y);
 
 /* Writes @width x @height level-0 pixels painted by @paint as a tiled
- * pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles, levels
- * halving down to one tile, each with its own resolution from @mpp_x/@mpp_y,
+ * pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles, a level per
+ * slide level at @downsamples (@n_downsamples of them, the slide's, rounded
+ * to whole factors), then levels halving below them down to one tile, each
+ * with its own resolution from @mpp_x/@mpp_y; a tile repeating an earlier
+ * one of its level shares its bytes;
  * @compression deflate, zstd or lzw, @description on level 0; durable (a
  * temporary name, fsync'd, renamed); stops with EOSIN_ERROR_CANCELLED
  * between two chunks of tiles once @cancel is set. */
-bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height, double mpp_x,
+bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height,
+                          const double *downsamples, int n_downsamples, double mpp_x,
                           double mpp_y, const char *compression, const char *description,
                           const EosinCancel *cancel, const char *path, GError **err);
 

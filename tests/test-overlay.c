@@ -9,6 +9,8 @@
 #include "test-util.h"
 
 #include <math.h>
+#include <openslide.h>
+#include <tiffio.h>
 
 #include "../src/eosin-private.h"
 
@@ -114,4 +116,205 @@ Test(overlay, leica_bounds_offset) {
 Test(overlay, generic_tiff_mpp_from_tags) {
   /* 0.25 µm/px from TIFF resolution; 1.0 µm/px is level 2 */
   check_alignment("blocks-generic.tif", 32, 1.0, 8);
+}
+
+/* An Aperio-like slide whose levels go down by 4 (1, 4, 16), as real
+ * scanners write them: tissue-a.svs's levels 0, 2 and 4 re-written with
+ * libtiff (deflate tiles) under an Aperio ImageDescription. Returns its
+ * path in a temporary folder (freed by the caller). */
+static char *make_factor4_aperio(void) {
+  g_autofree char *src = td("tissue-a.svs");
+  openslide_t *osr = openslide_open(src);
+  cr_assert(osr && !openslide_get_error(osr), "%s", src);
+  g_autofree char *dir = tmp_dir();
+  char *path = g_build_filename(dir, "factor4.svs", NULL);
+  TIFF *tif = TIFFOpen(path, "w");
+  cr_assert(tif);
+  int64_t w0, h0;
+  openslide_get_level_dimensions(osr, 0, &w0, &h0);
+  int src_levels[] = {0, 2, 4};
+  for (int l = 0; l < 3; l++) {
+    int64_t w, h;
+    openslide_get_level_dimensions(osr, src_levels[l], &w, &h);
+    g_autofree uint32_t *argb = g_new(uint32_t, w * h);
+    openslide_read_region(osr, argb, 0, 0, src_levels[l], w, h);
+    cr_assert(!openslide_get_error(osr));
+    g_autofree char *desc = g_strdup_printf(
+        "Aperio Image Library v10.0.0\r\n%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+        " [0,0 %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "] (256x256) -> %" G_GINT64_FORMAT
+        "x%" G_GINT64_FORMAT "|AppMag = 20|MPP = 0.5",
+        w0, h0, w0, h0, w, h);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t) w);
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t) h);
+    TIFFSetField(tif, TIFFTAG_TILEWIDTH, 256);
+    TIFFSetField(tif, TIFFTAG_TILELENGTH, 256);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 3);
+    TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+    TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+    TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
+    TIFFSetField(tif, TIFFTAG_SUBFILETYPE, l ? FILETYPE_REDUCEDIMAGE : 0);
+    g_autofree uint8_t *tile = g_new(uint8_t, 256 * 256 * 3);
+    for (int64_t ty = 0; ty < h; ty += 256)
+      for (int64_t tx = 0; tx < w; tx += 256) {
+        memset(tile, 255, 256 * 256 * 3);
+        for (int64_t y = ty; y < MIN(h, ty + 256); y++)
+          for (int64_t x = tx; x < MIN(w, tx + 256); x++) {
+            uint32_t p = argb[y * w + x];
+            uint8_t *o = tile + ((y - ty) * 256 + (x - tx)) * 3;
+            o[0] = p >> 16, o[1] = p >> 8, o[2] = p;
+          }
+        cr_assert(TIFFWriteEncodedTile(tif, TIFFComputeTile(tif, tx, ty, 0, 0), tile,
+                                       256 * 256 * 3) > 0);
+      }
+    cr_assert(TIFFWriteDirectory(tif));
+  }
+  TIFFClose(tif);
+  openslide_close(osr);
+  return path;
+}
+
+/* OpenSlide's level downsamples of @a and @b agree within rounding of the
+ * level sizes (the overlay's are ceil(width / factor)). */
+static void expect_same_levels(const char *a, const char *b) {
+  openslide_t *oa = openslide_open(a), *ob = openslide_open(b);
+  cr_assert(oa && ob && !openslide_get_error(oa) && !openslide_get_error(ob));
+  int na = openslide_get_level_count(oa), nb = openslide_get_level_count(ob);
+  cr_expect_geq(nb, na, "%s has a level per level of %s", b, a);
+  for (int l = 0; l < MIN(na, nb); l++) {
+    double da = openslide_get_level_downsample(oa, l), db = openslide_get_level_downsample(ob, l);
+    cr_expect(fabs(db / da - 1) < 0.01, "level %d: %s downsample %g, slide's %g", l, b, db, da);
+  }
+  /* below the slide's smallest: halving, and the last level one tile */
+  for (int l = na; l < nb; l++)
+    cr_expect(fabs(openslide_get_level_downsample(ob, l) /
+                       openslide_get_level_downsample(ob, l - 1) - 2) < 0.02);
+  int64_t w, h;
+  openslide_get_level_dimensions(ob, nb - 1, &w, &h);
+  cr_expect(w <= 256 && h <= 256, "the last level is one tile: %ldx%ld", (long) w, (long) h);
+  openslide_close(oa);
+  openslide_close(ob);
+}
+
+/* Every level of @path read through OpenSlide equals libtiff's decode of
+ * it near the corners, the middle and a third of the way in. */
+static void expect_openslide_matches_libtiff(const char *path) {
+  openslide_t *osr = openslide_open(path);
+  cr_assert(osr && !openslide_get_error(osr), "%s", path);
+  TIFF *tif = TIFFOpen(path, "r");
+  cr_assert(tif);
+  int levels = openslide_get_level_count(osr);
+  cr_expect_eq(levels, TIFFNumberOfDirectories(tif));
+  for (int l = 0; l < levels; l++) {
+    cr_assert(TIFFSetDirectory(tif, (tdir_t) l));
+    uint32_t w, h;
+    uint16_t spp;
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    double ds = openslide_get_level_downsample(osr, l);
+    uint32_t tw, th;
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+    cr_expect(tw <= w && th <= h, "level %d: its tiles fit in it (OpenSlide reads them)", l);
+    g_autofree uint8_t *tile = g_malloc(TIFFTileSize(tif));
+    /* not the very last pixel: OpenSlide places a level at fractional
+     * level-0 positions and blends the edge with what lies beyond it */
+    uint32_t pts[][2] = {{0, 0}, {w / 3, h / 3}, {w / 2, h / 2}, {w - 2, h - 2}, {w / 2, h / 3}};
+    for (int p = 0; p < 5; p++) {
+      uint32_t x = pts[p][0], y = pts[p][1];
+      cr_assert(TIFFReadEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile, -1) > 0);
+      const uint8_t *t = tile + ((y % th) * tw + x % tw) * spp;
+      uint8_t want[4] = {t[0], spp >= 3 ? t[1] : t[0], spp >= 3 ? t[2] : t[0],
+                         spp == 4 ? t[3] : 255};
+      uint32_t px = 0;
+      /* the level-0 point whose level-l pixel is (x, y) */
+      openslide_read_region(osr, &px, (int64_t) ceil(x * ds), (int64_t) ceil(y * ds), l, 1, 1);
+      cr_assert(!openslide_get_error(osr));
+      uint8_t a = px >> 24;
+      cr_expect_eq(a, want[3], "%s level %d (%u, %u): alpha %d, libtiff %d", path, l, x, y, a,
+                   want[3]);
+      for (int c = 0; c < 3; c++) {
+        int got = (px >> (16 - 8 * c)) & 0xff, pre = (want[c] * want[3] + 127) / 255;
+        cr_expect(abs(got - pre) <= 1, "%s level %d (%u, %u) channel %d: OpenSlide %d, libtiff %d",
+                  path, l, x, y, c, got, pre);
+      }
+    }
+  }
+  TIFFClose(tif);
+  openslide_close(osr);
+}
+
+/* Level 0 of @path: the top-left tile (glass) is stored once and another
+ * glass tile points at the same bytes. */
+static void expect_shared_tiles(const char *path) {
+  TIFF *tif = TIFFOpen(path, "r");
+  cr_assert(tif);
+  uint64_t *off = NULL, *len = NULL;
+  cr_assert(TIFFGetField(tif, TIFFTAG_TILEOFFSETS, &off));
+  cr_assert(TIFFGetField(tif, TIFFTAG_TILEBYTECOUNTS, &len));
+  uint32_t n = TIFFNumberOfTiles(tif), shared = 0, other = 0;
+  for (uint32_t t = 1; t < n; t++) {
+    cr_expect_neq(off[t], 0, "tile %u was written", t);
+    if (off[t] == off[0]) {
+      cr_expect_eq(len[t], len[0]);
+      other = other ? other : t;
+      shared++;
+    }
+  }
+  cr_expect_gt(shared, 0, "%s: a glass tile shares tile 0's bytes", path);
+  if (other) {
+    /* the shared bytes decode to a uniform tile, as tile 0 */
+    tmsize_t sz = TIFFTileSize(tif);
+    g_autofree uint8_t *a = g_malloc(sz), *b = g_malloc(sz);
+    cr_assert(TIFFReadEncodedTile(tif, 0, a, -1) == sz);
+    cr_assert(TIFFReadEncodedTile(tif, other, b, -1) == sz);
+    cr_expect(!memcmp(a, b, sz));
+    uint16_t spp;
+    TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    bool uniform = true;
+    for (tmsize_t i = spp; i < sz && uniform; i++)
+      uniform = a[i] == a[i % spp];
+    cr_expect(uniform, "tile 0 of %s is uniform", path);
+  }
+  TIFFClose(tif);
+}
+
+static void check_levels(const char *slide) {
+  g_autofree char *cfgpath = stain_config(64, 1.0, 0, 0.5, NULL);
+  EosinRunResult res;
+  run_config_ok(cfgpath, slide, NULL, NULL, &res);
+  g_autofree char *overlay = g_build_filename(res.outdir, "overlay.tif", NULL);
+  g_autofree char *heatmap = g_build_filename(res.outdir, "heatmap.tif", NULL);
+  expect_same_levels(slide, overlay);
+  expect_same_levels(slide, heatmap);
+  expect_shared_tiles(overlay);
+  expect_shared_tiles(heatmap);
+  expect_openslide_matches_libtiff(overlay);
+  expect_openslide_matches_libtiff(heatmap);
+  TIFF *tif = TIFFOpen(heatmap, "r");
+  cr_assert(tif);
+  const char *desc = NULL;
+  cr_assert(TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc));
+  cr_expect(strstr(desc, "8-bit values: 0 = no data, 1..255 = ") != NULL, "%s", desc);
+  cr_expect(strstr(desc, "colour map") == NULL, "%s", desc);
+  TIFFClose(tif);
+  eosin_run_result_clear(&res);
+}
+
+Test(overlay, levels_mirror_a_factor4_aperio_slide) {
+  g_autofree char *slide = make_factor4_aperio();
+  openslide_t *osr = openslide_open(slide);
+  cr_assert(osr && !openslide_get_error(osr));
+  cr_assert_eq(openslide_get_level_count(osr), 3);
+  cr_assert_str_eq(openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_VENDOR), "aperio");
+  cr_assert(fabs(openslide_get_level_downsample(osr, 1) - 4) < 0.01);
+  openslide_close(osr);
+  check_levels(slide);
+}
+
+Test(overlay, levels_mirror_a_factor2_generic_tiff) {
+  g_autofree char *slide = td("blocks-generic.tif");
+  check_levels(slide);
 }
