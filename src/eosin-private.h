@@ -435,18 +435,17 @@ void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int 
 VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int bands,
                              int width, int height, double scale_x, double scale_y);
 
-/* Writes @width x @height level-0 pixels painted by @paint as a tiled
- * pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles, a level per
- * slide level at @downsamples (@n_downsamples of them, the slide's, rounded
- * to whole factors), then levels halving below them down to one tile, each
- * with its own resolution from @mpp_x/@mpp_y; a tile repeating an earlier
- * one of its level shares its bytes;
- * @compression deflate, zstd or lzw, @description on level 0; durable (a
- * temporary name, fsync'd, renamed); stops with EOSIN_ERROR_CANCELLED
- * between two chunks of tiles once @cancel is set. */
-bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height,
-                          const double *downsamples, int n_downsamples, double mpp_x,
-                          double mpp_y, const char *compression, const char *description,
+/* Writes the slide's level 0 (@info's width x height) painted by @paint
+ * as a tiled pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles,
+ * a level per level of @info at its downsample (rounded to a whole
+ * factor), then levels halving below them down to one tile, each with its
+ * own resolution from @info's µm/px; a tile repeating an earlier one of
+ * its level shares its bytes; @compression deflate, zstd or lzw,
+ * @description on level 0; durable (a temporary name, fsync'd, renamed);
+ * stops with EOSIN_ERROR_CANCELLED between two chunks of tiles once
+ * @cancel is set. */
+bool _eosin_write_pyramid(const EosinPaint *paint, const EosinSlideInfo *info,
+                          const char *compression, const char *description,
                           const EosinCancel *cancel, const char *path, GError **err);
 
 /* Re-opens a written overlay with OpenSlide and checks its level-0 size and

@@ -422,17 +422,17 @@ static bool patch_repeats(int fd, GPtrArray *dups, Writer *w) {
 }
 
 /* The level factors (level-0 px per pixel) of the pyramid: the slide's
- * @downsamples rounded to whole factors >= 1 (level 0 always 1; a factor
- * not above the one before is dropped), then doubling below the smallest
- * until one tile holds the image. Returns a new array, freed by the
- * caller. */
-static GArray *plan_levels(int64_t width, int64_t height, const double *downsamples,
-                           int n_downsamples) {
+ * the downsamples of @info's levels rounded to whole factors >= 1 (level 0
+ * always 1; a factor not above the one before is dropped), then doubling
+ * below the smallest until one tile holds the image. Returns a new array,
+ * freed by the caller. */
+static GArray *plan_levels(const EosinSlideInfo *info) {
+  int64_t width = info->width, height = info->height;
   GArray *f = g_array_new(FALSE, FALSE, sizeof(int));
   int one = 1;
   g_array_append_val(f, one);
-  for (int i = 1; i < n_downsamples; i++) {
-    double d = downsamples[i];
+  for (int i = 1; i < info->n_levels; i++) {
+    double d = info->levels[i].downsample;
     if (!(d >= 1) || d > 1 << 30)
       continue; /* NaN or absurd: not a level to mirror */
     int v = (int) lround(d);
@@ -450,9 +450,8 @@ static GArray *plan_levels(int64_t width, int64_t height, const double *downsamp
   return f;
 }
 
-bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height,
-                          const double *downsamples, int n_downsamples, double mpp_x,
-                          double mpp_y, const char *compression, const char *description,
+bool _eosin_write_pyramid(const EosinPaint *paint, const EosinSlideInfo *info,
+                          const char *compression, const char *description,
                           const EosinCancel *cancel, const char *path, GError **err) {
   Codec codec = !strcmp(compression, "zstd")  ? CODEC_ZSTD
                 : !strcmp(compression, "lzw") ? CODEC_LZW
@@ -473,13 +472,14 @@ bool _eosin_write_pyramid(const EosinPaint *paint, int64_t width, int64_t height
   TIFF *tif = TIFFOpenExt(tmp, "w8", opts); /* BigTIFF: level 0 may pass 4 GB */
   TIFFOpenOptionsFree(opts);
   bool stopped = false, ok = tif != NULL;
-  g_autoptr(GArray) factors = plan_levels(width, height, downsamples, n_downsamples);
+  g_autoptr(GArray) factors = plan_levels(info);
   g_autoptr(GPtrArray) dups = g_ptr_array_new_with_free_func((GDestroyNotify) g_array_unref);
   for (guint level = 0; ok && level < factors->len; level++) {
     GArray *pairs = g_array_new(FALSE, FALSE, sizeof(guint32));
     g_ptr_array_add(dups, pairs);
-    ok = write_level(tif, &w, paint, (int) level, g_array_index(factors, int, level), width,
-                     height, bands, codec, mpp_x, mpp_y, description, cancel, pairs,
+    ok = write_level(tif, &w, paint, (int) level, g_array_index(factors, int, level),
+                     info->width, info->height, bands, codec, info->mpp_x, info->mpp_y,
+                     description, cancel, pairs,
                      &stopped);
   }
   /* libtiff reports a failed final flush only here */

@@ -475,14 +475,8 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
   EosinCancel *cancel = o ? o->cancel : NULL;
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  g_autofree double *ds = g_new(double, MAX(info->n_levels, 1));
-  for (int i = 0; i < info->n_levels; i++)
-    ds[i] = info->levels[i].downsample;
-  if (!_eosin_write_pyramid(ov, info->width, info->height, ds, info->n_levels, info->mpp_x,
-                            info->mpp_y, cfg->overlay_compression, desc, cancel, overlay, err) ||
-      !_eosin_write_pyramid(hm, info->width, info->height, ds, info->n_levels, info->mpp_x,
-                            info->mpp_y, cfg->overlay_compression, hdesc, cancel, heatmap,
-                            err) ||
+  if (!_eosin_write_pyramid(ov, info, cfg->overlay_compression, desc, cancel, overlay, err) ||
+      !_eosin_write_pyramid(hm, info, cfg->overlay_compression, hdesc, cancel, heatmap, err) ||
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||
