@@ -351,8 +351,8 @@ static bool remove_unmarked_start(const char *dir) {
   const char *name;
   while ((name = g_dir_read_name(d))) {
     g_autofree char *p = g_build_filename(dir, name, NULL);
-    if (!g_str_has_prefix(name, "." MARKER ".") || !g_str_has_suffix(name, ".tmp") ||
-        g_lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+    g_autofree char *base = temp_base(name);
+    if (!base || strcmp(base, MARKER) || g_lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
       return false;
     g_ptr_array_add(temps, g_steal_pointer(&p));
   }
