@@ -954,3 +954,24 @@ Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
   expect_clean(out2);
   (void) staging;
 }
+
+/* scripts/device-bundle replaces its staging folder only when it made it:
+ * a folder of someone else's, named by mistake, is refused untouched. */
+Test(reliability, device_bundle_never_replaces_a_folder_it_did_not_stage) {
+  const char *bin = g_getenv("EOSIN_BIN");
+  cr_assert(bin, "EOSIN_BIN is set by make test");
+  g_autofree char *build = g_path_get_dirname(bin);
+  g_autofree char *root = g_path_get_dirname(build);
+  g_autofree char *script = g_build_filename(root, "scripts", "device-bundle", NULL);
+  g_autofree char *dir = tmp_dir();
+  g_autofree char *mine = file_in(dir, "thesis.txt");
+  cr_assert(g_file_set_contents(mine, "years of work\n", -1, NULL));
+  const char *argv[] = {script, build, dir, NULL};
+  g_autofree char *err = NULL;
+  int status = 0;
+  cr_assert(g_spawn_sync(NULL, (char **) argv, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+  cr_expect_neq(status, 0, "device-bundle into a user's folder must fail");
+  cr_expect(strstr(err, "not staged by device-bundle"), "stderr: %s", err);
+  g_autofree char *text = slurp(mine);
+  cr_expect_str_eq(text, "years of work\n", "the user's file is intact");
+}
