@@ -430,17 +430,30 @@ int _eosin_paint_bands(const EosinPaint *p);
 void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int left, int top,
                        int w, int h, uint8_t *dst, size_t stride);
 
+/* The cell index under output pixel @i along @axis (0 = x, 1 = y) at
+ * @scale level-0 px per pixel, or -1 outside the grid and the bounds. */
+int _eosin_paint_cell(const EosinPaint *p, int axis, double scale, int i);
+/* Appends to @key (the caller's) a description of the @tw x @th tile at
+ * (@left, @top) whose first @w x @h pixels are in the image (the rest
+ * painted 0) that is equal for two tiles exactly when their painted bytes
+ * are: its blocks of one value and their values. False (nothing appended)
+ * when a side has more than
+ * @max_runs runs of cells: the tile is then better painted and compared. */
+bool _eosin_paint_tile_key(const EosinPaint *p, double scale_x, double scale_y, int left,
+                           int top, int w, int h, int tw, int th, int max_runs, GByteArray *key);
+
 /* The same as a lazy VipsImage of @width x @height pixels (for preview.png),
  * computed region by region. */
 VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int bands,
                              int width, int height, double scale_x, double scale_y);
 
 /* Writes the slide's level 0 (@info's width x height) painted by @paint
- * as a tiled pyramidal BigTIFF at @path (output-pyramid.c): 256 px tiles,
- * a level per level of @info at its downsample (rounded to a whole
- * factor), then levels halving below them down to one tile, each with its
- * own resolution from @info's µm/px; a tile repeating an earlier one of
- * its level shares its bytes; @compression deflate, zstd or lzw,
+ * as a tiled pyramidal BigTIFF at @path (output-pyramid.c): a level per
+ * level of @info at its downsample (rounded to a whole factor), then
+ * levels halving below them down to one tile, each with its own
+ * resolution from @info's µm/px and tiles of 128..512 px chosen to lie in
+ * one cell where the cells allow; a tile repeating an earlier one (of any
+ * level) shares its bytes; @compression deflate, zstd or lzw,
  * @description on level 0; durable (a temporary name, fsync'd, renamed);
  * stops with EOSIN_ERROR_CANCELLED between two chunks of tiles once
  * @cancel is set. */

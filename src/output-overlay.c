@@ -146,6 +146,94 @@ static void fill_run(uint8_t *dst, const uint8_t *px, int bands, int n) {
   }
 }
 
+int _eosin_paint_cell(const EosinPaint *p, int axis, double scale, int i) {
+  return axis == 0 ? cell_of(i, scale, p->origin_x, p->cell_x, p->clip_x0, p->clip_x1, p->gw)
+                   : cell_of(i, scale, p->origin_y, p->cell_y, p->clip_y0, p->clip_y1, p->gh);
+}
+
+/* The runs of one cell index along one axis of a tile: @len pixels from
+ * @start, of which the first @valid are in the image (the rest, like a
+ * pixel outside the grid, are cell -1). Fills @cell and @length (n_max
+ * entries each) and returns the number of runs, or -1 past @n_max. */
+static int axis_runs(const EosinPaint *p, int axis, double scale, int start, int valid, int len,
+                     int n_max, int *cell, int *length) {
+  int n = 0;
+  for (int i = 0; i < len; i++) {
+    int c = i < valid ? _eosin_paint_cell(p, axis, scale, start + i) : -1;
+    if (n && cell[n - 1] == c) {
+      length[n - 1]++;
+      continue;
+    }
+    if (n == n_max)
+      return -1;
+    cell[n] = c, length[n] = 1, n++;
+  }
+  return n;
+}
+
+/* Appends @v as two bytes (tile sides and run counts are < 65536). */
+static void key_u16(GByteArray *key, int v) {
+  uint8_t b[2] = {(uint8_t) v, (uint8_t) (v >> 8)};
+  g_byte_array_append(key, b, 2);
+}
+
+bool _eosin_paint_tile_key(const EosinPaint *p, double scale_x, double scale_y, int left,
+                           int top, int w, int h, int tw, int th, int max_runs, GByteArray *key) {
+  g_autofree int *buf = g_new(int, 4 * (size_t) max_runs);
+  int *cx = buf, *lx = buf + max_runs, *cy = buf + 2 * max_runs, *ly = buf + 3 * max_runs;
+  int nx = axis_runs(p, 0, scale_x, left, w, tw, max_runs, cx, lx);
+  int ny = nx < 0 ? -1 : axis_runs(p, 1, scale_y, top, h, th, max_runs, cy, ly);
+  if (nx < 0 || ny < 0)
+    return false;
+  static const uint8_t empty[4] = {0, 0, 0, 0};
+  int b = p->bands;
+  /* the value of each (row run, column run) block */
+  g_autofree uint8_t *v = g_malloc((size_t) nx * ny * b);
+  for (int j = 0; j < ny; j++)
+    for (int i = 0; i < nx; i++) {
+      const uint8_t *src = cx[i] < 0 || cy[j] < 0
+                               ? empty
+                               : p->cells + ((size_t) cy[j] * p->gw + cx[i]) * b;
+      memcpy(v + ((size_t) j * nx + i) * b, src, b);
+    }
+  /* merge neighbouring column runs equal in every row, then row runs equal
+   * in every column: what is left changes exactly where the pixels do, so
+   * two tiles of equal pixels get equal keys however their cells lie */
+  int mx = 0;
+  for (int i = 0; i < nx; i++) {
+    bool same = mx > 0;
+    for (int j = 0; same && j < ny; j++)
+      same = !memcmp(v + ((size_t) j * nx + i) * b, v + ((size_t) j * nx + mx - 1) * b, b);
+    if (same) {
+      lx[mx - 1] += lx[i];
+      continue;
+    }
+    for (int j = 0; j < ny; j++)
+      memmove(v + ((size_t) j * nx + mx) * b, v + ((size_t) j * nx + i) * b, b);
+    lx[mx++] = lx[i];
+  }
+  int my = 0;
+  for (int j = 0; j < ny; j++) {
+    if (my > 0 && !memcmp(v + (size_t) j * nx * b, v + (size_t) (my - 1) * nx * b,
+                          (size_t) mx * b)) {
+      ly[my - 1] += ly[j];
+      continue;
+    }
+    memmove(v + (size_t) my * nx * b, v + (size_t) j * nx * b, (size_t) mx * b);
+    ly[my++] = ly[j];
+  }
+  g_byte_array_append(key, (const uint8_t *) "L", 1);
+  key_u16(key, mx);
+  for (int i = 0; i < mx; i++)
+    key_u16(key, lx[i]);
+  key_u16(key, my);
+  for (int j = 0; j < my; j++)
+    key_u16(key, ly[j]);
+  for (int j = 0; j < my; j++)
+    g_byte_array_append(key, v + (size_t) j * nx * b, (guint) (mx * b));
+  return true;
+}
+
 /* Cells are large constant rectangles, so each row is a few runs of one
  * colour and consecutive rows in one cell row are copies. */
 void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int left, int top,

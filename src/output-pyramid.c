@@ -1,42 +1,51 @@
 /*
  * output-pyramid.c — overlay.tif and heatmap.tif written with libtiff: a
- * tiled BigTIFF of 256 px tiles with a level per level of the slide, at
- * the slide's own downsamples (rounded to whole factors), then levels
- * halving below the slide's smallest until one 256 px tile would hold the
- * whole image (levels narrower than a tile get tiles that fit them);
- * each level painted straight from the stitched grid at its own scale
- * (nearest cell, so no value is ever blended) and carrying its own
- * resolution. Levels that mirror the slide's let a viewer show the overlay
- * at the same level as the slide, with no resampling of either.
+ * tiled BigTIFF with a level per level of the slide, at the slide's own
+ * downsamples (rounded to whole factors), then levels halving below the
+ * slide's smallest until one tile would hold the whole image; each level
+ * painted straight from the stitched grid at its own scale (nearest cell,
+ * so no value is ever blended) and carrying its own resolution. Levels
+ * that mirror the slide's let a viewer show the overlay at the same level
+ * as the slide, with no resampling of either.
  *
- * A tile whose bytes equal an earlier tile of its level is stored once: an
- * overlay is mostly tiles of one value (glass, and tissue of one class).
+ * Most of an overlay is tiles of one value (glass, and cells larger than a
+ * tile), so the work is in not doing it again:
+ *   - each level's tile side (128..512 px) is chosen so that as many tiles
+ *     as the cell stride allows lie inside one cell (choose_side);
+ *   - every tile gets a layout key (its blocks of one value, from the grid,
+ *     before a pixel is painted): a tile whose key was seen before, at
+ *     this level or an earlier one, is neither painted nor compressed, and
+ *     its TileOffsets/TileByteCounts entries point at the first copy's
+ *     bytes; only tiles of new keys are painted and compressed, on all
+ *     cores, a chunk at a time (memory fixed, whatever the slide's size),
+ *     and written in order;
+ *   - deflate is libdeflate's (level 9 writes smaller tiles than zlib's
+ *     level 6 in less time).
  * libtiff has no call to point a tile at bytes already written
  * (TIFFWriteRawTile always appends, and TileOffsets cannot be set through
  * TIFFSetField), so repeats are left unwritten (libtiff records them as
- * sparse, offset 0) and, once libtiff has flushed the file, their
- * TileOffsets/TileByteCounts entries are patched in place to the first
- * copy's. Several entries naming the same bytes is plain TIFF: OpenSlide
- * and libtiff read such files as any other.
+ * sparse, offset 0) and, once libtiff has flushed the file, their entries
+ * are patched in place. Several entries naming the same bytes is plain
+ * TIFF: OpenSlide, libvips, tifffile and libtiff read such files as any
+ * other (tests/test-overlay.c reads every level with all four).
  *
  * Why not libvips's tiffsave: libvips 8.14.1 (Debian 12) frees a pyramid's
  * smaller levels before closing them when a save fails (a use-after-free,
  * fixed in 8.14.3), so a write that a stop or a full disk interrupts could
- * crash the run; and an overlay is mostly tiles of one value that it
- * compresses again and again. Here every tile of one value is compressed
- * once, tiles are painted and compressed on all cores a chunk at a time
- * (memory fixed, whatever the slide's size), written in order, a stop is
- * seen between two chunks, and every write error is reported.
+ * crash the run; and it compresses every tile, however often it repeats.
+ * Here a stop is seen between two chunks, and every write error is
+ * reported.
  */
 #include "eosin-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <libdeflate.h>
 #include <glib/gstdio.h>
 #include <math.h>
 #include <tiffio.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include <glib.h>
@@ -65,16 +74,22 @@ static int on_tiff_warning(TIFF *tif, void *data, const char *module, const char
   return 1; /* libtiff's warnings about its own choices are not the lab's */
 }
 
-/* One tile of a chunk: painted, then compressed (or found uniform). */
+/* What a tile of a chunk needs. Most tiles are known from their layout
+ * key (output-overlay.c's _eosin_paint_tile_key: the blocks of one value a
+ * tile is made of) before any pixel is painted: a REPEAT of an earlier
+ * tile of the level costs nothing, and only a NEW tile is painted and
+ * compressed. A tile whose cells are too fine for a short key (the
+ * smallest levels) is PAINTED, compressed, and compared with the level's
+ * earlier tiles by a digest of its compressed bytes. */
+typedef enum { TILE_NEW, TILE_REPEAT, TILE_PAINTED } TileKind;
+
 typedef struct {
-  uint8_t *bytes;   /* compressed tile, or NULL when uniform / LZW */
+  TileKind kind;
+  uint32_t first_dir, first; /* REPEAT: the tile first written with these bytes */
+  uint8_t *bytes;   /* compressed tile (NEW, PAINTED), or NULL (LZW) */
   size_t len;
-  bool uniform;
-  uint8_t value[4]; /* the pixel of a uniform tile */
-  /* what makes two tiles' stored bytes equal: 'U' and the pixel of a
-   * uniform tile (its bytes come from one cache), else 'S' and the SHA-256
-   * of the compressed bytes (of the painted tile for LZW, which libtiff
-   * compresses the same way every time) */
+  /* PAINTED: 'S' and the SHA-256 of the compressed bytes (of the painted
+   * tile for LZW, which libtiff compresses the same way every time) */
   uint8_t key[33];
   size_t key_len;
   bool failed;
@@ -102,75 +117,58 @@ static void set_digest_key(Encoded *e, const uint8_t *data, size_t len) {
   e->key_len = 1 + n;
 }
 
+/* @len bytes of @data compressed into e->bytes (zlib or zstd) through
+ * @out, @cap bytes of scratch at least compress_bound(@len): the copy kept
+ * is the size of the result (a few hundred bytes for most tiles) where a
+ * buffer of the bound would be a fresh mapping of pages for every tile.
+ * Deflate is libdeflate's, which makes the zlib stream TIFF's deflate
+ * expects: on overlay tiles (blocks of one colour) its level 9 writes
+ * fewer bytes than zlib's level 6, in less time. */
+#define DEFLATE_LEVEL 9
+#define ZSTD_LEVEL 9
+static size_t compress_bound(size_t len) {
+  /* libdeflate's bound without a compressor: its formula for zlib streams */
+  return MAX(ZSTD_compressBound(len), len + len / 8 + 1024);
+}
+
+static void compress_into(Encoded *e, Codec codec, const uint8_t *data, size_t len,
+                          uint8_t *out, size_t cap) {
+  size_t n = 0;
+  if (codec == CODEC_DEFLATE) {
+    struct libdeflate_compressor *z = libdeflate_alloc_compressor(DEFLATE_LEVEL);
+    n = z && libdeflate_zlib_compress_bound(z, len) <= cap
+            ? libdeflate_zlib_compress(z, data, len, out, cap)
+            : 0;
+    if (z)
+      libdeflate_free_compressor(z);
+  } else {
+    n = ZSTD_compress(out, cap, data, len, ZSTD_LEVEL);
+    n = ZSTD_isError(n) ? 0 : n;
+  }
+  e->failed = n == 0;
+  e->bytes = e->failed ? NULL : g_memdup2(out, n);
+  e->len = n;
+}
+
+/* Paints and compresses tile @k of the chunk when it is NEW or PAINTED. */
 static void encode_tile(void *data, int k, void *scratch) {
   Chunk *c = data;
+  Encoded *e = &c->enc[k];
+  bool lzw = c->codec == CODEC_LZW;
+  if (e->kind == TILE_REPEAT)
+    return;
   int t = c->first + k;
   int tx = (t % c->tiles_across) * c->tw, ty = (t / c->tiles_across) * c->th;
   size_t bytes = (size_t) c->tw * c->th * c->bands;
-  uint8_t *px = c->codec == CODEC_LZW ? c->raw + bytes * k : scratch;
+  uint8_t *px = lzw ? c->raw + bytes * k : scratch;
+  uint8_t *out = (uint8_t *) scratch + (lzw ? 0 : bytes); /* after the tile */
   memset(px, 0, bytes);
   _eosin_paint_rect(c->paint, c->scale_x, c->scale_y, tx, ty, MIN(c->tw, c->width - tx),
                     MIN(c->th, c->height - ty), px, (size_t) c->tw * c->bands);
-  Encoded *e = &c->enc[k];
-  e->uniform = true;
-  for (size_t i = c->bands; i < bytes && e->uniform; i += c->bands)
-    e->uniform = !memcmp(px + i, px, c->bands);
-  memcpy(e->value, px, c->bands);
-  if (e->uniform) {
-    e->key[0] = 'U';
-    memcpy(e->key + 1, px, c->bands);
-    e->key_len = 1 + c->bands;
-    return;
-  }
-  if (c->codec == CODEC_LZW) {
-    set_digest_key(e, px, bytes);
-    return;
-  }
-  if (c->codec == CODEC_DEFLATE) {
-    uLongf len = compressBound(bytes);
-    e->bytes = g_malloc(len);
-    e->failed = compress2(e->bytes, &len, px, bytes, 6) != Z_OK;
-    e->len = len;
-  } else {
-    size_t cap = ZSTD_compressBound(bytes);
-    e->bytes = g_malloc(cap);
-    size_t n = ZSTD_compress(e->bytes, cap, px, bytes, 9);
-    e->failed = ZSTD_isError(n);
-    e->len = e->failed ? 0 : n;
-  }
-  if (!e->failed)
-    set_digest_key(e, e->bytes, e->len);
-}
-
-/* The compressed bytes of a tile all of one @value, made once per value. */
-static const GBytes *uniform_tile(GHashTable *cache, Codec codec, int bands, size_t bytes,
-                                  const uint8_t *value) {
-  guint32 key = 0;
-  memcpy(&key, value, bands);
-  GBytes *b = g_hash_table_lookup(cache, GUINT_TO_POINTER(key));
-  if (b)
-    return b;
-  g_autofree uint8_t *px = g_malloc(bytes);
-  for (size_t i = 0; i < bytes; i += bands)
-    memcpy(px + i, value, bands);
-  void *out = NULL;
-  size_t len = 0;
-  if (codec == CODEC_DEFLATE) {
-    uLongf l = compressBound(bytes);
-    out = g_malloc(l);
-    if (compress2(out, &l, px, bytes, 6) != Z_OK)
-      return g_free(out), NULL;
-    len = l;
-  } else {
-    size_t cap = ZSTD_compressBound(bytes);
-    out = g_malloc(cap);
-    len = ZSTD_compress(out, cap, px, bytes, 9);
-    if (ZSTD_isError(len))
-      return g_free(out), NULL;
-  }
-  b = g_bytes_new_take(out, len);
-  g_hash_table_insert(cache, GUINT_TO_POINTER(key), b);
-  return b;
+  if (!lzw)
+    compress_into(e, c->codec, px, bytes, out, compress_bound(bytes));
+  if (e->kind == TILE_PAINTED && !e->failed)
+    set_digest_key(e, lzw ? px : e->bytes, lzw ? bytes : e->len);
 }
 
 static bool set_level_tags(TIFF *tif, int level, int factor, int w, int h, int tw, int th,
@@ -204,33 +202,44 @@ static bool set_level_tags(TIFF *tif, int level, int factor, int w, int h, int t
   return ok;
 }
 
-/* Stores tile @t of the chunk: compressed bytes of its own, the cached
- * bytes of its uniform value, or (when its key was seen earlier in the
- * level, in @seen) nothing but a (t, first) pair on @dups. @raw is the
- * painted tile for LZW. Frees nothing; false with w->error. */
-static bool store_tile(TIFF *tif, Writer *w, const Encoded *e, uint32_t t, int level,
-                       Codec codec, int bands, uint8_t *raw, size_t tile_bytes,
-                       GHashTable *cache, GHashTable *seen, GArray *dups) {
+/* What @seen maps a key to: 1 + directory << 32 | tile (0 is "absent"). */
+static gpointer tile_ref(guint dir, guint32 t) {
+  return (gpointer) (guintptr) (((guint64) dir << 32 | t) + 1);
+}
+
+static void set_repeat(Encoded *e, gpointer ref) {
+  guint64 v = (guint64) (guintptr) ref - 1;
+  e->kind = TILE_REPEAT;
+  e->first_dir = (uint32_t) (v >> 32);
+  e->first = (uint32_t) v;
+}
+
+/* Stores tile @t of directory @level: its compressed bytes or (a repeat of
+ * a tile written before, known from its layout key or, for a PAINTED
+ * tile, its digest in @seen) nothing but a (t, source directory, source
+ * tile) triple on @dups. @raw is the painted tile for LZW. Frees nothing;
+ * false with w->error. */
+static bool store_tile(TIFF *tif, Writer *w, Encoded *e, uint32_t t, int level, Codec codec,
+                       uint8_t *raw, size_t tile_bytes, GHashTable *seen, GArray *dups) {
   if (e->failed) {
     g_string_append_printf(w->error, "compressing tile %u of level %d failed", t, level);
     return false;
   }
-  g_autoptr(GBytes) key = g_bytes_new(e->key, e->key_len);
-  guint32 first_copy = GPOINTER_TO_UINT(g_hash_table_lookup(seen, key));
-  if (first_copy) {
-    guint32 pair[2] = {t, first_copy - 1};
-    g_array_append_vals(dups, pair, 2);
+  if (e->kind == TILE_PAINTED) {
+    g_autoptr(GBytes) key = g_bytes_new(e->key, e->key_len);
+    gpointer ref = g_hash_table_lookup(seen, key);
+    if (ref && t > 0) /* a level's first tile is always written, as above */
+      set_repeat(e, ref);
+    else if (!ref)
+      g_hash_table_insert(seen, g_steal_pointer(&key), tile_ref(level, t));
+  }
+  if (e->kind == TILE_REPEAT) {
+    guint32 triple[3] = {t, e->first_dir, e->first};
+    g_array_append_vals(dups, triple, 3);
     return true; /* patch_repeats points it at the first copy */
   }
-  g_hash_table_insert(seen, g_bytes_ref(key), GUINT_TO_POINTER(t + 1));
   if (codec == CODEC_LZW)
     return TIFFWriteEncodedTile(tif, t, raw, (tmsize_t) tile_bytes) >= 0;
-  if (e->uniform) {
-    const GBytes *b = uniform_tile(cache, codec, bands, tile_bytes, e->value);
-    gsize len = 0;
-    const void *data = b ? g_bytes_get_data((GBytes *) b, &len) : NULL;
-    return data && TIFFWriteRawTile(tif, t, (void *) data, (tmsize_t) len) >= 0;
-  }
   return TIFFWriteRawTile(tif, t, e->bytes, (tmsize_t) e->len) >= 0;
 }
 
@@ -244,27 +253,97 @@ static int tile_side(int side) {
   return side >= TILE ? TILE : MAX(16, side / 16 * 16);
 }
 
+/* The tile side along @axis of a level @side px across at @scale level-0
+ * px per pixel: of the multiples of 16 from TILE_MIN to TILE_MAX (and
+ * within the level), one whose tiles most often lie inside one cell along
+ * that axis, of those within 2 % of the best the one nearest TILE (the
+ * smaller of two as near). Why: a tile inside one cell on both axes is
+ * one value, written once for all the level's tiles of that value, and
+ * the cell stride is rarely a multiple of 256 (a metastasis cell on a
+ * 0.2425 µm/px slide is 384 px: 256 px tiles are one value in 4 of 9
+ * places, 192 or 384 px tiles in all; a stain cell on a 0.5 µm/px slide is
+ * 512 px, 128 px at the slide's factor-4 level). Nearest TILE, because a
+ * small tile means many tiles (each costs its key and table entries) and
+ * a large one costs more to compress where it is not one value. */
+#define TILE_MIN 128
+#define TILE_MAX 512
+static int choose_side(const EosinPaint *p, int axis, double scale, int side) {
+  if (side < TILE_MIN)
+    return tile_side(side);
+  int best = TILE;
+  double best_u = -1, u_of[TILE_MAX / 16 + 1] = {0};
+  for (int t = TILE_MIN; t <= MIN(TILE_MAX, side / 16 * 16); t += 16) {
+    int n = (side + t - 1) / t, inside = 0;
+    for (int k = 0; k < n; k++) {
+      int a = k * t, b = a + t - 1;
+      int ca = _eosin_paint_cell(p, axis, scale, a);
+      /* past the image's end the tile is padding, the value of no cell */
+      int cb = b < side ? _eosin_paint_cell(p, axis, scale, b) : -1;
+      inside += ca == cb; /* cells grow along the axis: ends equal, all equal */
+    }
+    u_of[t / 16] = (double) inside / n;
+    best_u = MAX(best_u, u_of[t / 16]);
+  }
+  int best_d = INT_MAX;
+  for (int t = TILE_MIN; t <= MIN(TILE_MAX, side / 16 * 16); t += 16)
+    if (u_of[t / 16] >= best_u - 0.02 && abs(t - TILE) < best_d) {
+      best = t;
+      best_d = abs(t - TILE);
+    }
+  return best;
+}
+
+/* Runs of cells a tile side may cross for its layout key to be worth
+ * making (beyond it the tile is painted and its compressed bytes compared) */
+#define KEY_MAX_RUNS 64
+
+/* Finds the kind of each tile of chunk @c (of directory @level) from its
+ * layout key, @seen holding the keys of the file's tiles so far (a tile
+ * of a new key is entered at once: a later tile of the chunk repeats it).
+ * A layout key holds the tile's size, so only tiles of equal size and
+ * pixels share bytes, across levels too. */
+static void classify_tiles(Chunk *c, int level, int m, GHashTable *seen, GByteArray *kb) {
+  for (int k = 0; k < m; k++) {
+    Encoded *e = &c->enc[k];
+    int t = c->first + k;
+    int tx = (t % c->tiles_across) * c->tw, ty = (t / c->tiles_across) * c->th;
+    g_byte_array_set_size(kb, 0);
+    if (!_eosin_paint_tile_key(c->paint, c->scale_x, c->scale_y, tx, ty,
+                               MIN(c->tw, c->width - tx), MIN(c->th, c->height - ty), c->tw,
+                               c->th, KEY_MAX_RUNS, kb)) {
+      e->kind = TILE_PAINTED;
+      continue;
+    }
+    g_autoptr(GBytes) key = g_bytes_new(kb->data, kb->len);
+    gpointer ref = g_hash_table_lookup(seen, key);
+    /* a level's first tile is always written: libtiff leaves out the tile
+     * tables of a directory none of whose tiles it wrote */
+    if (ref && t > 0) {
+      set_repeat(e, ref);
+      continue;
+    }
+    if (!ref)
+      g_hash_table_insert(seen, g_steal_pointer(&key), tile_ref(level, t));
+    e->kind = TILE_NEW;
+  }
+}
+
 /* Writes one level at @factor level-0 px per pixel; false with w->error or
- * a cancel. Tiles repeating an earlier tile of the level are not written:
- * (repeat, first) tile index pairs are appended to @dups, which the caller
- * owns, for patch_repeats. */
+ * a cancel. Tiles repeating one written before (in @seen, the caller's,
+ * shared by the levels) are not written: (repeat, source directory,
+ * source tile) triples are appended to @dups, the caller's, for
+ * patch_repeats. */
 static bool write_level(TIFF *tif, Writer *w, const EosinPaint *paint, int level, int factor,
                         int64_t width0, int64_t height0, int bands, Codec codec, double mpp_x,
                         double mpp_y, const char *description, const EosinCancel *cancel,
-                        GArray *dups, bool *stopped) {
+                        GHashTable *seen, GArray *dups, bool *stopped) {
   double f = factor;
   int lw = (int) ceil(width0 / f), lh = (int) ceil(height0 / f);
-  int tw = tile_side(lw), th = tile_side(lh);
+  int tw = choose_side(paint, 0, f, lw), th = choose_side(paint, 1, f, lh);
   if (!set_level_tags(tif, level, factor, lw, lh, tw, th, bands, codec, mpp_x, mpp_y,
                       description))
     return false;
-  /* the compressed bytes of each uniform value, made once for the level
-   * (its tile size is the level's own) */
-  g_autoptr(GHashTable) cache =
-      g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) g_bytes_unref);
-  /* key bytes -> 1 + index of the tile first written with them */
-  g_autoptr(GHashTable) seen =
-      g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref, NULL);
+  g_autoptr(GByteArray) kb = g_byte_array_new();
   int across = (lw + tw - 1) / tw, down = (lh + th - 1) / th;
   int n = across * down;
   size_t tile_bytes = (size_t) tw * th * bands;
@@ -278,14 +357,16 @@ static bool write_level(TIFF *tif, Writer *w, const EosinPaint *paint, int level
     int m = MIN(CHUNK, n - first);
     memset(enc, 0, sizeof(Encoded) * CHUNK);
     Chunk c = {paint, bands, f, f, lw, lh, tw, th, across, first, codec, enc, raw};
-    _eosin_parallel_for(m, tile_bytes, encode_tile, &c);
+    classify_tiles(&c, level, m, seen, kb);
+    /* scratch of each worker: a painted tile and its compressed bytes */
+    _eosin_parallel_for(m, tile_bytes + compress_bound(tile_bytes), encode_tile, &c);
     bool ok = true;
     for (int k = 0; k < m; k++) {
       Encoded *e = &enc[k];
       uint32_t t = (uint32_t) (first + k);
       if (ok)
-        ok = store_tile(tif, w, e, t, level, codec, bands, raw + (raw ? tile_bytes * k : 0),
-                        tile_bytes, cache, seen, dups);
+        ok = store_tile(tif, w, e, t, level, codec, raw + (raw ? tile_bytes * k : 0),
+                        tile_bytes, seen, dups);
       g_free(e->bytes); /* every tile's, also after a failure */
     }
     if (!ok)
@@ -333,13 +414,80 @@ static bool pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
   return true;
 }
 
+/* One directory's TileOffsets (k = 0) and TileByteCounts (k = 1) as
+ * libtiff wrote them: where in the file, how many, of what size. */
+typedef struct {
+  uint64_t where[2], count[2];
+  int size[2];
+  uint8_t *arr[2];
+} Tables;
+
+static void tables_free(gpointer p) {
+  Tables *t = p;
+  g_free(t->arr[0]);
+  g_free(t->arr[1]);
+  g_free(t);
+}
+
+/* Reads directory @d at @ifd: its tile tables into a new Tables (freed by
+ * the caller) and the offset of the next directory into @next. */
+static Tables *read_tables(int fd, bool big, guint d, uint64_t ifd, uint64_t *next, Writer *w) {
+  uint8_t cnt[8];
+  if (!ifd || !pread_all(fd, cnt, 8, ifd)) {
+    g_string_append_printf(w->error, "re-reading directory %u failed", d);
+    return NULL;
+  }
+  uint64_t n = get_uint(cnt, 8, big);
+  if (n > 4096) {
+    g_string_append_printf(w->error, "directory %u has %" G_GUINT64_FORMAT " tags", d, n);
+    return NULL;
+  }
+  g_autofree uint8_t *entries = g_malloc(n * 20 + 8);
+  if (!pread_all(fd, entries, n * 20 + 8, ifd + 8)) {
+    g_string_append_printf(w->error, "re-reading directory %u failed", d);
+    return NULL;
+  }
+  g_autoptr(GPtrArray) hold = g_ptr_array_new_with_free_func(tables_free);
+  Tables *t = g_new0(Tables, 1);
+  g_ptr_array_add(hold, t); /* freed on every failure below */
+  for (uint64_t i = 0; i < n; i++) {
+    const uint8_t *e = entries + i * 20;
+    unsigned tag = (unsigned) get_uint(e, 2, big), type = (unsigned) get_uint(e + 2, 2, big);
+    if (tag != 324 && tag != 325)
+      continue;
+    int k = tag - 324;
+    t->size[k] = type == 3 ? 2 : type == 4 ? 4 : type == 16 ? 8 : 0;
+    t->count[k] = get_uint(e + 4, 8, big);
+    /* arrays of at most 8 bytes sit in the entry itself */
+    t->where[k] = t->count[k] * t->size[k] <= 8 ? ifd + 8 + i * 20 + 12
+                                                : get_uint(e + 12, 8, big);
+  }
+  for (int k = 0; k < 2; k++) {
+    if (!t->size[k] || !t->where[k] || t->count[k] > G_MAXUINT32) {
+      g_string_append_printf(w->error, "directory %u: no usable %s", d,
+                             k ? "TileByteCounts" : "TileOffsets");
+      return NULL;
+    }
+    t->arr[k] = g_malloc(t->count[k] * t->size[k]);
+    if (!pread_all(fd, t->arr[k], t->count[k] * t->size[k], t->where[k])) {
+      g_string_append_printf(w->error, "re-reading directory %u's tile table failed", d);
+      return NULL;
+    }
+  }
+  *next = get_uint(entries + n * 20, 8, big);
+  return g_ptr_array_steal_index(hold, 0);
+}
+
 /* Points the repeated tiles of each directory at their first copies:
- * @dups holds one GArray of (repeat, first) tile pairs per directory, in
- * the order they were written. Reads and rewrites the BigTIFF's
+ * @dups holds one GArray of (repeat, source directory, source tile)
+ * triples per directory, in the order they were written; a source is in
+ * the same or an earlier directory. Reads and rewrites the BigTIFF's
  * TileOffsets and TileByteCounts arrays in place through @fd, after libtiff
  * has flushed them (libtiff offers no call that sets these entries). The
- * arrays keep their size and type: each new value is one already in them.
- * Frees nothing; false with a message on w->error. */
+ * arrays keep their size and type: a value that would not fit the type
+ * libtiff chose (not seen: libtiff writes BigTIFF tables as 8-byte
+ * integers) is an error, never a truncation. Frees nothing; false with a
+ * message on w->error. */
 static bool patch_repeats(int fd, GPtrArray *dups, Writer *w) {
   uint8_t head[16];
   if (!pread_all(fd, head, sizeof head, 0)) {
@@ -353,70 +501,38 @@ static bool patch_repeats(int fd, GPtrArray *dups, Writer *w) {
     return false;
   }
   uint64_t ifd = get_uint(head + 8, 8, big);
+  g_autoptr(GPtrArray) tables = g_ptr_array_new_with_free_func(tables_free);
   for (guint d = 0; d < dups->len; d++) {
-    GArray *pairs = g_ptr_array_index(dups, d);
-    uint8_t cnt[8];
-    if (!ifd || !pread_all(fd, cnt, 8, ifd)) {
-      g_string_append_printf(w->error, "re-reading directory %u failed", d);
+    GArray *triples = g_ptr_array_index(dups, d);
+    Tables *t = read_tables(fd, big, d, ifd, &ifd, w);
+    if (!t)
       return false;
-    }
-    uint64_t n = get_uint(cnt, 8, big);
-    if (n > 4096) {
-      g_string_append_printf(w->error, "directory %u has %" G_GUINT64_FORMAT " tags", d, n);
-      return false;
-    }
-    g_autofree uint8_t *entries = g_malloc(n * 20 + 8);
-    if (!pread_all(fd, entries, n * 20 + 8, ifd + 8)) {
-      g_string_append_printf(w->error, "re-reading directory %u failed", d);
-      return false;
-    }
-    if (pairs->len) {
-      /* [0] TileOffsets (324), [1] TileByteCounts (325) */
-      uint64_t where[2] = {0, 0}, count[2] = {0, 0};
-      int size[2] = {0, 0};
-      g_autofree uint8_t *offsets = NULL, *counts = NULL;
-      uint8_t **arr[2] = {&offsets, &counts}; /* both freed on return */
-      for (uint64_t i = 0; i < n; i++) {
-        const uint8_t *e = entries + i * 20;
-        unsigned tag = (unsigned) get_uint(e, 2, big), type = (unsigned) get_uint(e + 2, 2, big);
-        if (tag != 324 && tag != 325)
-          continue;
-        int k = tag - 324;
-        size[k] = type == 3 ? 2 : type == 4 ? 4 : type == 16 ? 8 : 0;
-        count[k] = get_uint(e + 4, 8, big);
-        /* arrays of at most 8 bytes sit in the entry itself */
-        where[k] = count[k] * size[k] <= 8 ? ifd + 8 + i * 20 + 12 : get_uint(e + 12, 8, big);
-      }
+    g_ptr_array_add(tables, t);
+    for (guint j = 0; j + 2 < triples->len; j += 3) {
+      guint32 r = g_array_index(triples, guint32, j), sd = g_array_index(triples, guint32, j + 1),
+              st = g_array_index(triples, guint32, j + 2);
+      const Tables *src = sd <= d ? g_ptr_array_index(tables, sd) : NULL;
       for (int k = 0; k < 2; k++) {
-        if (!size[k] || !where[k] || count[k] > G_MAXUINT32) {
-          g_string_append_printf(w->error, "directory %u: no usable %s", d,
-                                 k ? "TileByteCounts" : "TileOffsets");
+        if (!src || r >= t->count[k] || st >= src->count[k]) {
+          g_string_append_printf(w->error, "directory %u: tile %u or its source out of range",
+                                 d, r);
           return false;
         }
-        *arr[k] = g_malloc(count[k] * size[k]);
-        if (!pread_all(fd, *arr[k], count[k] * size[k], where[k])) {
-          g_string_append_printf(w->error, "re-reading directory %u's tile table failed", d);
+        uint64_t v = get_uint(src->arr[k] + (size_t) st * src->size[k], src->size[k], big);
+        if (t->size[k] < 8 && v >> (8 * t->size[k])) {
+          g_string_append_printf(w->error, "directory %u: tile %u's %s %" G_GUINT64_FORMAT
+                                 " does not fit its table", d, r, k ? "byte count" : "offset", v);
           return false;
         }
+        put_uint(t->arr[k] + (size_t) r * t->size[k], t->size[k], big, v);
       }
-      for (guint j = 0; j + 1 < pairs->len; j += 2) {
-        guint32 t = g_array_index(pairs, guint32, j), s = g_array_index(pairs, guint32, j + 1);
-        for (int k = 0; k < 2; k++) {
-          if (t >= count[k] || s >= count[k]) {
-            g_string_append_printf(w->error, "directory %u: tile %u out of its table", d, t);
-            return false;
-          }
-          put_uint(*arr[k] + (size_t) t * size[k], size[k], big,
-                   get_uint(*arr[k] + (size_t) s * size[k], size[k], big));
-        }
-      }
+    }
+    if (triples->len)
       for (int k = 0; k < 2; k++)
-        if (!pwrite_all(fd, *arr[k], count[k] * size[k], where[k])) {
+        if (!pwrite_all(fd, t->arr[k], t->count[k] * t->size[k], t->where[k])) {
           g_string_append_printf(w->error, "patching directory %u: %s", d, g_strerror(errno));
           return false;
         }
-    }
-    ifd = get_uint(entries + n * 20, 8, big);
   }
   return true;
 }
@@ -474,13 +590,16 @@ bool _eosin_write_pyramid(const EosinPaint *paint, const EosinSlideInfo *info,
   bool stopped = false, ok = tif != NULL;
   g_autoptr(GArray) factors = plan_levels(info);
   g_autoptr(GPtrArray) dups = g_ptr_array_new_with_free_func((GDestroyNotify) g_array_unref);
+  /* layout or digest key bytes -> tile_ref of the tile first written with
+   * them (the two kinds of key begin with different letters) */
+  g_autoptr(GHashTable) seen =
+      g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref, NULL);
   for (guint level = 0; ok && level < factors->len; level++) {
     GArray *pairs = g_array_new(FALSE, FALSE, sizeof(guint32));
     g_ptr_array_add(dups, pairs);
     ok = write_level(tif, &w, paint, (int) level, g_array_index(factors, int, level),
                      info->width, info->height, bands, codec, info->mpp_x, info->mpp_y,
-                     description, cancel, pairs,
-                     &stopped);
+                     description, cancel, seen, pairs, &stopped);
   }
   /* libtiff reports a failed final flush only here */
   if (tif) {

@@ -15,6 +15,20 @@
 
 /* preview.png's longer side: enough to see the tiles of a whole slide */
 #define PREVIEW_SIDE 1600
+#define PREVIEW_MIN_SIDE 1024
+
+/* preview.png's longer side: a level of the slide between PREVIEW_MIN_SIDE
+ * and PREVIEW_SIDE px is taken as it is (no resampling, and the fewest
+ * pixels decoded: this was a quarter of a metastasis slide's write time),
+ * else PREVIEW_SIDE. */
+static int preview_side(const EosinSlideInfo *info) {
+  for (int l = info->n_levels - 1; l >= 0; l--) {
+    int64_t side = MAX(info->levels[l].width, info->levels[l].height);
+    if (side >= PREVIEW_MIN_SIDE && side <= PREVIEW_SIDE)
+      return (int) side;
+  }
+  return PREVIEW_SIDE;
+}
 
 void eosin_run_result_clear(EosinRunResult *res) {
   g_clear_pointer(&res->outdir, g_free);
@@ -322,6 +336,51 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
   return true;
 }
 
+/* The files drawn from the stitched grid, written by two workers at once:
+ * overlay.tif by one, heatmap.tif, preview.png, tissue.png and tiles.csv
+ * by the other (about the same time each). Why: each pyramid compresses
+ * its tiles on every core, but between those bursts the writer runs alone
+ * (keys, libtiff, the small levels), and the preview is libvips on one
+ * core; side by side they keep the cores busy. */
+typedef struct {
+  Run *r;
+  const EosinPaint *ov, *hm;
+  const uint8_t *rgba;
+  const char *desc, *hdesc, *overlay, *heatmap, *preview, *tissue, *csv;
+  EosinCancel *cancel;
+  GError *err[2]; /* each worker's failure, freed by write_outputs */
+} Outputs;
+
+static void write_outputs_part(void *data, int k, void *scratch) {
+  Outputs *o = data;
+  Run *r = o->r;
+  const EosinConfig *cfg = r->cfg;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
+  GError **err = &o->err[k];
+  if (k == 0) {
+    _eosin_write_pyramid(o->ov, info, cfg->overlay_compression, o->desc, o->cancel, o->overlay,
+                         err);
+    return;
+  }
+  (void) (_eosin_write_pyramid(o->hm, info, cfg->overlay_compression, o->hdesc, o->cancel,
+                               o->heatmap, err) &&
+          eosin_slide_thumbnail(r->slide, preview_side(info), 0, &r->preview, err) &&
+          _eosin_save_preview(&r->preview, &r->grid, o->rgba, o->preview, err) &&
+          eosin_tissue_save_png(&r->mask, o->tissue, err) &&
+          _eosin_write_tiles_csv(o->csv, &r->plan, &r->ainfo, r->values, err));
+}
+
+/* False with the first worker's error (the overlay's before the rest). */
+static bool write_outputs(Outputs *o, GError **err) {
+  _eosin_parallel_for(2, 0, write_outputs_part, o);
+  GError *e = o->err[0] ? o->err[0] : o->err[1];
+  if (e)
+    g_propagate_error(err, e);
+  if (o->err[0] && o->err[1])
+    g_error_free(o->err[1]);
+  return !e;
+}
+
 static bool run_slide(Run *r, const char *path, const char *outdir, const EosinRunOptions *o,
                       const EosinIdentity *config_id, EosinRunResult *res, GError **err) {
   const EosinConfig *cfg = r->cfg;
@@ -475,12 +534,8 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
   EosinCancel *cancel = o ? o->cancel : NULL;
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  if (!_eosin_write_pyramid(ov, info, cfg->overlay_compression, desc, cancel, overlay, err) ||
-      !_eosin_write_pyramid(hm, info, cfg->overlay_compression, hdesc, cancel, heatmap, err) ||
-      !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
-      !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
-      !eosin_tissue_save_png(&r->mask, tissue, err) ||
-      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err))
+  Outputs out = {r, ov, hm, rgba, desc, hdesc, overlay, heatmap, preview, tissue, csv, cancel};
+  if (!write_outputs(&out, err))
     return false;
   r->timing.write_s = since(t0);
   t0 = g_get_monotonic_time();

@@ -246,6 +246,80 @@ static void expect_openslide_matches_libtiff(const char *path) {
   openslide_close(osr);
 }
 
+/* Every level of @path decoded by libvips (in-process) and by Python's
+ * tifffile (a reader of its own, when /usr/bin/python3 has it) equals
+ * libtiff's decode at the same points as above: three readers, one
+ * answer, on every level. */
+static void expect_readers_agree(const char *path) {
+  TIFF *tif = TIFFOpen(path, "r");
+  cr_assert(tif);
+  int levels = TIFFNumberOfDirectories(tif);
+  g_autoptr(GString) pts = g_string_new(NULL);
+  g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(int));
+  for (int l = 0; l < levels; l++) {
+    cr_assert(TIFFSetDirectory(tif, (tdir_t) l));
+    uint32_t w, h, tw, th;
+    uint16_t spp;
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+    TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    g_autofree uint8_t *tile = g_malloc(TIFFTileSize(tif));
+    g_autoptr(VipsImage) page = vips_image_new_from_file(path, "page", l, NULL);
+    cr_assert(page, "libvips opens page %d of %s: %s", l, path, vips_error_buffer());
+    cr_expect_eq(page->Xsize, (int) w);
+    cr_expect_eq(page->Bands, spp);
+    uint32_t at[][2] = {{0, 0}, {w / 3, h / 3}, {w / 2, h / 2}, {w - 1, h - 1}, {w / 2, h / 3}};
+    for (int p = 0; p < 5; p++) {
+      uint32_t x = at[p][0], y = at[p][1];
+      cr_assert(TIFFReadEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile, -1) > 0);
+      const uint8_t *t = tile + ((y % th) * tw + x % tw) * spp;
+      double *v = NULL;
+      int n = 0;
+      cr_assert(!vips_getpoint(page, &v, &n, (int) x, (int) y, NULL));
+      for (int c = 0; c < spp; c++) {
+        cr_expect_eq((int) v[c], t[c], "%s level %d (%u, %u) band %d: libvips %d, libtiff %d",
+                     path, l, x, y, c, (int) v[c], t[c]);
+        int value = t[c];
+        g_array_append_val(want, value);
+      }
+      g_free(v);
+      g_string_append_printf(pts, "%s[%d,%u,%u]", pts->len ? "," : "", l, x, y);
+    }
+  }
+  TIFFClose(tif);
+  if (!g_file_test("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE) ||
+      system("/usr/bin/python3 -c 'import tifffile' 2>/dev/null") != 0) {
+    cr_log_warn("tifffile is not installed for /usr/bin/python3 (Debian python3-tifffile): "
+                "its reading of %s is not checked", path);
+    return;
+  }
+  g_autofree char *script = g_strdup_printf(
+      "import sys, tifffile\n"
+      "pages = tifffile.TiffFile(sys.argv[1]).pages\n"
+      "for l, x, y in [%s]:\n"
+      "    a = pages[l].asarray()\n"
+      "    v = a[y, x]\n"
+      "    print(' '.join(str(int(b)) for b in (v if a.ndim == 3 else [v])))\n",
+      pts->str);
+  const char *argv[] = {"/usr/bin/python3", "-c", script, path, NULL};
+  g_autofree char *out = NULL, *errs = NULL;
+  int status = 0;
+  g_autoptr(GError) err = NULL;
+  cr_assert(g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errs,
+                         &status, &err),
+            "%s", err ? err->message : "");
+  cr_assert(g_spawn_check_wait_status(status, NULL), "tifffile failed on %s: %s", path, errs);
+  g_auto(GStrv) words = g_strsplit_set(g_strstrip(out), " \n", -1);
+  cr_assert_eq(g_strv_length(words), want->len, "tifffile gave %u values, libtiff %u",
+               g_strv_length(words), want->len);
+  for (guint i = 0; i < want->len; i++)
+    cr_expect_eq(atoi(words[i]), g_array_index(want, int, i),
+                 "%s value %u: tifffile %s, libtiff %d", path, i, words[i],
+                 g_array_index(want, int, i));
+}
+
 /* Level 0 of @path: the top-left tile (glass) is stored once and another
  * glass tile points at the same bytes. */
 static void expect_shared_tiles(const char *path) {
@@ -293,6 +367,8 @@ static void check_levels(const char *slide) {
   expect_shared_tiles(heatmap);
   expect_openslide_matches_libtiff(overlay);
   expect_openslide_matches_libtiff(heatmap);
+  expect_readers_agree(overlay);
+  expect_readers_agree(heatmap);
   TIFF *tif = TIFFOpen(heatmap, "r");
   cr_assert(tif);
   const char *desc = NULL;
@@ -317,4 +393,63 @@ Test(overlay, levels_mirror_a_factor4_aperio_slide) {
 Test(overlay, levels_mirror_a_factor2_generic_tiff) {
   g_autofree char *slide = td("blocks-generic.tif");
   check_levels(slide);
+}
+
+/* The tiles of a level lie inside one cell each when the cell stride
+ * allows it: 256 px cells (256 px tiles read at the slide's own 0.5 µm/px)
+ * are 256 px tiles at level 0 and 128 px ones at level 1 (factor 2, cells
+ * of 128 px), and every whole tile of both levels decodes to one value.
+ * And a tile equal to one of an earlier level is stored once for both: a
+ * level's TileOffsets point into an earlier level's bytes (from the IFDs). */
+Test(overlay, tiles_inside_one_cell_and_shared_across_levels) {
+  g_autofree char *slide = td("large-blocks.svs");
+  g_autofree char *cfgpath = stain_config(256, 0.5, 0, 0.5, NULL);
+  EosinRunResult res;
+  run_config_ok(cfgpath, slide, NULL, NULL, &res);
+  const char *names[] = {"overlay.tif", "heatmap.tif"};
+  for (int f = 0; f < 2; f++) {
+    g_autofree char *path = g_build_filename(res.outdir, names[f], NULL);
+    TIFF *tif = TIFFOpen(path, "r");
+    cr_assert(tif);
+    for (tdir_t d = 0; d < 2; d++) {
+      cr_assert(TIFFSetDirectory(tif, d));
+      uint32_t w, h, tw, th, cell = 256 >> d;
+      uint16_t spp;
+      TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
+      TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
+      TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+      TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+      TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+      cr_expect(tw == cell && th == cell, "%s level %d: tiles %ux%u, cells %u px", names[f], d,
+                tw, th, cell);
+      tmsize_t sz = TIFFTileSize(tif);
+      g_autofree uint8_t *tile = g_malloc(sz);
+      int whole = 0, uniform = 0;
+      for (uint32_t y = 0; y + th <= h; y += th)
+        for (uint32_t x = 0; x + tw <= w; x += tw) {
+          cr_assert(TIFFReadEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile, -1) == sz);
+          whole++;
+          uniform += !memcmp(tile + spp, tile, sz - spp);
+        }
+      cr_expect_eq(uniform, whole, "%s level %d: %d of %d whole tiles are one value", names[f],
+                   d, uniform, whole);
+    }
+    /* every offset of the levels before (offsets fit in a pointer here) */
+    g_autoptr(GHashTable) earlier = g_hash_table_new(g_direct_hash, g_direct_equal);
+    int shared_across = 0;
+    for (tdir_t d = 0; d < TIFFNumberOfDirectories(tif); d++) {
+      cr_assert(TIFFSetDirectory(tif, d));
+      uint64_t *off = NULL;
+      cr_assert(TIFFGetField(tif, TIFFTAG_TILEOFFSETS, &off));
+      uint32_t n = TIFFNumberOfTiles(tif);
+      for (uint32_t t = 0; t < n; t++)
+        shared_across += g_hash_table_contains(earlier, (gpointer) (guintptr) off[t]);
+      for (uint32_t t = 0; t < n; t++)
+        g_hash_table_add(earlier, (gpointer) (guintptr) off[t]);
+    }
+    cr_expect_gt(shared_across, 0, "%s: some tile shares the bytes of an earlier level's",
+                 names[f]);
+    TIFFClose(tif);
+  }
+  eosin_run_result_clear(&res);
 }
