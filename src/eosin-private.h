@@ -456,6 +456,9 @@ bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError 
 bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
                          const uint8_t *rgba_cells, const char *path, GError **err);
 
+/* tiles.csv: one row per analysed tile (plan order), level-0 x, y, width,
+ * height, tissue fraction and the mean of every channel over the tile (an
+ * empty field where the analyzer gave no value). Durable. */
 bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
                             const EosinAnalyzerInfo *ainfo, const float *values,
                             GError **err);
