@@ -152,6 +152,10 @@ typedef struct {
   char *config_sha256;  /* of the canonical effective config */
   char **model_paths;   /* NULL-terminated, absolute */
   char **model_sha256;  /* one per path */
+  /* files beyond every task's own that this config writes (tiles.geojson),
+   * NULL-terminated: a result without one is not this config's (an
+   * earlier Eosin did not write it); not part of report.json's identity */
+  char **outputs;
 } EosinIdentity;
 void _eosin_identity_clear(EosinIdentity *id);
 /* SHA-256 of a file as lower-case hex; @cancel may be NULL. Caller frees. */
@@ -462,6 +466,17 @@ bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
 bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
                             const EosinAnalyzerInfo *ainfo, const float *values,
                             GError **err);
+/* The per-tile GeoJSON's file name for [overlay] tiles_geojson
+ * ("tiles.geojson" or "tiles.geojson.zip"), NULL when it is off. Static. */
+const char *_eosin_tiles_geojson_name(const EosinConfig *cfg);
+/* tiles.geojson (@zip: a zip archive holding it): the tiles of tiles.csv,
+ * in its order, as QuPath detections, each a closed 5-point ring in the
+ * coordinates QuPath shows @info in (level-0 pixels less the slide's
+ * bounds offset) with measurements tissue and every channel (%.4g; a
+ * value that is not finite is left out). Streamed; durable. */
+bool _eosin_write_tiles_geojson(const char *path, bool zip, const EosinTilePlan *plan,
+                                const EosinAnalyzerInfo *ainfo, const float *values,
+                                const EosinSlideInfo *info, GError **err);
 
 G_END_DECLS
 

@@ -1,8 +1,9 @@
 /*
  * output-report.c — the completeness test a batch uses to skip finished
  * slides: an output folder Eosin sealed, every file it lists intact,
- * report.json parsing and saying "complete", and its identity that of
- * this slide, config and models.
+ * report.json parsing and saying "complete", its identity that of this
+ * slide, config and models, and every file this config writes there
+ * (tiles.geojson, which an earlier Eosin did not write).
  */
 #include "eosin-private.h"
 
@@ -42,6 +43,17 @@ EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *wan
                                             : NULL);
       if (w)
         state = EOSIN_OUTPUT_STALE;
+      /* the folder is sealed and holds nothing unlisted: a file there is
+       * listed and intact */
+      for (char **f = want->outputs; !w && f && *f; f++) {
+        g_autofree char *p = g_build_filename(final, *f, NULL);
+        if (!g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
+          state = EOSIN_OUTPUT_STALE;
+          w = g_strdup_printf("it has no %s, which this config writes (a result of an "
+                              "earlier Eosin)",
+                              *f);
+        }
+      }
     }
   }
   if (why)

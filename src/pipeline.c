@@ -233,6 +233,7 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   _eosin_json_str(b, "colormap", cfg->colormap);
   _eosin_json_num(b, "alpha", cfg->overlay_alpha);
   _eosin_json_str(b, "compression", cfg->overlay_compression);
+  _eosin_json_str(b, "tiles_geojson", cfg->tiles_geojson);
   _eosin_json_num(b, "min", vmin);
   _eosin_json_num(b, "max", vmax);
   _eosin_json_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
@@ -253,6 +254,8 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
                          "tiles.csv", "report.json", NULL};
   for (int f = 0; files[f]; f++)
     json_builder_add_string_value(b, files[f]);
+  if (_eosin_tiles_geojson_name(cfg))
+    json_builder_add_string_value(b, _eosin_tiles_geojson_name(cfg));
   const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
   for (int f = 0; cfg->lesions.present && lesion_files[f]; f++)
     json_builder_add_string_value(b, lesion_files[f]);
@@ -471,6 +474,9 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   g_autofree char *tissue = g_build_filename(r->staging, "tissue.png", NULL);
   g_autofree char *csv = g_build_filename(r->staging, "tiles.csv", NULL);
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
+  const char *geojson_name = _eosin_tiles_geojson_name(cfg);
+  g_autofree char *geojson =
+      geojson_name ? g_build_filename(r->staging, geojson_name, NULL) : NULL;
   g_autoptr(EosinPaint) ov = _eosin_paint_new(&r->grid, rgba, 4);
   g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
   EosinCancel *cancel = o ? o->cancel : NULL;
@@ -480,7 +486,9 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||
-      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err))
+      !_eosin_write_tiles_csv(csv, &r->plan, &r->ainfo, r->values, err) ||
+      (geojson && !_eosin_write_tiles_geojson(geojson, !strcmp(cfg->tiles_geojson, "zip"),
+                                              &r->plan, &r->ainfo, r->values, info, err)))
     return false;
   r->timing.write_s = since(t0);
   t0 = g_get_monotonic_time();
