@@ -362,8 +362,10 @@ bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionPa
 void _eosin_lesion_set_clear(EosinLesionSet *set);
 /* CAMELYON17 category of a lesion of largest extent @extent_um. */
 const char *_eosin_node_category_name(double extent_um);
-/* Writes @dir/detections.csv, lesions.geojson and lesions.xml. */
-bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char *slide,
+/* Writes @dir/detections.csv and lesions.xml in level-0 pixels and
+ * lesions.geojson in QuPath's (_eosin_qupath_origin of @info), named after
+ * @info's slide. */
+bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const EosinSlideInfo *info,
                           const char *class_name, GError **err);
 /* Adds the lesions object (slide probability, rule, lesions) as one value. */
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
@@ -459,6 +461,12 @@ bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError 
 /* preview.png: the heatmap cells over the thumbnail. */
 bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
                          const uint8_t *rgba_cells, const char *path, GError **err);
+
+/* Where QuPath's image pixel (0, 0) lies on @info's level 0: QuPath shows
+ * a slide with bounds cropped to them. Every .geojson Eosin writes (files
+ * QuPath imports) subtracts this from level-0 coordinates; detections.csv,
+ * lesions.xml (ASAP, CAMELYON) and the .csv files keep level-0 ones. */
+void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y);
 
 /* tiles.csv: one row per analysed tile (plan order), level-0 x, y, width,
  * height, tissue fraction and the mean of every channel over the tile (an

@@ -253,10 +253,8 @@ static void append_tile(GString *b, const EosinTile *tile, int64_t x0, int64_t y
 bool _eosin_write_tiles_geojson(const char *path, bool zip, const EosinTilePlan *plan,
                                 const EosinAnalyzerInfo *ai, const float *values,
                                 const EosinSlideInfo *info, GError **err) {
-  /* QuPath shows an OpenSlide slide cropped to its bounds (openslide.bounds-*,
-   * as a MIRAX or Leica slide has them): its pixel (0, 0) is level-0 pixel
-   * (bounds_x, bounds_y). Without bounds these are 0. */
-  int64_t ox = info->bounds_x, oy = info->bounds_y;
+  int64_t ox, oy;
+  _eosin_qupath_origin(info, &ox, &oy);
   EosinOutFile *o = _eosin_out_open(path, err);
   if (!o)
     return false;

@@ -446,7 +446,7 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   if (cfg->lesions.present) {
     if (!_eosin_lesions_find(&r->grid, lesion_channel, &cfg->lesions, info->mpp_x, info->mpp_y,
                              &r->lesions, err) ||
-        !_eosin_lesions_write(&r->lesions, r->staging, info->name, cfg->lesions.channel, err))
+        !_eosin_lesions_write(&r->lesions, r->staging, info, cfg->lesions.channel, err))
       return false;
     g_autoptr(JsonBuilder) lb = json_builder_new();
     _eosin_lesions_json(&r->lesions, &cfg->lesions, lb);
