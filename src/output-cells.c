@@ -22,11 +22,15 @@ static void ring(FILE *f, const float *v, int n, const double o[2]) {
   fputs("]]", f);
 }
 
-static void num(FILE *f, const char *k, double v, bool comma) {
-  if (isfinite(v))
-    fprintf(f, "\"%s\":%.5g%s", k, v, comma ? "," : "");
-  else
-    fprintf(f, "\"%s\":null%s", k, comma ? "," : "");
+/* One measurement, left out when it is not finite: QuPath reads the
+ * measurements into a Map<String, Double> and a JSON null fails the
+ * import (MeasurementList.putAll unboxes it); JSON has no NaN. @first: no
+ * comma before it yet, cleared once one is written. */
+static void num(FILE *f, const char *k, double v, bool *first) {
+  if (!isfinite(v))
+    return;
+  fprintf(f, "%s\"%s\":%.5g", *first ? "" : ",", k, v);
+  *first = false;
 }
 
 /* QuPath's colours for its standard intensity classes */
@@ -79,15 +83,16 @@ bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const Eosin
             "},\"properties\":{\"objectType\":\"cell\",\"classification\":{\"name\":\"%s\","
             "\"color\":[%d,%d,%d]},\"measurements\":{",
             class_names[q->intensity], col[0], col[1], col[2]);
-    num(f, "Nucleus: Area µm^2", q->nucleus_area_um2, true);
-    num(f, "Cell: Area µm^2", q->cell_area_um2, true);
-    num(f, "Nucleus: Hematoxylin OD mean", q->hem[EOSIN_COMP_NUCLEUS], true);
-    num(f, "Nucleus: DAB OD mean", q->dab[EOSIN_COMP_NUCLEUS], true);
-    num(f, "Nucleus: DAB OD max", q->nucleus_dab_max, true);
-    num(f, "Cytoplasm: DAB OD mean", q->dab[EOSIN_COMP_CYTOPLASM], true);
-    num(f, "Membrane: DAB OD mean", q->dab[EOSIN_COMP_MEMBRANE], true);
-    num(f, "Cell: DAB OD mean", q->dab[EOSIN_COMP_CELL], true);
-    num(f, "Membrane: stained fraction", q->membrane_complete, false);
+    bool first = true;
+    num(f, "Nucleus: Area µm^2", q->nucleus_area_um2, &first);
+    num(f, "Cell: Area µm^2", q->cell_area_um2, &first);
+    num(f, "Nucleus: Hematoxylin OD mean", q->hem[EOSIN_COMP_NUCLEUS], &first);
+    num(f, "Nucleus: DAB OD mean", q->dab[EOSIN_COMP_NUCLEUS], &first);
+    num(f, "Nucleus: DAB OD max", q->nucleus_dab_max, &first);
+    num(f, "Cytoplasm: DAB OD mean", q->dab[EOSIN_COMP_CYTOPLASM], &first);
+    num(f, "Membrane: DAB OD mean", q->dab[EOSIN_COMP_MEMBRANE], &first);
+    num(f, "Cell: DAB OD mean", q->dab[EOSIN_COMP_CELL], &first);
+    num(f, "Membrane: stained fraction", q->membrane_complete, &first);
     fputs("}}}", f);
   }
   fputs("\n]}\n", f);

@@ -255,7 +255,8 @@ Test(ihc, cells_do_not_depend_on_the_thread_count) {
 
 /* QuPath shows a slide with bounds (Leica, MIRAX: here from 700,450)
  * cropped to them: cells.geojson's cells and hot spot are shifted by the
- * bounds, cells.csv keeps level-0 pixels. */
+ * bounds, cells.csv keeps level-0 pixels; a measurement that is not a
+ * number is left out. */
 Test(ihc, cells_geojson_is_in_qupath_coordinates_of_a_slide_with_bounds) {
   const float v[] = {800, 500, 810, 500, 810, 510, 800, 510};
   EosinCell cell = {.x = 805, .y = 505, .n_nucleus = 4, .nucleus_area_um2 = 25,
@@ -288,6 +289,14 @@ Test(ihc, cells_geojson_is_in_qupath_coordinates_of_a_slide_with_bounds) {
     cr_expect_float_eq(json_array_get_double_element(pt, 1), want[k][1], 1e-9, "%s y",
                        geoms[k]);
   }
+  /* a value that is not a number is left out: QuPath fails on a null */
+  JsonObject *m = json_object_get_object_member(
+      json_object_get_object_member(json_array_get_object_element(f, 1), "properties"),
+      "measurements");
+  cr_expect(!json_object_has_member(m, "Cell: Area µm^2"), "the NaN cell area is left out");
+  cr_expect_float_eq(json_object_get_double_member(m, "Nucleus: Area µm^2"), 25, 1e-9);
+  g_autofree char *text = slurp(gj);
+  cr_expect(!strstr(text, "null") && !strstr(text, "nan"), "%s", text);
   g_autofree char *csv = g_build_filename(dir, "cells.csv", NULL);
   g_autoptr(GPtrArray) rows = read_csv_rows(csv);
   cr_assert_eq(rows->len, 1);
