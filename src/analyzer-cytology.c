@@ -840,8 +840,8 @@ static bool cyto_write(void *ctx, const char *dir, const EosinSlideInfo *info, G
   g_autofree char *csv = g_build_filename(dir, "cells.csv", NULL);
   if (!_eosin_cyto_gallery_write(gallery, c->gallery, c->n_gallery, c->cell_classes, info->name,
                                  err) ||
-      !_eosin_cyto_geojson_write(geojson, cells, n, c->geojson_min_p, c->geojson_max, c->mpp_x,
-                                 c->cell_classes, &written, err) ||
+      !_eosin_cyto_geojson_write(geojson, info, cells, n, c->geojson_min_p, c->geojson_max,
+                                 c->mpp_x, c->cell_classes, &written, err) ||
       !_eosin_cyto_csv_write(csv, cells, n, c->cell_classes, err))
     return false;
   g_ptr_array_add(files, g_strdup("gallery.png"));

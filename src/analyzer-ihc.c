@@ -730,7 +730,7 @@ static bool ihc_write(void *ctx, const char *dir, const EosinSlideInfo *info, GP
                       GError **err) {
   IhcCtx *c = ctx;
   const char *names[4] = {class_name(c, 0), class_name(c, 1), class_name(c, 2), class_name(c, 3)};
-  if (!_eosin_cells_write(dir, (const EosinCell *) c->cells->data, c->cells->len,
+  if (!_eosin_cells_write(dir, info, (const EosinCell *) c->cells->data, c->cells->len,
                           (const float *) c->vertices->data, names, c->compartment_name,
                           wants(c, "ki67") ? &c->hotspot : NULL, err))
     return false;

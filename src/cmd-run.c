@@ -39,7 +39,7 @@ int eosin_cmd_run(int argc, char **argv) {
   g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_set_description(
       ctx, "Writes OUTDIR/<slide>/{overlay.tif,heatmap.tif,preview.png,tissue.png,tiles.csv,"
-           "report.json}.\nExit codes: 0 ok, 1 the slide failed, 2 usage or config, 130 "
+           "tiles.geojson,report.json}.\nExit codes: 0 ok, 1 the slide failed, 2 usage or config, 130 "
            "interrupted.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;

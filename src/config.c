@@ -22,7 +22,7 @@ static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_
 static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth",
                                           "max_memory_mb", NULL};
 static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max",
-                                           "compression", NULL};
+                                           "compression", "tiles_geojson", NULL};
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
                                          "std", "channel_order", "device", "precision",
                                          "cell", "predict_center_crop", NULL};
@@ -33,6 +33,8 @@ static const char *const ACTIVATIONS[] = {"none", "softmax", "sigmoid", NULL};
 static const char *const ORDERS[] = {"rgb", "bgr", NULL};
 static const char *const PRECISIONS[] = {"fp32", "fp16", NULL};
 static const char *const COMPRESSIONS[] = {"deflate", "zstd", "lzw", NULL};
+/* QuPath imports .geojson and .zip files of them (File > Import objects), not .gz */
+static const char *const TILES_GEOJSON[] = {"plain", "zip", "off", NULL};
 static const char *const COLORMAPS[] = {"viridis", "jet", "inferno", "gray", NULL};
 
 void eosin_config_free(EosinConfig *cfg) {
@@ -44,6 +46,7 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
   g_free(cfg->overlay_compression);
+  g_free(cfg->tiles_geojson);
   g_free(cfg->model.path);
   g_free(cfg->model.kind);
   g_strfreev(cfg->model.classes);
@@ -443,7 +446,9 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
                                &cfg->colormap, err) ||
       !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err) ||
       !eosin_config_get_choice(cfg, "overlay", "compression", "deflate", COMPRESSIONS,
-                               &cfg->overlay_compression, err))
+                               &cfg->overlay_compression, err) ||
+      !eosin_config_get_choice(cfg, "overlay", "tiles_geojson", "plain", TILES_GEOJSON,
+                               &cfg->tiles_geojson, err))
     return NULL;
   bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
   bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);

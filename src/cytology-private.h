@@ -70,11 +70,13 @@ bool _eosin_cyto_gallery_write(const char *path, const EosinCytoCrop *crops, siz
 
 /* suspicious-cells.geojson: cells with p_abnormal >= @min_p (at most
  * @max_cells, most suspicious first) as QuPath detections: a circle of the
- * nucleus' area, class = the cell model's class, measurements. Writes
- * *written. */
-bool _eosin_cyto_geojson_write(const char *path, const EosinCytoCell *cells, size_t n,
-                               double min_p, size_t max_cells, double mpp,
-                               char **class_names, size_t *written, GError **err);
+ * nucleus' area in QuPath's coordinates (level-0 less @info's bounds
+ * offset, _eosin_qupath_origin), class = the cell model's class,
+ * measurements. Writes *written. */
+bool _eosin_cyto_geojson_write(const char *path, const EosinSlideInfo *info,
+                               const EosinCytoCell *cells, size_t n, double min_p,
+                               size_t max_cells, double mpp, char **class_names,
+                               size_t *written, GError **err);
 
 /* cells.csv: every cell. */
 bool _eosin_cyto_csv_write(const char *path, const EosinCytoCell *cells, size_t n,

@@ -152,6 +152,10 @@ typedef struct {
   char *config_sha256;  /* of the canonical effective config */
   char **model_paths;   /* NULL-terminated, absolute */
   char **model_sha256;  /* one per path */
+  /* files beyond every task's own that this config writes (tiles.geojson),
+   * NULL-terminated: a result without one is not this config's (an
+   * earlier Eosin did not write it); not part of report.json's identity */
+  char **outputs;
 } EosinIdentity;
 void _eosin_identity_clear(EosinIdentity *id);
 /* SHA-256 of a file as lower-case hex; @cancel may be NULL. Caller frees. */
@@ -358,8 +362,10 @@ bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionPa
 void _eosin_lesion_set_clear(EosinLesionSet *set);
 /* CAMELYON17 category of a lesion of largest extent @extent_um. */
 const char *_eosin_node_category_name(double extent_um);
-/* Writes @dir/detections.csv, lesions.geojson and lesions.xml. */
-bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char *slide,
+/* Writes @dir/detections.csv and lesions.xml in level-0 pixels and
+ * lesions.geojson in QuPath's (_eosin_qupath_origin of @info), named after
+ * @info's slide. */
+bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const EosinSlideInfo *info,
                           const char *class_name, GError **err);
 /* Adds the lesions object (slide probability, rule, lesions) as one value. */
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
@@ -469,9 +475,29 @@ bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError 
 bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
                          const uint8_t *rgba_cells, const char *path, GError **err);
 
+/* Where QuPath's image pixel (0, 0) lies on @info's level 0: QuPath shows
+ * a slide with bounds cropped to them. Every .geojson Eosin writes (files
+ * QuPath imports) subtracts this from level-0 coordinates; detections.csv,
+ * lesions.xml (ASAP, CAMELYON) and the .csv files keep level-0 ones. */
+void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y);
+
+/* tiles.csv: one row per analysed tile (plan order), level-0 x, y, width,
+ * height, tissue fraction and the mean of every channel over the tile (an
+ * empty field where the analyzer gave no value). Durable. */
 bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
                             const EosinAnalyzerInfo *ainfo, const float *values,
                             GError **err);
+/* The per-tile GeoJSON's file name for [overlay] tiles_geojson
+ * ("tiles.geojson" or "tiles.geojson.zip"), NULL when it is off. Static. */
+const char *_eosin_tiles_geojson_name(const EosinConfig *cfg);
+/* tiles.geojson (@zip: a zip archive holding it): the tiles of tiles.csv,
+ * in its order, as QuPath detections, each a closed 5-point ring in the
+ * coordinates QuPath shows @info in (level-0 pixels less the slide's
+ * bounds offset) with measurements tissue and every channel (%.4g; a
+ * value that is not finite is left out). Streamed; durable. */
+bool _eosin_write_tiles_geojson(const char *path, bool zip, const EosinTilePlan *plan,
+                                const EosinAnalyzerInfo *ainfo, const float *values,
+                                const EosinSlideInfo *info, GError **err);
 
 G_END_DECLS
 

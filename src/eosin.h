@@ -204,6 +204,7 @@ typedef struct {
   double overlay_min, overlay_max;  /* value range of the colour map */
   bool overlay_range_set;   /* false: the analyzer's default range */
   char *overlay_compression; /* deflate (any viewer), zstd (faster to write), lzw */
+  char *tiles_geojson;      /* plain (tiles.geojson), zip (tiles.geojson.zip) or off */
   /* [model]: the network an analyzer (cnn) or `eosin predict` runs. The
    * command line's --model and --device replace path and device. */
   struct {
@@ -401,7 +402,8 @@ typedef struct {
 void eosin_run_result_clear(EosinRunResult *res);
 
 /* Runs @cfg on the slide at @path and writes OUTDIR/<slide>/: overlay.tif,
- * heatmap.tif, preview.png, tissue.png, tiles.csv and report.json.
+ * heatmap.tif, preview.png, tissue.png, tiles.csv, tiles.geojson (as
+ * [overlay] tiles_geojson says) and report.json.
  * Outputs are built in OUTDIR/.<slide>.partial (each file durable: fsync'd
  * and renamed) and the folder takes the place of OUTDIR/<slide> in one
  * atomic step only when every file is written and overlay.tif re-opens

@@ -28,6 +28,7 @@ void _eosin_identity_clear(EosinIdentity *id) {
   g_clear_pointer(&id->task, g_free);
   g_clear_pointer(&id->model_paths, g_strfreev);
   g_clear_pointer(&id->model_sha256, g_strfreev);
+  g_clear_pointer(&id->outputs, g_strfreev);
   memset(id, 0, sizeof *id);
 }
 
@@ -164,6 +165,10 @@ bool _eosin_identity_config(const EosinConfig *cfg, EosinIdentity *id, GError **
   g_clear_pointer(&id->model_sha256, g_strfreev);
   id->config_sha256 = g_compute_checksum_for_string(G_CHECKSUM_SHA256, canon->str, canon->len);
   id->task = g_strdup(cfg->task);
+  g_clear_pointer(&id->outputs, g_strfreev);
+  const char *geojson = _eosin_tiles_geojson_name(cfg);
+  id->outputs = g_new0(char *, 2);
+  id->outputs[0] = g_strdup(geojson);
   g_autoptr(GPtrArray) sums = g_ptr_array_new_with_free_func(g_free);
   for (guint i = 0; i < paths->len; i++) {
     /* a model that cannot be read is a model error (exit 2), as in the loader */

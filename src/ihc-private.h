@@ -100,11 +100,12 @@ EosinHotspot _eosin_hotspot(const EosinCell *cells, size_t n, double mpp_x, doub
 /* ---------------------------------------------------------------- outputs */
 
 /* cells.geojson (QuPath File > Import objects: cell objects with their
- * nucleus, classification and measurements) and cells.csv (one row per
- * cell) in @dir. @vertices: the level-0 (x, y) float pairs the cells point
- * into. @class_names: per intensity 0..3. */
-bool _eosin_cells_write(const char *dir, const EosinCell *cells, size_t n,
-                        const float *vertices, const char *const class_names[4],
+ * nucleus, classification and measurements, in QuPath's coordinates:
+ * level-0 less @info's bounds offset, _eosin_qupath_origin) and cells.csv
+ * (one row per cell, level-0) in @dir. @vertices: the level-0 (x, y) float
+ * pairs the cells point into. @class_names: per intensity 0..3. */
+bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const EosinCell *cells,
+                        size_t n, const float *vertices, const char *const class_names[4],
                         const char *compartment, const EosinHotspot *hotspot,
                         GError **err);
 

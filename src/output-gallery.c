@@ -97,9 +97,12 @@ bool _eosin_cyto_gallery_write(const char *path, const EosinCytoCrop *crops, siz
   return ok;
 }
 
-bool _eosin_cyto_geojson_write(const char *path, const EosinCytoCell *cells, size_t n,
-                               double min_p, size_t max_cells, double mpp,
-                               char **class_names, size_t *written, GError **err) {
+bool _eosin_cyto_geojson_write(const char *path, const EosinSlideInfo *info,
+                               const EosinCytoCell *cells, size_t n, double min_p,
+                               size_t max_cells, double mpp, char **class_names,
+                               size_t *written, GError **err) {
+  int64_t ox, oy;
+  _eosin_qupath_origin(info, &ox, &oy);
   EosinOutFile *o = _eosin_out_open(path, err);
   if (!o)
     return false;
@@ -116,7 +119,7 @@ bool _eosin_cyto_geojson_write(const char *path, const EosinCytoCell *cells, siz
             k ? "," : "");
     for (int v = 0; v <= 16; v++) {
       double a = 2 * G_PI * (v % 16) / 16;
-      fprintf(f, "%s[%.1f,%.1f]", v ? "," : "", c->x + r * cos(a), c->y + r * sin(a));
+      fprintf(f, "%s[%.1f,%.1f]", v ? "," : "", c->x - ox + r * cos(a), c->y - oy + r * sin(a));
     }
     fprintf(f,
             "]]},\"properties\":{\"objectType\":\"detection\",\"isLocked\":false,"

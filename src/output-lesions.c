@@ -6,7 +6,8 @@
  * its probability (the highest cell), location (that cell's centre), area,
  * largest extent and outline, and the files a lab opens them with:
  * detections.csv (CAMELYON16 `confidence,X,Y`, level-0 px, no header),
- * lesions.geojson (QuPath: File > Import objects) and lesions.xml (ASAP).
+ * lesions.geojson (QuPath: File > Import objects; in QuPath's coordinates,
+ * which start at the slide's bounds) and lesions.xml (ASAP, level-0 px).
  *
  * Outlines follow cell edges exactly (outline.c): simple rings, holes of
  * opposite orientation.
@@ -203,21 +204,24 @@ static bool ring_contains(const GArray *ring, double px, double py) {
   return in;
 }
 
-static void append_ring_json(GString *s, const EosinLesionSet *set, const GArray *ring) {
+/* @ring in QuPath's coordinates: level-0 less (@ox, @oy) */
+static void append_ring_json(GString *s, const EosinLesionSet *set, const GArray *ring, double ox,
+                             double oy) {
   const int *v = (const int *) ring->data;
   int n = ring->len / 2;
   g_string_append_c(s, '[');
   /* GeoJSON rings repeat their first vertex at the end */
   for (int i = 0; i <= n; i++)
-    g_string_append_printf(s, "%s[%.1f,%.1f]", i ? "," : "", vx0(set, v[2 * (i % n)]),
-                           vy0(set, v[2 * (i % n) + 1]));
+    g_string_append_printf(s, "%s[%.1f,%.1f]", i ? "," : "", vx0(set, v[2 * (i % n)]) - ox,
+                           vy0(set, v[2 * (i % n) + 1]) - oy);
   g_string_append_c(s, ']');
 }
 
 /* One Feature per lesion: a Polygon (or MultiPolygon when its cells touch
- * only at corners), holes attached to the outer ring around them. */
+ * only at corners), holes attached to the outer ring around them; outline
+ * and peak in QuPath's coordinates (level-0 less @ox, @oy). */
 static void append_feature(GString *s, const EosinLesionSet *set, const EosinLesion *l, int idx,
-                           const char *class_name) {
+                           const char *class_name, double ox, double oy) {
   g_autoptr(GPtrArray) outer = g_ptr_array_new();
   for (guint r = 0; r < l->rings->len; r++)
     if (_eosin_ring_area2(l->rings->pdata[r]) > 0)
@@ -230,7 +234,7 @@ static void append_feature(GString *s, const EosinLesionSet *set, const EosinLes
     g_string_append_c(s, '[');
   for (guint o = 0; o < outer->len; o++) {
     g_string_append_printf(s, "%s[", o ? "," : "");
-    append_ring_json(s, set, outer->pdata[o]);
+    append_ring_json(s, set, outer->pdata[o], ox, oy);
     for (guint r = 0; r < l->rings->len; r++) {
       const GArray *h = l->rings->pdata[r];
       if (_eosin_ring_area2(h) > 0)
@@ -243,7 +247,7 @@ static void append_feature(GString *s, const EosinLesionSet *set, const EosinLes
       double px = mx - 0.25 * ey / len, py = my + 0.25 * ex / len;
       if (outer->len == 1 || ring_contains(outer->pdata[o], px, py)) {
         g_string_append_c(s, ',');
-        append_ring_json(s, set, h);
+        append_ring_json(s, set, h, ox, oy);
       }
     }
     g_string_append_c(s, ']');
@@ -256,11 +260,14 @@ static void append_feature(GString *s, const EosinLesionSet *set, const EosinLes
       "\"classification\":{\"name\":\"%s\",\"color\":[220,30,30]},\"isLocked\":false,"
       "\"measurements\":{\"probability\":%.6f,\"area_um2\":%.1f,\"extent_um\":%.1f,"
       "\"peak_x\":%.1f,\"peak_y\":%.1f}}}",
-      idx + 1, class_name, l->probability, l->area_um2, l->extent_um, l->x, l->y);
+      idx + 1, class_name, l->probability, l->area_um2, l->extent_um, l->x - ox, l->y - oy);
 }
 
-bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char *slide,
+bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const EosinSlideInfo *info,
                           const char *class_name, GError **err) {
+  const char *slide = info->name;
+  int64_t ox, oy;
+  _eosin_qupath_origin(info, &ox, &oy);
   g_autoptr(GString) csv = g_string_new(NULL);
   g_autoptr(GString) geo = g_string_new("{\"type\":\"FeatureCollection\",\"features\":[");
   g_autoptr(GString) xml = g_string_new("<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n"
@@ -272,7 +279,7 @@ bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const char
   for (guint i = 0; i < set->lesions->len; i++) {
     const EosinLesion *l = &g_array_index(set->lesions, EosinLesion, i);
     g_string_append_printf(csv, "%.6f,%.0f,%.0f\n", l->probability, l->x, l->y);
-    append_feature(geo, set, l, i, class_name);
+    append_feature(geo, set, l, i, class_name, (double) ox, (double) oy);
     for (guint r = 0; r < l->rings->len; r++) {
       const GArray *ring = l->rings->pdata[r];
       bool hole = _eosin_ring_area2(ring) < 0;

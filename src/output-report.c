@@ -1,44 +1,14 @@
 /*
- * output-report.c — the text outputs of a slide: tiles.csv (one row per
- * analysed tile, level-0 geometry and every channel — the mean over the
- * tile's map for analyzers that give one) and the completeness
- * test a batch uses to skip finished slides: an output folder Eosin sealed,
- * every file it lists intact, report.json parsing and saying "complete",
- * and its identity that of this slide, config and models.
+ * output-report.c — the completeness test a batch uses to skip finished
+ * slides: an output folder Eosin sealed, every file it lists intact,
+ * report.json parsing and saying "complete", its identity that of this
+ * slide, config and models, and every file this config writes there
+ * (tiles.geojson, which an earlier Eosin did not write).
  */
 #include "eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
-
-bool _eosin_write_tiles_csv(const char *path, const EosinTilePlan *plan,
-                            const EosinAnalyzerInfo *ai, const float *values, GError **err) {
-  g_autoptr(GString) s = g_string_new("tile,col,row,x,y,width,height,tissue");
-  for (int c = 0; c < ai->n_channels; c++)
-    g_string_append_printf(s, ",%s", ai->channel_names[c]);
-  g_string_append_c(s, '\n');
-  const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
-  int w = (int) (plan->tile_l0_x + 0.5), h = (int) (plan->tile_l0_y + 0.5);
-  char num[G_ASCII_DTOSTR_BUF_SIZE];
-  size_t cells = _eosin_values_per_tile(ai) / ai->n_channels;
-  for (guint t = 0; t < plan->tiles->len; t++) {
-    g_string_append_printf(s, "%u,%d,%d,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%d,%d,%s", t,
-                           tiles[t].col, tiles[t].row, tiles[t].x, tiles[t].y, w, h,
-                           g_ascii_formatd(num, sizeof num, "%.4f", tiles[t].tissue));
-    const float *v = values + t * cells * ai->n_channels;
-    for (int c = 0; c < ai->n_channels; c++) {
-      double sum = 0;
-      for (size_t k = 0; k < cells; k++)
-        sum += v[k * ai->n_channels + c];
-      /* an analyzer's "no value" (a tile without cells) is an empty field */
-      g_string_append_printf(s, ",%s",
-                             isfinite(sum) ? g_ascii_formatd(num, sizeof num, "%.9g", sum / cells)
-                                           : "");
-    }
-    g_string_append_c(s, '\n');
-  }
-  return _eosin_write_atomic(path, s->str, s->len, err);
-}
 
 EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *want, char **why) {
   g_autofree char *w = NULL;
@@ -73,6 +43,17 @@ EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *wan
                                             : NULL);
       if (w)
         state = EOSIN_OUTPUT_STALE;
+      /* the folder is sealed and holds nothing unlisted: a file there is
+       * listed and intact */
+      for (char **f = want->outputs; !w && f && *f; f++) {
+        g_autofree char *p = g_build_filename(final, *f, NULL);
+        if (!g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
+          state = EOSIN_OUTPUT_STALE;
+          w = g_strdup_printf("it has no %s, which this config writes (a result of an "
+                              "earlier Eosin)",
+                              *f);
+        }
+      }
     }
   }
   if (why)

@@ -247,6 +247,7 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   _eosin_json_str(b, "colormap", cfg->colormap);
   _eosin_json_num(b, "alpha", cfg->overlay_alpha);
   _eosin_json_str(b, "compression", cfg->overlay_compression);
+  _eosin_json_str(b, "tiles_geojson", cfg->tiles_geojson);
   _eosin_json_num(b, "min", vmin);
   _eosin_json_num(b, "max", vmax);
   _eosin_json_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
@@ -267,6 +268,8 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
                          "tiles.csv", "report.json", NULL};
   for (int f = 0; files[f]; f++)
     json_builder_add_string_value(b, files[f]);
+  if (_eosin_tiles_geojson_name(cfg))
+    json_builder_add_string_value(b, _eosin_tiles_geojson_name(cfg));
   const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
   for (int f = 0; cfg->lesions.present && lesion_files[f]; f++)
     json_builder_add_string_value(b, lesion_files[f]);
@@ -337,8 +340,8 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
 }
 
 /* The files drawn from the stitched grid, written by two workers at once:
- * overlay.tif by one, heatmap.tif, preview.png, tissue.png and tiles.csv
- * by the other (about the same time each). Why: each pyramid compresses
+ * overlay.tif by one, heatmap.tif, preview.png, tissue.png, tiles.csv and
+ * tiles.geojson by the other (about the same time each). Why: each pyramid compresses
  * its tiles on every core, but between those bursts the writer runs alone
  * (keys, libtiff, the small levels), and the preview is libvips on one
  * core; side by side they keep the cores busy. */
@@ -347,6 +350,7 @@ typedef struct {
   const EosinPaint *ov, *hm;
   const uint8_t *rgba;
   const char *desc, *hdesc, *overlay, *heatmap, *preview, *tissue, *csv;
+  const char *geojson; /* NULL: not written */
   EosinCancel *cancel;
   GError *err[2]; /* each worker's failure, freed by write_outputs */
 } Outputs;
@@ -367,7 +371,10 @@ static void write_outputs_part(void *data, int k, void *scratch) {
           eosin_slide_thumbnail(r->slide, preview_side(info), 0, &r->preview, err) &&
           _eosin_save_preview(&r->preview, &r->grid, o->rgba, o->preview, err) &&
           eosin_tissue_save_png(&r->mask, o->tissue, err) &&
-          _eosin_write_tiles_csv(o->csv, &r->plan, &r->ainfo, r->values, err));
+          _eosin_write_tiles_csv(o->csv, &r->plan, &r->ainfo, r->values, err) &&
+          (!o->geojson ||
+           _eosin_write_tiles_geojson(o->geojson, !strcmp(cfg->tiles_geojson, "zip"), &r->plan,
+                                      &r->ainfo, r->values, info, err)));
 }
 
 /* False with the first worker's error (the overlay's before the rest). */
@@ -502,7 +509,7 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   if (cfg->lesions.present) {
     if (!_eosin_lesions_find(&r->grid, lesion_channel, &cfg->lesions, info->mpp_x, info->mpp_y,
                              &r->lesions, err) ||
-        !_eosin_lesions_write(&r->lesions, r->staging, info->name, cfg->lesions.channel, err))
+        !_eosin_lesions_write(&r->lesions, r->staging, info, cfg->lesions.channel, err))
       return false;
     g_autoptr(JsonBuilder) lb = json_builder_new();
     _eosin_lesions_json(&r->lesions, &cfg->lesions, lb);
@@ -530,11 +537,15 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   g_autofree char *tissue = g_build_filename(r->staging, "tissue.png", NULL);
   g_autofree char *csv = g_build_filename(r->staging, "tiles.csv", NULL);
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
+  const char *geojson_name = _eosin_tiles_geojson_name(cfg);
+  g_autofree char *geojson =
+      geojson_name ? g_build_filename(r->staging, geojson_name, NULL) : NULL;
   g_autoptr(EosinPaint) ov = _eosin_paint_new(&r->grid, rgba, 4);
   g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
   EosinCancel *cancel = o ? o->cancel : NULL;
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  Outputs out = {r, ov, hm, rgba, desc, hdesc, overlay, heatmap, preview, tissue, csv, cancel};
+  Outputs out = {r,       ov,      hm,      rgba, desc,    hdesc, overlay,
+                 heatmap, preview, tissue, csv,  geojson, cancel};
   if (!write_outputs(&out, err))
     return false;
   r->timing.write_s = since(t0);

@@ -175,6 +175,15 @@ static EosinSlide *open_with(const char *path, double mpp_override, GError **err
   return g_steal_pointer(&slide);
 }
 
+void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y) {
+  /* QuPath's OpenSlide reader (OpenslideImageServer) shows the slide
+   * cropped to openslide.bounds-* whenever a slide has them (MIRAX, Leica,
+   * ...): its image is bounds_w x bounds_h and its pixel (0, 0) is level-0
+   * pixel (bounds_x, bounds_y). Without bounds these are 0 (slide_open). */
+  *x = info->bounds_x;
+  *y = info->bounds_y;
+}
+
 EosinSlide *eosin_slide_open(const char *path, double mpp_override, GError **err) {
   return open_with(path, mpp_override, err);
 }

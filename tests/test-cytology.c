@@ -210,6 +210,46 @@ Test(cytology, cells_on_tile_seams_are_counted_once, .timeout = 300) {
   eosin_run_result_clear(&res);
 }
 
+/* QuPath shows a slide with bounds (here from 700,450) cropped to them:
+ * suspicious-cells.geojson's circles are centred on the cells less the
+ * bounds, cells.csv keeps level-0 pixels. */
+Test(cytology, geojson_is_in_qupath_coordinates_of_a_slide_with_bounds) {
+  EosinCytoCell cell = {.x = 1000, .y = 600, .nucleus_area_um2 = 50, .p_abnormal = 0.9f,
+                        .p_class = 0.9f};
+  char *classes[] = {"abnormal", NULL};
+  EosinSlideInfo info = {.name = "leica", .has_bounds = true, .bounds_x = 700, .bounds_y = 450};
+  g_autofree char *dir = tmp_dir();
+  g_autofree char *gj = g_build_filename(dir, "suspicious-cells.geojson", NULL);
+  g_autofree char *csv = g_build_filename(dir, "cells.csv", NULL);
+  g_autoptr(GError) err = NULL;
+  size_t written = 0;
+  cr_assert(_eosin_cyto_geojson_write(gj, &info, &cell, 1, 0.5, 10, 0.25, classes, &written,
+                                      &err),
+            "%s", err ? err->message : "");
+  cr_assert(_eosin_cyto_csv_write(csv, &cell, 1, classes, &err), "%s", err ? err->message : "");
+  cr_expect_eq(written, 1);
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, gj, &err), "%s", err ? err->message : "");
+  JsonArray *f = json_object_get_array_member(json_node_get_object(json_parser_get_root(p)),
+                                              "features");
+  cr_assert_eq(json_array_get_length(f), 1);
+  JsonArray *ring = json_array_get_array_element(
+      json_object_get_array_member(
+          json_object_get_object_member(json_array_get_object_element(f, 0), "geometry"),
+          "coordinates"),
+      0);
+  double cx = 0, cy = 0;
+  for (guint k = 0; k < 16; k++) {
+    JsonArray *pt = json_array_get_array_element(ring, k);
+    cx += json_array_get_double_element(pt, 0) / 16;
+    cy += json_array_get_double_element(pt, 1) / 16;
+  }
+  cr_expect(fabs(cx - 300) < 0.1 && fabs(cy - 150) < 0.1, "centre %.2f,%.2f", cx, cy);
+  g_autoptr(GPtrArray) rows = read_csv_rows(csv);
+  cr_assert_eq(rows->len, 1);
+  cr_expect_str_eq(((char **) rows->pdata[0])[0], "1000.0", "cells.csv: level-0");
+}
+
 Test(cytology, config_errors_name_file_key_and_value) {
   struct {
     const char *extra, *want;

@@ -253,6 +253,57 @@ Test(ihc, cells_do_not_depend_on_the_thread_count) {
   g_free(csv[1]);
 }
 
+/* QuPath shows a slide with bounds (Leica, MIRAX: here from 700,450)
+ * cropped to them: cells.geojson's cells and hot spot are shifted by the
+ * bounds, cells.csv keeps level-0 pixels; a measurement that is not a
+ * number is left out. */
+Test(ihc, cells_geojson_is_in_qupath_coordinates_of_a_slide_with_bounds) {
+  const float v[] = {800, 500, 810, 500, 810, 510, 800, 510};
+  EosinCell cell = {.x = 805, .y = 505, .n_nucleus = 4, .nucleus_area_um2 = 25,
+                    .cell_area_um2 = NAN};
+  EosinHotspot hot = {.found = true, .index = 50, .cells = 2, .positive = 1,
+                      .x = 750, .y = 460, .w = 100, .h = 100};
+  EosinSlideInfo info = {.name = "leica", .has_bounds = true, .bounds_x = 700, .bounds_y = 450};
+  const char *names[4] = {"Negative", "Positive", "Positive", "Positive"};
+  g_autofree char *dir = tmp_dir();
+  g_autoptr(GError) err = NULL;
+  cr_assert(_eosin_cells_write(dir, &info, &cell, 1, v, names, "nucleus", &hot, &err), "%s",
+            err ? err->message : "");
+  g_autofree char *gj = g_build_filename(dir, "cells.geojson", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, gj, &err), "%s", err ? err->message : "");
+  JsonArray *f = json_object_get_array_member(json_node_get_object(json_parser_get_root(p)),
+                                              "features");
+  cr_assert_eq(json_array_get_length(f), 2, "the hot spot and the cell");
+  const char *geoms[3] = {"geometry", "geometry", "nucleusGeometry"};
+  const double want[3][2] = {{50, 10}, {100, 50}, {100, 50}};
+  for (int k = 0; k < 3; k++) {
+    JsonObject *ft = json_array_get_object_element(f, k ? 1 : 0);
+    JsonArray *ring = json_array_get_array_element(
+        json_object_get_array_member(json_object_get_object_member(ft, geoms[k]),
+                                     "coordinates"),
+        0);
+    JsonArray *pt = json_array_get_array_element(ring, 0);
+    cr_expect_float_eq(json_array_get_double_element(pt, 0), want[k][0], 1e-9, "%s x",
+                       geoms[k]);
+    cr_expect_float_eq(json_array_get_double_element(pt, 1), want[k][1], 1e-9, "%s y",
+                       geoms[k]);
+  }
+  /* a value that is not a number is left out: QuPath fails on a null */
+  JsonObject *m = json_object_get_object_member(
+      json_object_get_object_member(json_array_get_object_element(f, 1), "properties"),
+      "measurements");
+  cr_expect(!json_object_has_member(m, "Cell: Area µm^2"), "the NaN cell area is left out");
+  cr_expect_float_eq(json_object_get_double_member(m, "Nucleus: Area µm^2"), 25, 1e-9);
+  g_autofree char *text = slurp(gj);
+  cr_expect(!strstr(text, "null") && !strstr(text, "nan"), "%s", text);
+  g_autofree char *csv = g_build_filename(dir, "cells.csv", NULL);
+  g_autoptr(GPtrArray) rows = read_csv_rows(csv);
+  cr_assert_eq(rows->len, 1);
+  cr_expect_str_eq(((char **) rows->pdata[0])[0], "805.0", "cells.csv: level-0");
+  cr_expect_str_eq(((char **) rows->pdata[0])[1], "505.0");
+}
+
 Test(ihc, config_errors_name_file_key_and_value) {
   struct {
     const char *ihc, *want;

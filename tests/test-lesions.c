@@ -137,7 +137,8 @@ Test(lesions, smoothing_averages_over_tissue_only) {
 static uint8_t *written_mask(const EosinLesionSet *s, const char *dir, int w, int h,
                              guint *n_polys) {
   g_autoptr(GError) err = NULL;
-  cr_assert(_eosin_lesions_write(s, dir, "grid", "tumor", &err), "%s", err ? err->message : "");
+  EosinSlideInfo info = {.name = "grid"};
+  cr_assert(_eosin_lesions_write(s, dir, &info, "tumor", &err), "%s", err ? err->message : "");
   g_autofree char *xml = g_build_filename(dir, "lesions.xml", NULL);
   g_autoptr(GArray) polys = _eosin_asap_xml_load(xml, &err);
   cr_assert(polys, "%s", err ? err->message : "");
@@ -199,6 +200,76 @@ Test(lesions, outlines_round_trip_through_the_evaluation_rasteriser) {
   cr_expect_float_eq(json_object_get_double_member(
                          json_object_get_object_member(props, "measurements"), "probability"),
                      0.95, 1e-6);
+  _eosin_lesion_set_clear(&s);
+  _eosin_grid_clear(&g);
+}
+
+/* Appends every number under @n (nested coordinate arrays) to @v. */
+static void flatten(JsonNode *n, GArray *v) {
+  if (JSON_NODE_HOLDS_ARRAY(n)) {
+    JsonArray *a = json_node_get_array(n);
+    for (guint i = 0; i < json_array_get_length(a); i++)
+      flatten(json_array_get_element(a, i), v);
+  } else {
+    double d = json_node_get_double(n);
+    g_array_append_val(v, d);
+  }
+}
+
+/* Every outline vertex and peak (x, y pairs) of lesions.geojson in @dir. */
+static GArray *geojson_points(const char *dir) {
+  g_autofree char *geo = g_build_filename(dir, "lesions.geojson", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, geo, NULL), "%s", geo);
+  JsonArray *f = json_object_get_array_member(json_node_get_object(json_parser_get_root(p)),
+                                              "features");
+  GArray *v = g_array_new(FALSE, FALSE, sizeof(double));
+  for (guint i = 0; i < json_array_get_length(f); i++) {
+    JsonObject *ft = json_array_get_object_element(f, i);
+    flatten(json_object_get_member(json_object_get_object_member(ft, "geometry"), "coordinates"),
+            v);
+    JsonObject *m = json_object_get_object_member(
+        json_object_get_object_member(ft, "properties"), "measurements");
+    double px = json_object_get_double_member(m, "peak_x");
+    double py = json_object_get_double_member(m, "peak_y");
+    g_array_append_val(v, px);
+    g_array_append_val(v, py);
+  }
+  return v;
+}
+
+/* A slide scanned from level-0 700,450 (Leica, MIRAX) is shown by QuPath
+ * cropped to its bounds: lesions.geojson's outlines and peaks are shifted
+ * by them, detections.csv and lesions.xml (CAMELYON, ASAP: level 0) not. */
+Test(lesions, geojson_is_in_qupath_coordinates_of_a_slide_with_bounds) {
+  EosinGrid g;
+  draw(&g, 32, 700, 450);
+  EosinLesionSet s;
+  g_autoptr(GError) err = NULL;
+  cr_assert(_eosin_lesions_find(&g, 0, &PARAMS, 0.243, 0.243, &s, &err));
+  g_autofree char *d0 = tmp_dir(), *d1 = tmp_dir();
+  EosinSlideInfo none = {.name = "grid"};
+  EosinSlideInfo leica = {.name = "grid", .has_bounds = true, .bounds_x = 700, .bounds_y = 450};
+  cr_assert(_eosin_lesions_write(&s, d0, &none, "tumor", &err), "%s", err ? err->message : "");
+  cr_assert(_eosin_lesions_write(&s, d1, &leica, "tumor", &err), "%s", err ? err->message : "");
+  const char *same[] = {"detections.csv", "lesions.xml"};
+  for (int i = 0; i < 2; i++) {
+    g_autofree char *a = g_build_filename(d0, same[i], NULL);
+    g_autofree char *b = g_build_filename(d1, same[i], NULL);
+    g_autofree char *ta = slurp(a), *tb = slurp(b);
+    cr_expect_str_eq(ta, tb, "%s is in level-0 pixels either way", same[i]);
+  }
+  g_autoptr(GArray) a = geojson_points(d0);
+  g_autoptr(GArray) b = geojson_points(d1);
+  cr_assert_eq(a->len, b->len);
+  cr_assert_gt(a->len, 20);
+  for (guint i = 0; i < a->len; i += 2) {
+    double ax = g_array_index(a, double, i), ay = g_array_index(a, double, i + 1);
+    cr_expect_float_eq(g_array_index(b, double, i), ax - 700, 1e-9, "x %g", ax);
+    cr_expect_float_eq(g_array_index(b, double, i + 1), ay - 450, 1e-9, "y %g", ay);
+    /* without bounds, the level-0 numbers: the grid starts at 700,450 */
+    cr_expect(ax >= 700 && ay >= 450, "%g,%g", ax, ay);
+  }
   _eosin_lesion_set_clear(&s);
   _eosin_grid_clear(&g);
 }
