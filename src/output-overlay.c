@@ -357,7 +357,7 @@ bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
   g_autoptr(VipsImage) u8 = NULL;
   void *buf = NULL;
   size_t len = 0;
-  if (vips_cast_uchar(flat, &u8, NULL) || vips_image_write_to_buffer(u8, ".png", &buf, &len, NULL)) {
+  if (vips_cast_uchar(flat, &u8, NULL) || vips_image_write_to_buffer(u8, ".png", &buf, &len, "compression", 1, "filter", VIPS_FOREIGN_PNG_FILTER_ALL, NULL)) {
     _eosin_set_vips_error(err, "preview.png");
     return false;
   }
