@@ -439,14 +439,24 @@ void _eosin_paint_rect(const EosinPaint *p, double scale_x, double scale_y, int 
 /* The cell index under output pixel @i along @axis (0 = x, 1 = y) at
  * @scale level-0 px per pixel, or -1 outside the grid and the bounds. */
 int _eosin_paint_cell(const EosinPaint *p, int axis, double scale, int i);
-/* Appends to @key (the caller's) a description of the @tw x @th tile at
- * (@left, @top) whose first @w x @h pixels are in the image (the rest
- * painted 0) that is equal for two tiles exactly when their painted bytes
- * are: its blocks of one value and their values. False (nothing appended)
- * when a side has more than
- * @max_runs runs of cells: the tile is then better painted and compared. */
-bool _eosin_paint_tile_key(const EosinPaint *p, double scale_x, double scale_y, int left,
-                           int top, int w, int h, int tw, int th, int max_runs, GByteArray *key);
+/* The runs of one cell index along one axis of a tile: @len pixels from
+ * @start at @scale, of which the first @valid are in the image (the rest,
+ * like a pixel outside the grid, are cell -1); n = -1 past
+ * EOSIN_PAINT_MAX_RUNS runs (the tile is then better painted and
+ * compared). */
+#define EOSIN_PAINT_MAX_RUNS 64
+typedef struct {
+  int n;
+  int cell[EOSIN_PAINT_MAX_RUNS], len[EOSIN_PAINT_MAX_RUNS];
+} EosinPaintRuns;
+void _eosin_paint_runs(const EosinPaint *p, int axis, double scale, int start, int valid,
+                       int len, EosinPaintRuns *out);
+/* Appends to @key (the caller's) a description of the tile whose column
+ * and row runs are @xr and @yr that is equal for two tiles exactly when
+ * their painted bytes are: its blocks of one value and their values.
+ * False (nothing appended) when either has too many runs. */
+bool _eosin_paint_tile_key(const EosinPaint *p, const EosinPaintRuns *xr,
+                           const EosinPaintRuns *yr, GByteArray *key);
 
 /* The same as a lazy VipsImage of @width x @height pixels (for preview.png),
  * computed region by region. */

@@ -151,24 +151,22 @@ int _eosin_paint_cell(const EosinPaint *p, int axis, double scale, int i) {
                    : cell_of(i, scale, p->origin_y, p->cell_y, p->clip_y0, p->clip_y1, p->gh);
 }
 
-/* The runs of one cell index along one axis of a tile: @len pixels from
- * @start, of which the first @valid are in the image (the rest, like a
- * pixel outside the grid, are cell -1). Fills @cell and @length (n_max
- * entries each) and returns the number of runs, or -1 past @n_max. */
-static int axis_runs(const EosinPaint *p, int axis, double scale, int start, int valid, int len,
-                     int n_max, int *cell, int *length) {
+void _eosin_paint_runs(const EosinPaint *p, int axis, double scale, int start, int valid,
+                       int len, EosinPaintRuns *out) {
   int n = 0;
   for (int i = 0; i < len; i++) {
     int c = i < valid ? _eosin_paint_cell(p, axis, scale, start + i) : -1;
-    if (n && cell[n - 1] == c) {
-      length[n - 1]++;
+    if (n && out->cell[n - 1] == c) {
+      out->len[n - 1]++;
       continue;
     }
-    if (n == n_max)
-      return -1;
-    cell[n] = c, length[n] = 1, n++;
+    if (n == EOSIN_PAINT_MAX_RUNS) {
+      out->n = -1;
+      return;
+    }
+    out->cell[n] = c, out->len[n] = 1, n++;
   }
-  return n;
+  out->n = n;
 }
 
 /* Appends @v as two bytes (tile sides and run counts are < 65536). */
@@ -177,23 +175,22 @@ static void key_u16(GByteArray *key, int v) {
   g_byte_array_append(key, b, 2);
 }
 
-bool _eosin_paint_tile_key(const EosinPaint *p, double scale_x, double scale_y, int left,
-                           int top, int w, int h, int tw, int th, int max_runs, GByteArray *key) {
-  g_autofree int *buf = g_new(int, 4 * (size_t) max_runs);
-  int *cx = buf, *lx = buf + max_runs, *cy = buf + 2 * max_runs, *ly = buf + 3 * max_runs;
-  int nx = axis_runs(p, 0, scale_x, left, w, tw, max_runs, cx, lx);
-  int ny = nx < 0 ? -1 : axis_runs(p, 1, scale_y, top, h, th, max_runs, cy, ly);
-  if (nx < 0 || ny < 0)
+bool _eosin_paint_tile_key(const EosinPaint *p, const EosinPaintRuns *xr,
+                           const EosinPaintRuns *yr, GByteArray *key) {
+  if (xr->n < 0 || yr->n < 0)
     return false;
+  int nx = xr->n, ny = yr->n, b = p->bands;
+  int lx[EOSIN_PAINT_MAX_RUNS], ly[EOSIN_PAINT_MAX_RUNS];
+  memcpy(lx, xr->len, sizeof(int) * nx);
+  memcpy(ly, yr->len, sizeof(int) * ny);
   static const uint8_t empty[4] = {0, 0, 0, 0};
-  int b = p->bands;
   /* the value of each (row run, column run) block */
-  g_autofree uint8_t *v = g_malloc((size_t) nx * ny * b);
+  uint8_t v[EOSIN_PAINT_MAX_RUNS * EOSIN_PAINT_MAX_RUNS * 4];
   for (int j = 0; j < ny; j++)
     for (int i = 0; i < nx; i++) {
-      const uint8_t *src = cx[i] < 0 || cy[j] < 0
+      const uint8_t *src = xr->cell[i] < 0 || yr->cell[j] < 0
                                ? empty
-                               : p->cells + ((size_t) cy[j] * p->gw + cx[i]) * b;
+                               : p->cells + ((size_t) yr->cell[j] * p->gw + xr->cell[i]) * b;
       memcpy(v + ((size_t) j * nx + i) * b, src, b);
     }
   /* merge neighbouring column runs equal in every row, then row runs equal

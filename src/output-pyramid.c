@@ -106,6 +106,7 @@ typedef struct {
   Codec codec;
   Encoded *enc;
   uint8_t *raw;             /* LZW: the chunk's painted tiles for libtiff */
+  const EosinPaintRuns *col_runs, *row_runs; /* of each tile column, row */
 } Chunk;
 
 static void set_digest_key(Encoded *e, const uint8_t *data, size_t len) {
@@ -293,10 +294,6 @@ static int choose_side(const EosinPaint *p, int axis, double scale, int side) {
   return best;
 }
 
-/* Runs of cells a tile side may cross for its layout key to be worth
- * making (beyond it the tile is painted and its compressed bytes compared) */
-#define KEY_MAX_RUNS 64
-
 /* Finds the kind of each tile of chunk @c (of directory @level) from its
  * layout key, @seen holding the keys of the file's tiles so far (a tile
  * of a new key is entered at once: a later tile of the chunk repeats it).
@@ -306,11 +303,9 @@ static void classify_tiles(Chunk *c, int level, int m, GHashTable *seen, GByteAr
   for (int k = 0; k < m; k++) {
     Encoded *e = &c->enc[k];
     int t = c->first + k;
-    int tx = (t % c->tiles_across) * c->tw, ty = (t / c->tiles_across) * c->th;
     g_byte_array_set_size(kb, 0);
-    if (!_eosin_paint_tile_key(c->paint, c->scale_x, c->scale_y, tx, ty,
-                               MIN(c->tw, c->width - tx), MIN(c->th, c->height - ty), c->tw,
-                               c->th, KEY_MAX_RUNS, kb)) {
+    if (!_eosin_paint_tile_key(c->paint, &c->col_runs[t % c->tiles_across],
+                               &c->row_runs[t / c->tiles_across], kb)) {
       e->kind = TILE_PAINTED;
       continue;
     }
@@ -348,6 +343,14 @@ static bool write_level(TIFF *tif, Writer *w, const EosinPaint *paint, int level
   int n = across * down;
   size_t tile_bytes = (size_t) tw * th * bands;
   g_autofree Encoded *enc = g_new0(Encoded, CHUNK);
+  /* the runs of cells along each tile column and row, made once: a tile's
+   * layout key needs only them and the cells' values */
+  g_autofree EosinPaintRuns *col_runs = g_new(EosinPaintRuns, across);
+  g_autofree EosinPaintRuns *row_runs = g_new(EosinPaintRuns, down);
+  for (int i = 0; i < across; i++)
+    _eosin_paint_runs(paint, 0, f, i * tw, MIN(tw, lw - i * tw), tw, &col_runs[i]);
+  for (int j = 0; j < down; j++)
+    _eosin_paint_runs(paint, 1, f, j * th, MIN(th, lh - j * th), th, &row_runs[j]);
   g_autofree uint8_t *raw = codec == CODEC_LZW ? g_malloc(tile_bytes * CHUNK) : NULL;
   for (int first = 0; first < n; first += CHUNK) {
     if (cancel && g_atomic_int_get(&cancel->cancelled)) {
@@ -356,7 +359,8 @@ static bool write_level(TIFF *tif, Writer *w, const EosinPaint *paint, int level
     }
     int m = MIN(CHUNK, n - first);
     memset(enc, 0, sizeof(Encoded) * CHUNK);
-    Chunk c = {paint, bands, f, f, lw, lh, tw, th, across, first, codec, enc, raw};
+    Chunk c = {paint, bands, f,     f,     lw,  lh,       tw,      th,
+               across, first, codec, enc, raw, col_runs, row_runs};
     classify_tiles(&c, level, m, seen, kb);
     /* scratch of each worker: a painted tile and its compressed bytes */
     _eosin_parallel_for(m, tile_bytes + compress_bound(tile_bytes), encode_tile, &c);
