@@ -496,3 +496,7 @@ const char *_eosin_openslide_detect(const char *path);
  * TIFF, Aperio's JPEG 2000 tiles): a description of what it looks like
  * (caller frees); NULL for a plain image libvips may read. */
 char *_eosin_slide_format_only_openslide_reads(const char *path);
+/* TIFFOpen(@path, "r") with libtiff's messages silenced for this file only
+ * (never through its process-wide handlers); NULL when it does not open.
+ * Close with TIFFClose. */
+struct tiff *_eosin_tiff_open_quiet(const char *path);
