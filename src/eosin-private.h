@@ -246,6 +246,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinLock, _eosin_lock_release)
 bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
                              const EosinRunOptions *opts, const EosinIdentity *config_id,
                              EosinRunResult *res, GError **err);
+/* A slide between the two phases of a run: analysed (tiles read and
+ * scored, the analyzer's own files in the staging folder), its other
+ * outputs not yet written. A batch writes one slide's outputs on a thread
+ * of its own while it analyses the next (batch.c). */
+typedef struct _EosinSlideRun EosinSlideRun;
+/* The analysis phase of _eosin_run_slide_locked (same arguments): the
+ * run to hand to _eosin_slide_write, or NULL with @err (and @res's
+ * warnings: @res may be NULL; the caller clears it). @opts is copied; its
+ * cancel and its callbacks' data must outlive the run. */
+EosinSlideRun *_eosin_slide_analyse(const EosinConfig *cfg, const char *path, const char *outdir,
+                                    const EosinRunOptions *opts, const EosinIdentity *config_id,
+                                    EosinRunResult *res, GError **err);
+/* The output phase: writes, verifies and promotes the folder, fills @res
+ * (may be NULL; the caller clears it) and frees @run, whatever happens (a
+ * failure removes the staging folder). May run on another thread than the
+ * analysis, once the analysis has returned; it calls @opts' warning from
+ * that thread, and never its progress. */
+bool _eosin_slide_write(EosinSlideRun *run, EosinRunResult *res, GError **err);
+/* Frees @run (may be NULL) without writing its outputs; its staging
+ * folder is removed. */
+void _eosin_slide_discard(EosinSlideRun *run);
 /* Refuses an empty output folder name and creates the folder. */
 bool _eosin_prepare_outdir(const char *outdir, GError **err);
 /* What OUTDIR/<name> holds for a run whose identity is @want. */

@@ -4,6 +4,13 @@
  * built in OUTDIR/.<slide>.partial and the folder is moved to OUTDIR/<slide>
  * only when every file is written and the overlay re-opened correctly, so
  * a crash, a kill or a failure never leaves a partial result behind.
+ *
+ * A slide runs in two phases, so that a batch can write one slide's
+ * outputs while the next slide is read and analysed (batch.c): the
+ * analysis (_eosin_slide_analyse: open, tissue, plan, tiles, the
+ * analyzer's scores and own files) and the outputs (_eosin_slide_write:
+ * stitch, lesions, overlays, preview, tissue mask, tiles.csv, verify,
+ * report, promote). `eosin run` does one after the other.
  */
 #include "eosin-private.h"
 
@@ -30,46 +37,6 @@ static double since(gint64 t0) {
   return (g_get_monotonic_time() - t0) / 1e6;
 }
 
-/* The slide description shared by report.json and `eosin info --json`. */
-void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
-  json_builder_begin_object(b);
-  _eosin_json_str(b, "path", i->path);
-  _eosin_json_str(b, "name", i->name);
-  _eosin_json_str(b, "backend", i->backend);
-  _eosin_json_str(b, "vendor", i->vendor);
-  _eosin_json_int(b, "width", i->width);
-  _eosin_json_int(b, "height", i->height);
-  _eosin_json_num(b, "mpp_x", i->mpp_x);
-  _eosin_json_num(b, "mpp_y", i->mpp_y);
-  _eosin_json_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
-  if (i->objective_power > 0)
-    _eosin_json_num(b, "objective_power", i->objective_power);
-  json_builder_set_member_name(b, "bounds");
-  json_builder_begin_object(b);
-  _eosin_json_int(b, "x", i->bounds_x);
-  _eosin_json_int(b, "y", i->bounds_y);
-  _eosin_json_int(b, "width", i->bounds_w);
-  _eosin_json_int(b, "height", i->bounds_h);
-  _eosin_json_bool(b, "from_slide", i->has_bounds);
-  json_builder_end_object(b);
-  json_builder_set_member_name(b, "levels");
-  json_builder_begin_array(b);
-  for (int l = 0; l < i->n_levels; l++) {
-    json_builder_begin_object(b);
-    _eosin_json_int(b, "width", i->levels[l].width);
-    _eosin_json_int(b, "height", i->levels[l].height);
-    _eosin_json_num(b, "downsample", i->levels[l].downsample);
-    json_builder_end_object(b);
-  }
-  json_builder_end_array(b);
-  json_builder_set_member_name(b, "associated_images");
-  json_builder_begin_array(b);
-  for (char **a = i->associated; a && *a; a++)
-    json_builder_add_string_value(b, *a);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-}
-
 /* The index of channel @name ([@group] channel), or -1 with an error. */
 static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, const char *group,
                         const char *name, GError **err) {
@@ -85,16 +52,28 @@ static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, con
   return -1;
 }
 
-typedef struct {
+/* One slide between its two phases. The analysis phase fills it on the
+ * caller's thread; the output phase may run on another thread, but never
+ * at the same time as anything else touches this run. */
+struct _EosinSlideRun {
   const EosinConfig *cfg;
+  EosinRunOptions opts;     /* a copy: cancel, warning and their data must outlive the run */
+  char *path;               /* the slide */
+  char *final;              /* OUTDIR/<slide> */
   EosinSlide *slide;
   EosinThumbnail thumb;     /* at the tissue detector's µm/px */
   EosinThumbnail preview;   /* larger, for preview.png */
   EosinTissueMask mask;
   EosinTilePlan plan;
   const EosinAnalyzerOps *ops;
-  void *actx;
-  EosinAnalyzerInfo ainfo;
+  void *actx;               /* released at the end of the analysis */
+  EosinAnalyzerInfo ainfo;  /* channel_names: @channel_names once actx is gone */
+  char **channel_names;     /* copied from the analyzer */
+  JsonNode *inference;      /* the analyzer's describe(), or NULL */
+  int channel, lesion_channel;
+  double vmin, vmax;        /* the overlay's range */
+  gint64 t_start;           /* when the analysis began */
+  double analyse_s;         /* how long it took */
   float *values;
   EosinGrid grid;
   EosinSchedStats sched;
@@ -103,10 +82,10 @@ typedef struct {
   EosinLesionSet lesions;
   GPtrArray *analyzer_files; /* the analyzer's own outputs (write op) */
   char *staging;
-  const EosinRunOptions *opts;
   EosinIdentity identity;
   GPtrArray *warnings;      /* char *, report.json "warnings" */
-} Run;
+};
+typedef EosinSlideRun Run;
 
 /* Keeps a warning for report.json and passes it to the caller's callback. */
 static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
@@ -115,11 +94,12 @@ static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
   char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
   g_ptr_array_add(r->warnings, msg);
-  if (r->opts && r->opts->warning)
-    r->opts->warning(msg, r->opts->warning_data);
+  if (r->opts.warning)
+    r->opts.warning(msg, r->opts.warning_data);
 }
 
-static void run_clear(Run *r) {
+/* Frees @r and everything it holds; its staging folder is removed. */
+static void run_free(Run *r) {
   eosin_thumbnail_clear(&r->thumb);
   eosin_thumbnail_clear(&r->preview);
   eosin_tissue_clear(&r->mask);
@@ -139,10 +119,17 @@ static void run_clear(Run *r) {
   eosin_slide_free(r->slide);
   _eosin_identity_clear(&r->identity);
   g_ptr_array_unref(r->warnings);
+  g_strfreev(r->channel_names);
+  if (r->inference)
+    json_node_unref(r->inference);
+  g_free(r->path);
+  g_free(r->final);
+  g_free(r);
 }
 
-static bool write_report(Run *r, int channel, double vmin, double vmax, double wall_s,
-                         const char *path, GError **err) {
+static bool write_report(Run *r, double wall_s, const char *path, GError **err) {
+  int channel = r->channel;
+  double vmin = r->vmin, vmax = r->vmax;
   const EosinConfig *cfg = r->cfg;
   const EosinSlideInfo *i = eosin_slide_get_info(r->slide);
   g_autoptr(JsonBuilder) b = json_builder_new();
@@ -242,9 +229,9 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   json_builder_set_member_name(b, "scores");
   json_builder_add_value(b, json_node_ref(r->scores));
 
-  if (r->ops->describe) {
+  if (r->inference) {
     json_builder_set_member_name(b, "inference");
-    r->ops->describe(r->actx, b);
+    json_builder_add_value(b, json_node_ref(r->inference));
   }
 
   json_builder_set_member_name(b, "outputs");
@@ -322,14 +309,17 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
   return true;
 }
 
-static bool run_slide(Run *r, const char *path, const char *outdir, const EosinRunOptions *o,
-                      const EosinIdentity *config_id, EosinRunResult *res, GError **err) {
+/* The analysis phase of run_slide: everything up to the analyzer's scores
+ * and own files in the staging folder. */
+static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, GError **err) {
   const EosinConfig *cfg = r->cfg;
-  gint64 t_start = g_get_monotonic_time(), t0 = t_start;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
+  gint64 t0 = r->t_start = g_get_monotonic_time();
   g_autofree char *name = output_name(path, err);
   if (!name)
     return false;
-  int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
+  int readers = o->readers_override > 0 ? o->readers_override : cfg->readers;
   if (!_eosin_config_check_memory(cfg, readers, err))
     return false;
   /* what this result will belong to, and whether its place may be taken,
@@ -347,18 +337,17 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     r->identity.slide_size = config_id->slide_size;
     r->identity.slide_hash = g_strdup(config_id->slide_hash);
     r->identity.mpp_user = config_id->mpp_user;
-  } else if (!_eosin_identity_slide(path, o ? o->mpp_override : 0, o ? o->cancel : NULL,
-                                    &r->identity, err)) {
+  } else if (!_eosin_identity_slide(path, o->mpp_override, o->cancel, &r->identity, err)) {
     return false;
   }
-  g_autofree char *final = g_build_filename(outdir, name, NULL);
-  if (!_eosin_output_check_replaceable(final, path, err))
+  r->final = g_build_filename(outdir, name, NULL);
+  if (!_eosin_output_check_replaceable(r->final, path, err))
     return false;
 
-  r->slide = eosin_slide_open(path, o ? o->mpp_override : 0, err);
+  r->slide = eosin_slide_open(path, o->mpp_override, err);
   if (!r->slide)
     return false;
-  eosin_slide_set_cancel(r->slide, o ? o->cancel : NULL);
+  eosin_slide_set_cancel(r->slide, o->cancel);
   const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
   r->timing.open_s = since(t0);
   double aspect = info->mpp_y / info->mpp_x;
@@ -370,16 +359,16 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
     return false;
-  int channel = find_channel(cfg, &r->ainfo, "overlay", cfg->overlay_channel, err);
-  if (channel < 0)
+  r->channel = find_channel(cfg, &r->ainfo, "overlay", cfg->overlay_channel, err);
+  if (r->channel < 0)
     return false;
-  int lesion_channel = cfg->lesions.present
-                           ? find_channel(cfg, &r->ainfo, "lesions", cfg->lesions.channel, err)
-                           : 0;
-  if (lesion_channel < 0)
+  r->lesion_channel = cfg->lesions.present
+                          ? find_channel(cfg, &r->ainfo, "lesions", cfg->lesions.channel, err)
+                          : 0;
+  if (r->lesion_channel < 0)
     return false;
-  double vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[channel];
-  double vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[channel];
+  r->vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[r->channel];
+  r->vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[r->channel];
 
   t0 = g_get_monotonic_time();
   if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
@@ -436,13 +425,47 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
       return false;
     }
 
-  t0 = g_get_monotonic_time();
+  /* The outputs need of the analyzer only its channel names and its
+   * description (report.json "inference"): both are copied and the
+   * analyzer is released here, on the thread that made it. Its model's
+   * backend goes back to the batch's EosinInferCache, which is not
+   * thread-safe and from which the next slide's analyzer takes it; a
+   * batch writing this slide's outputs on another thread then shares no
+   * analyzer state with the next slide, and the next slide reuses the
+   * backend exactly as it would after a sequential run. */
+  r->channel_names = g_strdupv(r->ainfo.channel_names);
+  r->ainfo.channel_names = r->channel_names;
+  r->ainfo.default_min = r->ainfo.default_max = NULL; /* read above, into vmin/vmax */
+  if (r->ops->describe) {
+    g_autoptr(JsonBuilder) ib = json_builder_new();
+    r->ops->describe(r->actx, ib);
+    r->inference = json_builder_get_root(ib);
+  }
+  r->ops->destroy(r->actx);
+  r->actx = NULL;
+  r->analyse_s = since(r->t_start);
+  return true;
+}
+
+/* The output phase of run_slide: every file of the folder but the
+ * analyzer's, the verification, report.json, and the folder's promotion
+ * to OUTDIR/<slide>. The slide stays open for preview.png's thumbnail. */
+static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
+  int channel = r->channel;
+  double vmin = r->vmin, vmax = r->vmax;
+  /* the run's own time: not the time this phase may have waited for the
+   * previous slide's outputs (a pipelined batch) */
+  gint64 t_out = g_get_monotonic_time(), t0 = t_out;
   if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,
                      &r->grid, err))
     return false;
   if (cfg->lesions.present) {
-    if (!_eosin_lesions_find(&r->grid, lesion_channel, &cfg->lesions, info->mpp_x, info->mpp_y,
-                             &r->lesions, err) ||
+    if (!_eosin_lesions_find(&r->grid, r->lesion_channel, &cfg->lesions, info->mpp_x,
+                             info->mpp_y, &r->lesions, err) ||
         !_eosin_lesions_write(&r->lesions, r->staging, info->name, cfg->lesions.channel, err))
       return false;
     g_autoptr(JsonBuilder) lb = json_builder_new();
@@ -473,10 +496,9 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
   g_autoptr(EosinPaint) ov = _eosin_paint_new(&r->grid, rgba, 4);
   g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
-  EosinCancel *cancel = o ? o->cancel : NULL;
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  if (!_eosin_write_pyramid(ov, info, cfg->overlay_compression, desc, cancel, overlay, err) ||
-      !_eosin_write_pyramid(hm, info, cfg->overlay_compression, hdesc, cancel, heatmap, err) ||
+  if (!_eosin_write_pyramid(ov, info, cfg->overlay_compression, desc, o->cancel, overlay, err) ||
+      !_eosin_write_pyramid(hm, info, cfg->overlay_compression, hdesc, o->cancel, heatmap, err) ||
       !eosin_slide_thumbnail(r->slide, PREVIEW_SIDE, 0, &r->preview, err) ||
       !_eosin_save_preview(&r->preview, &r->grid, rgba, preview, err) ||
       !eosin_tissue_save_png(&r->mask, tissue, err) ||
@@ -491,52 +513,87 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
-  if (!write_report(r, channel, vmin, vmax, since(t_start), report, err))
+  if (!write_report(r, r->analyse_s + since(t_out), report, err))
     return false;
   if (cancelled(o)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
   g_autofree char *warning = NULL;
-  if (!_eosin_output_promote(r->staging, final, path, &warning, err))
+  if (!_eosin_output_promote(r->staging, r->final, path, &warning, err))
     return false;
   g_clear_pointer(&r->staging, g_free);
   if (warning)
     warn(r, "%s", warning);
 
   if (res) {
-    res->outdir = g_steal_pointer(&final);
-    res->tiles_analyzed = n;
+    res->outdir = g_strdup(r->final);
+    res->tiles_analyzed = r->plan.tiles->len;
     res->tiles_planned = r->plan.planned;
     res->tiles_skipped = r->plan.skipped;
-    res->seconds = since(t_start);
-    res->tiles_per_s = r->sched.wall_s > 0 ? n / r->sched.wall_s : 0;
+    res->seconds = r->analyse_s + since(t_out);
+    res->tiles_per_s = r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0;
     res->scores = json_node_ref(r->scores);
   }
   return true;
 }
 
-bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
-                             const EosinRunOptions *opts, const EosinIdentity *config_id,
-                             EosinRunResult *res, GError **err) {
-  Run r = {.cfg = cfg, .opts = opts, .warnings = g_ptr_array_new_with_free_func(g_free)};
-  if (res)
-    memset(res, 0, sizeof *res);
-  bool ok = run_slide(&r, path, outdir, opts, config_id, res, err);
-  if (!ok && cancelled(opts) && err && *err && (*err)->code != EOSIN_ERROR_CANCELLED) {
+/* The end of a run that stops here (a failure, or its outputs written):
+ * a stop that surfaced as another error is said as the stop it was,
+ * @res gets the warnings, and @r is freed (its staging folder removed). */
+static bool run_end(Run *r, bool ok, EosinRunResult *res, GError **err) {
+  if (!ok && cancelled(&r->opts) && err && *err && (*err)->code != EOSIN_ERROR_CANCELLED) {
     /* a stop that surfaced as another error (a killed libvips operation) */
     g_autofree char *msg = g_strdup((*err)->message);
     g_clear_error(err);
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled (%s)", path, msg);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled (%s)", r->path,
+                msg);
   }
   if (res) {
-    g_ptr_array_add(r.warnings, NULL);
-    res->warnings = g_strdupv((char **) r.warnings->pdata);
-    g_ptr_array_remove_index(r.warnings, r.warnings->len - 1);
+    g_ptr_array_add(r->warnings, NULL);
+    res->warnings = g_strdupv((char **) r->warnings->pdata);
+    g_ptr_array_remove_index(r->warnings, r->warnings->len - 1);
   }
-  run_clear(&r);
+  run_free(r);
   g_assert(ok || !err || *err);  /* a failure always says why */
   return ok;
+}
+
+EosinSlideRun *_eosin_slide_analyse(const EosinConfig *cfg, const char *path, const char *outdir,
+                                    const EosinRunOptions *opts, const EosinIdentity *config_id,
+                                    EosinRunResult *res, GError **err) {
+  if (res)
+    memset(res, 0, sizeof *res);
+  Run *r = g_new0(Run, 1);
+  r->cfg = cfg;
+  if (opts)
+    r->opts = *opts;
+  r->path = g_strdup(path);
+  r->warnings = g_ptr_array_new_with_free_func(g_free);
+  if (!analyse(r, outdir, config_id, err)) {
+    run_end(r, false, res, err);
+    return NULL;
+  }
+  return r;
+}
+
+bool _eosin_slide_write(EosinSlideRun *run, EosinRunResult *res, GError **err) {
+  if (res)
+    memset(res, 0, sizeof *res);
+  bool ok = write_outputs(run, res, err); /* @res is filled only once all is done */
+  return run_end(run, ok, res, err);
+}
+
+void _eosin_slide_discard(EosinSlideRun *run) {
+  if (run)
+    run_free(run);
+}
+
+bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
+                             const EosinRunOptions *opts, const EosinIdentity *config_id,
+                             EosinRunResult *res, GError **err) {
+  EosinSlideRun *run = _eosin_slide_analyse(cfg, path, outdir, opts, config_id, res, err);
+  return run && _eosin_slide_write(run, res, err);
 }
 
 bool _eosin_prepare_outdir(const char *outdir, GError **err) {
