@@ -535,8 +535,8 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
     }
     g_array_append_val(rows, row); /* status NULL until its outputs are done */
     p->row = rows->len - 1;
-    if (pipeline) {
-      p->thread = g_thread_new("eosin-writer", write_slide, p);
+    /* a thread that cannot start (out of threads) costs only the overlap */
+    if (pipeline && (p->thread = g_thread_try_new("eosin-writer", write_slide, p, NULL))) {
       pending = p;
     } else {
       write_slide(p);
