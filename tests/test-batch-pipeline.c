@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -342,7 +343,7 @@ Test(pipeline, batch_sigint_stops_within_a_second, .timeout = 300) {
 
 /* ---------------------------------------------------------------- full disk */
 
-static char *full_disk_mount;  /* this test process's tmpfs, unmounted in fini */
+static char *full_disk_mount;  /* this test process's tmpfs, unmounted in fini (owned) */
 
 static void unmount_full_disk(void) {
   if (full_disk_mount)
@@ -352,13 +353,18 @@ static void unmount_full_disk(void) {
 Test(pipeline, batch_on_a_full_disk_fails_each_slide_that_does_not_fit, .timeout = 300,
      .fini = unmount_full_disk) {
   g_autofree char *dir = tmp_dir();
+  /* in a mount namespace of this test process's own (and the eosin it
+   * starts), where it can: the tmpfs then goes with the process, even one
+   * that crashes before fini */
+  if (unshare(CLONE_NEWNS) == 0)
+    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
   /* 1 MiB: a tissue slide's preview.png alone is about 2 MB; a blocks
    * slide's whole folder about 120 kB */
   if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0)
     cr_skip_test("mounting a 1 MiB tmpfs failed (%s): needs root (CI and the dev box "
                  "run tests as root): skipped",
                  g_strerror(errno));
-  full_disk_mount = dir;
+  full_disk_mount = g_strdup(dir); /* fini runs after @dir is freed */
   /* the blocks slides fit once a failed slide's staging folder is gone:
    * blocks-generic's outputs are written while only blocks-aperio's are
    * (space enough), blocks-aperio's staging folder is made while
