@@ -195,6 +195,7 @@ typedef struct {
   const char *name;
   gint64 batch_start, last_print;
   int slides_done;
+  GMutex *lock;  /* stderr's lines: the writer thread warns while the main thread prints */
 } Progress;
 
 static void progress_cb(int done, int total, double tps, void *data) {
@@ -207,24 +208,31 @@ static void progress_cb(int done, int total, double tps, void *data) {
   double el = (now - p->batch_start) / 1e6;
   double per_slide = p->slides_done ? el / p->slides_done : 0;
   double eta = slide_eta + per_slide * (p->total - p->index - 1);
+  g_mutex_lock(p->lock);
   fprintf(stderr, "\r[%d/%d] %s: %d/%d tiles, %.0f tiles/s, ETA %dm%02ds   ", p->index + 1,
           p->total, p->name, done, total, tps, (int) eta / 60, (int) eta % 60);
   fflush(stderr);
+  g_mutex_unlock(p->lock);
 }
 
-/* A run's warnings on stderr as they arise, with the slide's name. */
+/* A run's warnings on stderr as they arise, with the slide's name. The
+ * output phase warns from the writer thread: @lock makes the caller's
+ * callback see one warning at a time, as it did before pipelining. */
 typedef struct {
-  const char *name;
+  char *name;  /* owned */
   EosinWarningFunc inner;
   void *inner_data;
+  GMutex *lock;
 } WarnFwd;
 
 static void warn_fwd(const char *msg, void *data) {
   WarnFwd *w = data;
+  g_mutex_lock(w->lock);
   if (w->inner)
     w->inner(msg, w->inner_data);
   else
     fprintf(stderr, "eosin: %s: warning: %s\n", w->name, msg);
+  g_mutex_unlock(w->lock);
 }
 
 /* The state of @it's output folder; false with @e set when the slide
@@ -239,9 +247,155 @@ static bool item_state(const char *outdir, const char *name, const EosinBatchIte
   return true;
 }
 
+/*
+ * Pipelining. A slide's run has two phases (pipeline.c): the analysis
+ * (reading and scoring its tiles: reader threads, the model's threads)
+ * and the outputs (stitching, the overlay pyramids painted and compressed
+ * on all cores, preview, tiles.csv, verification, report, promotion). The
+ * batch writes slide N's outputs on a writer thread while the main thread
+ * analyses slide N+1, and waits for them before it starts N+1's: at most
+ * one slide's outputs are pending, so the batch holds at most two slides
+ * (one being analysed, one being written), each within the memory
+ * check_plan allows a slide (half of [scheduler] max_memory_mb for its
+ * values and stitched grid).
+ *
+ * Why this is safe to overlap: the two phases share no mutable state.
+ * The analyzer, whose model backend lives in the batch's EosinInferCache
+ * (not thread-safe), is released at the end of the analysis, on the main
+ * thread; the writer gets a run of its own (slide handle, grid, staging
+ * folder .NAME.partial, its own copy of the options). Both see the one
+ * EosinCancel, so a stop ends both within a second. The writer's pool
+ * (_eosin_parallel_for: plain GThreads per chunk) and OpenMP in the
+ * analysis do not wait on each other, so nothing can deadlock; they do
+ * share the cores, which is where the gain comes from when the analysis
+ * leaves cores idle (waiting on reads, or on a GPU). OpenMP's threads
+ * sleep when idle (main.c sets OMP_WAIT_POLICY=PASSIVE), so they do not
+ * spin against the writer.
+ *
+ * Every slide's files are the same either way (--no-pipeline runs the
+ * output phase at once, on the main thread); only timings differ. The
+ * summary's rows keep the manifest order: a slide's row is a placeholder
+ * (status NULL) until its outputs are done, and the summaries are written
+ * up to the first placeholder, after each row becomes final.
+ */
+typedef struct {
+  guint row;                /* its row in rows */
+  int index;                /* its position in the batch */
+  EosinOutputState state;
+  double analyse_s;         /* the analysis, with the state check before it */
+  EosinRunOptions opts;     /* what the run was given: lives as long as it */
+  WarnFwd wf;
+  EosinSlideRun *run;       /* the writer's until it returns; then freed */
+  GThread *thread;          /* NULL when written on the main thread */
+  /* set by the writer */
+  bool ok;
+  EosinRunResult rr;
+  GError *error;
+  double write_s;
+} Pending;
+
+static void pending_free(Pending *p) {
+  g_free(p->wf.name);
+  eosin_run_result_clear(&p->rr);
+  g_clear_error(&p->error);
+  g_free(p);
+}
+
+static gpointer write_slide(gpointer data) {
+  Pending *p = data;
+  gint64 t0 = g_get_monotonic_time();
+  p->ok = _eosin_slide_write(g_steal_pointer(&p->run), &p->rr, &p->error);
+  p->write_s = (g_get_monotonic_time() - t0) / 1e6;
+  return NULL;
+}
+
+/* The batch's state between slides. */
+typedef struct {
+  const char *outdir;
+  const EosinConfig *cfg;
+  bool progress;
+  GArray *rows;             /* Row, in manifest order */
+  Progress *prog;
+  EosinBatchResult *res;
+} Batch;
+
+/* OUTDIR's summaries, up to the first row whose slide is still being written. */
+static bool write_summaries(Batch *b, GError **err) {
+  guint n = 0;
+  while (n < b->rows->len && g_array_index(b->rows, Row, n).status)
+    n++;
+  g_autoptr(GArray) done = g_array_sized_new(FALSE, FALSE, sizeof(Row), n);
+  g_array_append_vals(done, b->rows->data, n); /* borrowed rows: no clear func */
+  return write_summary(b->outdir, done, err) &&
+         (!b->cfg->lesions.present || write_camelyon_slides(b->outdir, done, err));
+}
+
+/* A row now final: its line on stderr, and the summaries. */
+static bool row_final(Batch *b, guint i, int index, GError **err) {
+  Row *row = &g_array_index(b->rows, Row, i);
+  b->prog->slides_done++;
+  if (b->progress) {
+    g_mutex_lock(b->prog->lock);
+    fprintf(stderr, "\r[%d/%d] %s: %s%*s\n", index + 1, b->res->total, row->name, row->status,
+            30, "");
+    g_mutex_unlock(b->prog->lock);
+  }
+  return write_summaries(b, err);
+}
+
+/* Waits for @p's outputs and makes its row final; a slide stopped by a
+ * cancel takes its row and every row after it away (as a sequential
+ * batch, stopped there, would never have looked at them) and marks the
+ * batch interrupted. Frees @p. */
+static bool settle(Batch *b, Pending *p, GError **err) {
+  if (p->thread)
+    g_thread_join(p->thread);
+  Row *row = &g_array_index(b->rows, Row, p->row);
+  if (!p->ok && g_error_matches(p->error, EOSIN_ERROR, EOSIN_ERROR_CANCELLED)) {
+    g_array_set_size(b->rows, p->row);
+    b->res->interrupted = true;
+    pending_free(p);
+    return write_summaries(b, err);
+  }
+  row->seconds = p->analyse_s + p->write_s;
+  if (p->ok) {
+    row->status = g_strdup(p->state == EOSIN_OUTPUT_ABSENT ? "done" : "done-replaced");
+    row->tiles = p->rr.tiles_analyzed;
+    row->tiles_per_s = p->rr.tiles_per_s;
+    row->probability = scores_probability(p->rr.scores);
+  } else {
+    row->status = g_strdup("failed");
+    row->error = g_strdup(p->error->message);
+    g_mutex_lock(b->prog->lock);
+    if (b->progress)
+      fprintf(stderr, "\n");
+    fprintf(stderr, "eosin: %s\n", p->error->message);
+    g_mutex_unlock(b->prog->lock);
+  }
+  int index = p->index;
+  guint i = p->row;
+  pending_free(p);
+  return row_final(b, i, index, err);
+}
+
+/* The counts of @res from the final rows (a cancel may have taken rows
+ * back, so they are counted once, at the end). */
+static void count_rows(GArray *rows, EosinBatchResult *res) {
+  res->done = res->skipped = res->failed = 0;
+  for (guint i = 0; i < rows->len; i++) {
+    const char *st = g_array_index(rows, Row, i).status;
+    if (!strcmp(st, "done") || !strcmp(st, "done-replaced"))
+      res->done++;
+    else if (!strcmp(st, "skipped-complete"))
+      res->skipped++;
+    else
+      res->failed++;
+  }
+}
+
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
                      const EosinRunOptions *opts, bool progress, bool refuse_stale,
-                     EosinBatchResult *res, GError **err) {
+                     bool pipeline, EosinBatchResult *res, GError **err) {
   memset(res, 0, sizeof *res);
   res->total = items->len;
   if (!_eosin_prepare_outdir(outdir, err))
@@ -276,9 +430,13 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   g_autoptr(GArray) rows = g_array_new(FALSE, TRUE, sizeof(Row));
   g_array_set_clear_func(rows, row_clear);
   g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  Progress prog = {.total = items->len, .batch_start = g_get_monotonic_time()};
+  GMutex out_lock;
+  g_mutex_init(&out_lock);
+  Progress prog = {.total = items->len, .batch_start = g_get_monotonic_time(), .lock = &out_lock};
+  Batch b = {outdir, cfg, progress, rows, &prog, res};
+  Pending *pending = NULL; /* the slide whose outputs the writer is writing */
 
-  for (guint i = 0; i < items->len; i++) {
+  for (guint i = 0; ok && i < items->len; i++) {
     EosinBatchItem *it = items->pdata[i];
     if (opts && opts->cancel && g_atomic_int_get(&opts->cancel->cancelled)) {
       res->interrupted = true;
@@ -304,60 +462,90 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
                                     "(--refuse-stale): %s",
                                     outdir, row.name, why);
     }
-    if (row.error) {
-      row.status = g_strdup("failed");
-      res->failed++;
-      if (progress)
-        fprintf(stderr, "\n");
-      fprintf(stderr, "eosin: %s\n", row.error);
-    } else if (state == EOSIN_OUTPUT_COMPLETE) {
-      row.status = g_strdup("skipped-complete");
-      row.probability = report_probability(outdir, row.name);
-      res->skipped++;
-    } else {
-      if (state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN)
-        fprintf(stderr, "eosin: %s: recomputing %s/%s: %s\n", row.name, outdir, row.name, why);
-      EosinRunOptions o = opts ? *opts : (EosinRunOptions){0};
-      if (it->mpp > 0)
-        o.mpp_override = it->mpp;
-      prog.index = i, prog.name = row.name, prog.last_print = 0;
-      if (progress) {
-        o.progress = progress_cb;
-        o.progress_data = &prog;
-      }
-      WarnFwd wf = {row.name, opts ? opts->warning : NULL, opts ? opts->warning_data : NULL};
-      o.warning = warn_fwd;
-      o.warning_data = &wf;
-      EosinRunResult rr;
-      if (_eosin_run_slide_locked(cfg, it->path, outdir, &o, &id, &rr, &e)) {
-        row.status = g_strdup(state == EOSIN_OUTPUT_ABSENT ? "done" : "done-replaced");
-        row.tiles = rr.tiles_analyzed;
-        row.tiles_per_s = rr.tiles_per_s;
-        row.probability = scores_probability(rr.scores);
-        res->done++;
-        eosin_run_result_clear(&rr);
-      } else if (g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_CANCELLED)) {
-        row_clear(&row);
-        res->interrupted = true;
-        break;
-      } else {
+    if (row.error || state == EOSIN_OUTPUT_COMPLETE) {
+      if (row.error) {
         row.status = g_strdup("failed");
-        row.error = g_strdup(e->message);
-        res->failed++;
+        g_mutex_lock(&out_lock);
         if (progress)
           fprintf(stderr, "\n");
-        fprintf(stderr, "eosin: %s\n", e->message);
+        fprintf(stderr, "eosin: %s\n", row.error);
+        g_mutex_unlock(&out_lock);
+      } else {
+        row.status = g_strdup("skipped-complete");
+        row.probability = report_probability(outdir, row.name);
       }
+      row.seconds = (g_get_monotonic_time() - t0) / 1e6;
+      g_array_append_val(rows, row);
+      ok = row_final(&b, rows->len - 1, i, err);
+      continue;
     }
-    row.seconds = (g_get_monotonic_time() - t0) / 1e6;
-    g_array_append_val(rows, row);
-    prog.slides_done++;
-    if (progress)
-      fprintf(stderr, "\r[%d/%d] %s: %s%*s\n", i + 1, res->total, row.name, row.status, 30, "");
-    if (!write_summary(outdir, rows, err) ||
-        (cfg->lesions.present && !write_camelyon_slides(outdir, rows, err)))
-      return false;
+    if (state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN)
+      fprintf(stderr, "eosin: %s: recomputing %s/%s: %s\n", row.name, outdir, row.name, why);
+    Pending *p = g_new0(Pending, 1);
+    p->index = i;
+    p->state = state;
+    p->opts = opts ? *opts : (EosinRunOptions){0};
+    if (it->mpp > 0)
+      p->opts.mpp_override = it->mpp;
+    prog.index = i, prog.name = row.name, prog.last_print = 0;
+    if (progress) {
+      p->opts.progress = progress_cb;
+      p->opts.progress_data = &prog;
+    }
+    p->wf = (WarnFwd){g_strdup(row.name), opts ? opts->warning : NULL,
+                      opts ? opts->warning_data : NULL, &out_lock};
+    p->opts.warning = warn_fwd;
+    p->opts.warning_data = &p->wf;
+    /* the analysis, while the writer thread writes the previous slide */
+    EosinRunResult failed_rr;
+    p->run = _eosin_slide_analyse(cfg, it->path, outdir, &p->opts, &id, &failed_rr, &e);
+    eosin_run_result_clear(&failed_rr);
+    p->analyse_s = (g_get_monotonic_time() - t0) / 1e6;
+    /* one slide's outputs pending at most: the previous slide's are
+     * finished (and its row final) before this one's begin */
+    if (pending)
+      ok = settle(&b, g_steal_pointer(&pending), err);
+    if (!ok || res->interrupted) {
+      /* the summary could not be written, or the previous slide's outputs
+       * were stopped: a sequential batch would not have analysed this one */
+      row_clear(&row);
+      _eosin_slide_discard(g_steal_pointer(&p->run));
+      pending_free(p);
+      break;
+    }
+    if (!p->run) {
+      if (g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_CANCELLED)) {
+        row_clear(&row);
+        pending_free(p);
+        res->interrupted = true;
+        break;
+      }
+      row.status = g_strdup("failed");
+      row.error = g_strdup(e->message);
+      row.seconds = p->analyse_s;
+      pending_free(p);
+      g_mutex_lock(&out_lock);
+      if (progress)
+        fprintf(stderr, "\n");
+      fprintf(stderr, "eosin: %s\n", e->message);
+      g_mutex_unlock(&out_lock);
+      g_array_append_val(rows, row);
+      ok = row_final(&b, rows->len - 1, i, err);
+      continue;
+    }
+    g_array_append_val(rows, row); /* status NULL until its outputs are done */
+    p->row = rows->len - 1;
+    /* a thread that cannot start (out of threads) costs only the overlap */
+    if (pipeline && (p->thread = g_thread_try_new("eosin-writer", write_slide, p, NULL))) {
+      pending = p;
+    } else {
+      write_slide(p);
+      ok = settle(&b, p, err);
+    }
   }
-  return write_summary(outdir, rows, err) &&
-         (!cfg->lesions.present || write_camelyon_slides(outdir, rows, err));
+  if (pending && !settle(&b, g_steal_pointer(&pending), ok ? err : NULL))
+    ok = false;
+  g_mutex_clear(&out_lock);
+  count_rows(rows, res);
+  return ok && write_summaries(&b, err);
 }

@@ -11,7 +11,7 @@ int eosin_cmd_batch(int argc, char **argv) {
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
-  gboolean refuse_stale = FALSE;
+  gboolean refuse_stale = FALSE, no_pipeline = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
       {"manifest", 'm', 0, G_OPTION_ARG_FILENAME, &manifest,
@@ -27,6 +27,9 @@ int eosin_cmd_batch(int argc, char **argv) {
       {"refuse-stale", 0, 0, G_OPTION_ARG_NONE, &refuse_stale,
        "A result in OUTDIR of another slide, config or model fails that slide instead of "
        "being recomputed", NULL},
+      {"no-pipeline", 0, 0, G_OPTION_ARG_NONE, &no_pipeline,
+       "Write each slide's outputs before the next slide is read (by default they are "
+       "written while the next is analysed; the results are the same)", NULL},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("[DIR] - analyse many slides");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -37,6 +40,8 @@ int eosin_cmd_batch(int argc, char **argv) {
            "config or model is recomputed (or, with --refuse-stale, fails that slide).\n"
            "Manifest: CSV, 'path' or 'path,mpp' per line; '#' starts a comment at the start\n"
            "of a line or after a blank (quote a path that holds one).\n"
+           "A slide's outputs are written while the next slide is analysed (--no-pipeline:\n"
+           "one after the other); the results are the same byte for byte.\n"
            "OUTDIR/batch-summary.csv lists every slide with its status and error.\n"
            "Exit codes: 0 all slides done, 1 the batch could not run, 2 usage or config,\n"
            "3 finished with failed slides, 130 interrupted.");
@@ -74,8 +79,8 @@ int eosin_cmd_batch(int argc, char **argv) {
   EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel};
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinBatchResult res;
-  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale, &res,
-                            &err);
+  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale,
+                            !no_pipeline, &res, &err);
   eosin_cli_signals_stop(sig);
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);

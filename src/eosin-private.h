@@ -250,6 +250,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinLock, _eosin_lock_release)
 bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
                              const EosinRunOptions *opts, const EosinIdentity *config_id,
                              EosinRunResult *res, GError **err);
+/* A slide between the two phases of a run: analysed (tiles read and
+ * scored, the analyzer's own files in the staging folder), its other
+ * outputs not yet written. A batch writes one slide's outputs on a thread
+ * of its own while it analyses the next (batch.c). */
+typedef struct _EosinSlideRun EosinSlideRun;
+/* The analysis phase of _eosin_run_slide_locked (same arguments): the
+ * run to hand to _eosin_slide_write, or NULL with @err (and @res's
+ * warnings: @res may be NULL; the caller clears it). @opts is copied; its
+ * cancel and its callbacks' data must outlive the run. */
+EosinSlideRun *_eosin_slide_analyse(const EosinConfig *cfg, const char *path, const char *outdir,
+                                    const EosinRunOptions *opts, const EosinIdentity *config_id,
+                                    EosinRunResult *res, GError **err);
+/* The output phase: writes, verifies and promotes the folder, fills @res
+ * (may be NULL; the caller clears it) and frees @run, whatever happens (a
+ * failure removes the staging folder). May run on another thread than the
+ * analysis, once the analysis has returned; it calls @opts' warning from
+ * that thread, and never its progress. */
+bool _eosin_slide_write(EosinSlideRun *run, EosinRunResult *res, GError **err);
+/* Frees @run (may be NULL) without writing its outputs; its staging
+ * folder is removed. */
+void _eosin_slide_discard(EosinSlideRun *run);
 /* Refuses an empty output folder name and creates the folder. */
 bool _eosin_prepare_outdir(const char *outdir, GError **err);
 /* What OUTDIR/<name> holds for a run whose identity is @want. */
@@ -482,6 +503,29 @@ bool _eosin_write_pyramid(const EosinPaint *paint, const EosinSlideInfo *info,
 bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err);
 
 /* preview.png: the heatmap cells over the thumbnail. */
+/* What output-grid-files.c draws a slide's stitched grid from: the
+ * config, the open slide (for the preview's thumbnail), the grid, tissue
+ * mask, tile plan, analyzer and per-tile values, the overlay's channel and
+ * range, the staging folder the files go to and the run's cancel. Nothing
+ * in it is owned. */
+typedef struct {
+  const EosinConfig *cfg;
+  EosinSlide *slide;
+  const EosinGrid *grid;
+  const EosinTissueMask *mask;
+  const EosinTilePlan *plan;
+  const EosinAnalyzerInfo *ainfo;
+  const float *values;
+  int channel;
+  double vmin, vmax;
+  const char *staging;
+  EosinCancel *cancel;
+} EosinGridFiles;
+/* Writes overlay.tif, heatmap.tif, preview.png, tissue.png, tiles.csv and
+ * (when the config asks) tiles.geojson[.zip] into g->staging, two workers
+ * side by side; false with the first failure (the overlay's first). */
+bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err);
+
 bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
                          const uint8_t *rgba_cells, const char *path, GError **err);
 
@@ -545,3 +589,7 @@ const char *_eosin_openslide_detect(const char *path);
  * TIFF, Aperio's JPEG 2000 tiles): a description of what it looks like
  * (caller frees); NULL for a plain image libvips may read. */
 char *_eosin_slide_format_only_openslide_reads(const char *path);
+/* TIFFOpen(@path, "r") with libtiff's messages silenced for this file only
+ * (never through its process-wide handlers); NULL when it does not open.
+ * Close with TIFFClose. */
+struct tiff *_eosin_tiff_open_quiet(const char *path);

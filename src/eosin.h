@@ -464,11 +464,15 @@ typedef struct {
  * @refuse_stale is a failure of that slide; a FOREIGN folder is a failure.
  * A failing slide is recorded in OUTDIR/batch-summary.csv with its error
  * and the batch goes on. The summary is rewritten after every slide.
- * @progress: print progress lines to stderr. Returns false only when the
+ * @progress: print progress lines to stderr. @pipeline: write each
+ * slide's outputs on a thread of their own while the next slide is
+ * analysed (at most one slide's outputs pending; the results are the same
+ * byte for byte, only timings differ); @opts' warning may then be called
+ * from that thread (never two calls at once). Returns false only when the
  * batch itself cannot run. */
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
                      const EosinRunOptions *opts, bool progress, bool refuse_stale,
-                     EosinBatchResult *res, GError **err);
+                     bool pipeline, EosinBatchResult *res, GError **err);
 G_END_DECLS
 
 G_BEGIN_DECLS

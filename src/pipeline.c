@@ -4,6 +4,13 @@
  * built in OUTDIR/.<slide>.partial and the folder is moved to OUTDIR/<slide>
  * only when every file is written and the overlay re-opened correctly, so
  * a crash, a kill or a failure never leaves a partial result behind.
+ *
+ * A slide runs in two phases, so that a batch can write one slide's
+ * outputs while the next slide is read and analysed (batch.c): the
+ * analysis (_eosin_slide_analyse: open, tissue, plan, tiles, the
+ * analyzer's scores and own files) and the outputs (_eosin_slide_write:
+ * stitch, lesions, overlays, preview, tissue mask, tiles.csv, verify,
+ * report, promote). `eosin run` does one after the other.
  */
 #include "eosin-private.h"
 
@@ -13,22 +20,6 @@
 #include <openslide.h>
 #include <stdarg.h>
 
-/* preview.png's longer side: enough to see the tiles of a whole slide */
-#define PREVIEW_SIDE 1600
-#define PREVIEW_MIN_SIDE 1024
-
-/* preview.png's longer side: a level of the slide between PREVIEW_MIN_SIDE
- * and PREVIEW_SIDE px is taken as it is (no resampling, and the fewest
- * pixels decoded: this was a quarter of a metastasis slide's write time),
- * else PREVIEW_SIDE. */
-static int preview_side(const EosinSlideInfo *info) {
-  for (int l = info->n_levels - 1; l >= 0; l--) {
-    int64_t side = MAX(info->levels[l].width, info->levels[l].height);
-    if (side >= PREVIEW_MIN_SIDE && side <= PREVIEW_SIDE)
-      return (int) side;
-  }
-  return PREVIEW_SIDE;
-}
 
 void eosin_run_result_clear(EosinRunResult *res) {
   g_clear_pointer(&res->outdir, g_free);
@@ -42,46 +33,6 @@ typedef struct {
 
 static double since(gint64 t0) {
   return (g_get_monotonic_time() - t0) / 1e6;
-}
-
-/* The slide description shared by report.json and `eosin info --json`. */
-void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
-  json_builder_begin_object(b);
-  _eosin_json_str(b, "path", i->path);
-  _eosin_json_str(b, "name", i->name);
-  _eosin_json_str(b, "backend", i->backend);
-  _eosin_json_str(b, "vendor", i->vendor);
-  _eosin_json_int(b, "width", i->width);
-  _eosin_json_int(b, "height", i->height);
-  _eosin_json_num(b, "mpp_x", i->mpp_x);
-  _eosin_json_num(b, "mpp_y", i->mpp_y);
-  _eosin_json_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
-  if (i->objective_power > 0)
-    _eosin_json_num(b, "objective_power", i->objective_power);
-  json_builder_set_member_name(b, "bounds");
-  json_builder_begin_object(b);
-  _eosin_json_int(b, "x", i->bounds_x);
-  _eosin_json_int(b, "y", i->bounds_y);
-  _eosin_json_int(b, "width", i->bounds_w);
-  _eosin_json_int(b, "height", i->bounds_h);
-  _eosin_json_bool(b, "from_slide", i->has_bounds);
-  json_builder_end_object(b);
-  json_builder_set_member_name(b, "levels");
-  json_builder_begin_array(b);
-  for (int l = 0; l < i->n_levels; l++) {
-    json_builder_begin_object(b);
-    _eosin_json_int(b, "width", i->levels[l].width);
-    _eosin_json_int(b, "height", i->levels[l].height);
-    _eosin_json_num(b, "downsample", i->levels[l].downsample);
-    json_builder_end_object(b);
-  }
-  json_builder_end_array(b);
-  json_builder_set_member_name(b, "associated_images");
-  json_builder_begin_array(b);
-  for (char **a = i->associated; a && *a; a++)
-    json_builder_add_string_value(b, *a);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
 }
 
 /* The index of channel @name ([@group] channel), or -1 with an error. */
@@ -99,16 +50,27 @@ static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, con
   return -1;
 }
 
-typedef struct {
+/* One slide between its two phases. The analysis phase fills it on the
+ * caller's thread; the output phase may run on another thread, but never
+ * at the same time as anything else touches this run. */
+struct _EosinSlideRun {
   const EosinConfig *cfg;
+  EosinRunOptions opts;     /* a copy: cancel, warning and their data must outlive the run */
+  char *path;               /* the slide */
+  char *final;              /* OUTDIR/<slide> */
   EosinSlide *slide;
   EosinThumbnail thumb;     /* at the tissue detector's µm/px */
-  EosinThumbnail preview;   /* larger, for preview.png */
   EosinTissueMask mask;
   EosinTilePlan plan;
   const EosinAnalyzerOps *ops;
-  void *actx;
-  EosinAnalyzerInfo ainfo;
+  void *actx;               /* released at the end of the analysis */
+  EosinAnalyzerInfo ainfo;  /* channel_names: @channel_names once actx is gone */
+  char **channel_names;     /* copied from the analyzer */
+  JsonNode *inference;      /* the analyzer's describe(), or NULL */
+  int channel, lesion_channel;
+  double vmin, vmax;        /* the overlay's range */
+  gint64 t_start;           /* when the analysis began */
+  double analyse_s;         /* how long it took */
   float *values;
   EosinGrid grid;
   EosinSchedStats sched;
@@ -117,10 +79,10 @@ typedef struct {
   EosinLesionSet lesions;
   GPtrArray *analyzer_files; /* the analyzer's own outputs (write op) */
   char *staging;
-  const EosinRunOptions *opts;
   EosinIdentity identity;
   GPtrArray *warnings;      /* char *, report.json "warnings" */
-} Run;
+};
+typedef EosinSlideRun Run;
 
 /* Keeps a warning for report.json and passes it to the caller's callback. */
 static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
@@ -129,13 +91,13 @@ static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
   char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
   g_ptr_array_add(r->warnings, msg);
-  if (r->opts && r->opts->warning)
-    r->opts->warning(msg, r->opts->warning_data);
+  if (r->opts.warning)
+    r->opts.warning(msg, r->opts.warning_data);
 }
 
-static void run_clear(Run *r) {
+/* Frees @r and everything it holds; its staging folder is removed. */
+static void run_free(Run *r) {
   eosin_thumbnail_clear(&r->thumb);
-  eosin_thumbnail_clear(&r->preview);
   eosin_tissue_clear(&r->mask);
   eosin_tile_plan_clear(&r->plan);
   if (r->ops && r->actx)
@@ -153,10 +115,17 @@ static void run_clear(Run *r) {
   eosin_slide_free(r->slide);
   _eosin_identity_clear(&r->identity);
   g_ptr_array_unref(r->warnings);
+  g_strfreev(r->channel_names);
+  if (r->inference)
+    json_node_unref(r->inference);
+  g_free(r->path);
+  g_free(r->final);
+  g_free(r);
 }
 
-static bool write_report(Run *r, int channel, double vmin, double vmax, double wall_s,
-                         const char *path, GError **err) {
+static bool write_report(Run *r, double wall_s, const char *path, GError **err) {
+  int channel = r->channel;
+  double vmin = r->vmin, vmax = r->vmax;
   const EosinConfig *cfg = r->cfg;
   const EosinSlideInfo *i = eosin_slide_get_info(r->slide);
   g_autoptr(JsonBuilder) b = json_builder_new();
@@ -257,9 +226,9 @@ static bool write_report(Run *r, int channel, double vmin, double vmax, double w
   json_builder_set_member_name(b, "scores");
   json_builder_add_value(b, json_node_ref(r->scores));
 
-  if (r->ops->describe) {
+  if (r->inference) {
     json_builder_set_member_name(b, "inference");
-    r->ops->describe(r->actx, b);
+    json_builder_add_value(b, json_node_ref(r->inference));
   }
 
   json_builder_set_member_name(b, "outputs");
@@ -339,63 +308,17 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
   return true;
 }
 
-/* The files drawn from the stitched grid, written by two workers at once:
- * overlay.tif by one, heatmap.tif, preview.png, tissue.png, tiles.csv and
- * tiles.geojson by the other (about the same time each). Why: each pyramid compresses
- * its tiles on every core, but between those bursts the writer runs alone
- * (keys, libtiff, the small levels), and the preview is libvips on one
- * core; side by side they keep the cores busy. */
-typedef struct {
-  Run *r;
-  const EosinPaint *ov, *hm;
-  const uint8_t *rgba;
-  const char *desc, *hdesc, *overlay, *heatmap, *preview, *tissue, *csv;
-  const char *geojson; /* NULL: not written */
-  EosinCancel *cancel;
-  GError *err[2]; /* each worker's failure, freed by write_outputs */
-} Outputs;
-
-static void write_outputs_part(void *data, int k, void *scratch) {
-  Outputs *o = data;
-  Run *r = o->r;
+/* The analysis phase of run_slide: everything up to the analyzer's scores
+ * and own files in the staging folder. */
+static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, GError **err) {
   const EosinConfig *cfg = r->cfg;
-  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
-  GError **err = &o->err[k];
-  if (k == 0) {
-    _eosin_write_pyramid(o->ov, info, cfg->overlay_compression, o->desc, o->cancel, o->overlay,
-                         err);
-    return;
-  }
-  (void) (_eosin_write_pyramid(o->hm, info, cfg->overlay_compression, o->hdesc, o->cancel,
-                               o->heatmap, err) &&
-          eosin_slide_thumbnail(r->slide, preview_side(info), 0, &r->preview, err) &&
-          _eosin_save_preview(&r->preview, &r->grid, o->rgba, o->preview, err) &&
-          eosin_tissue_save_png(&r->mask, o->tissue, err) &&
-          _eosin_write_tiles_csv(o->csv, &r->plan, &r->ainfo, r->values, err) &&
-          (!o->geojson ||
-           _eosin_write_tiles_geojson(o->geojson, !strcmp(cfg->tiles_geojson, "zip"), &r->plan,
-                                      &r->ainfo, r->values, info, err)));
-}
-
-/* False with the first worker's error (the overlay's before the rest). */
-static bool write_outputs(Outputs *o, GError **err) {
-  _eosin_parallel_for(2, 0, write_outputs_part, o);
-  GError *e = o->err[0] ? o->err[0] : o->err[1];
-  if (e)
-    g_propagate_error(err, e);
-  if (o->err[0] && o->err[1])
-    g_error_free(o->err[1]);
-  return !e;
-}
-
-static bool run_slide(Run *r, const char *path, const char *outdir, const EosinRunOptions *o,
-                      const EosinIdentity *config_id, EosinRunResult *res, GError **err) {
-  const EosinConfig *cfg = r->cfg;
-  gint64 t_start = g_get_monotonic_time(), t0 = t_start;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
+  gint64 t0 = r->t_start = g_get_monotonic_time();
   g_autofree char *name = output_name(path, err);
   if (!name)
     return false;
-  int readers = o && o->readers_override > 0 ? o->readers_override : cfg->readers;
+  int readers = o->readers_override > 0 ? o->readers_override : cfg->readers;
   if (!_eosin_config_check_memory(cfg, readers, err))
     return false;
   /* what this result will belong to, and whether its place may be taken,
@@ -413,18 +336,17 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     r->identity.slide_size = config_id->slide_size;
     r->identity.slide_hash = g_strdup(config_id->slide_hash);
     r->identity.mpp_user = config_id->mpp_user;
-  } else if (!_eosin_identity_slide(path, o ? o->mpp_override : 0, o ? o->cancel : NULL,
-                                    &r->identity, err)) {
+  } else if (!_eosin_identity_slide(path, o->mpp_override, o->cancel, &r->identity, err)) {
     return false;
   }
-  g_autofree char *final = g_build_filename(outdir, name, NULL);
-  if (!_eosin_output_check_replaceable(final, path, err))
+  r->final = g_build_filename(outdir, name, NULL);
+  if (!_eosin_output_check_replaceable(r->final, path, err))
     return false;
 
-  r->slide = eosin_slide_open(path, o ? o->mpp_override : 0, err);
+  r->slide = eosin_slide_open(path, o->mpp_override, err);
   if (!r->slide)
     return false;
-  eosin_slide_set_cancel(r->slide, o ? o->cancel : NULL);
+  eosin_slide_set_cancel(r->slide, o->cancel);
   const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
   r->timing.open_s = since(t0);
   double aspect = info->mpp_y / info->mpp_x;
@@ -436,16 +358,16 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
     return false;
-  int channel = find_channel(cfg, &r->ainfo, "overlay", cfg->overlay_channel, err);
-  if (channel < 0)
+  r->channel = find_channel(cfg, &r->ainfo, "overlay", cfg->overlay_channel, err);
+  if (r->channel < 0)
     return false;
-  int lesion_channel = cfg->lesions.present
-                           ? find_channel(cfg, &r->ainfo, "lesions", cfg->lesions.channel, err)
-                           : 0;
-  if (lesion_channel < 0)
+  r->lesion_channel = cfg->lesions.present
+                          ? find_channel(cfg, &r->ainfo, "lesions", cfg->lesions.channel, err)
+                          : 0;
+  if (r->lesion_channel < 0)
     return false;
-  double vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[channel];
-  double vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[channel];
+  r->vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[r->channel];
+  r->vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[r->channel];
 
   t0 = g_get_monotonic_time();
   if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
@@ -502,13 +424,47 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
       return false;
     }
 
-  t0 = g_get_monotonic_time();
+  /* The outputs need of the analyzer only its channel names and its
+   * description (report.json "inference"): both are copied and the
+   * analyzer is released here, on the thread that made it. Its model's
+   * backend goes back to the batch's EosinInferCache, which is not
+   * thread-safe and from which the next slide's analyzer takes it; a
+   * batch writing this slide's outputs on another thread then shares no
+   * analyzer state with the next slide, and the next slide reuses the
+   * backend exactly as it would after a sequential run. */
+  r->channel_names = g_strdupv(r->ainfo.channel_names);
+  r->ainfo.channel_names = r->channel_names;
+  r->ainfo.default_min = r->ainfo.default_max = NULL; /* read above, into vmin/vmax */
+  if (r->ops->describe) {
+    g_autoptr(JsonBuilder) ib = json_builder_new();
+    r->ops->describe(r->actx, ib);
+    r->inference = json_builder_get_root(ib);
+  }
+  r->ops->destroy(r->actx);
+  r->actx = NULL;
+  r->analyse_s = since(r->t_start);
+  return true;
+}
+
+/* The output phase of run_slide: every file of the folder but the
+ * analyzer's, the verification, report.json, and the folder's promotion
+ * to OUTDIR/<slide>. The slide stays open for preview.png's thumbnail. */
+static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
+  int channel = r->channel;
+  double vmin = r->vmin, vmax = r->vmax;
+  /* the run's own time: not the time this phase may have waited for the
+   * previous slide's outputs (a pipelined batch) */
+  gint64 t_out = g_get_monotonic_time(), t0 = t_out;
   if (!_eosin_stitch(&r->plan, r->values, r->ainfo.n_channels, r->ainfo.cells_per_side, info,
                      &r->grid, err))
     return false;
   if (cfg->lesions.present) {
-    if (!_eosin_lesions_find(&r->grid, lesion_channel, &cfg->lesions, info->mpp_x, info->mpp_y,
-                             &r->lesions, err) ||
+    if (!_eosin_lesions_find(&r->grid, r->lesion_channel, &cfg->lesions, info->mpp_x,
+                             info->mpp_y, &r->lesions, err) ||
         !_eosin_lesions_write(&r->lesions, r->staging, info, cfg->lesions.channel, err))
       return false;
     g_autoptr(JsonBuilder) lb = json_builder_new();
@@ -516,38 +472,12 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     json_object_set_member(json_node_get_object(r->scores), "lesions",
                            json_builder_get_root(lb));
   }
-  EosinColormap cm;
-  if (!_eosin_colormap_get(cfg->colormap, &cm, err))
+  EosinGridFiles files = {cfg,     r->slide,      &r->grid, &r->mask, &r->plan, &r->ainfo,
+                          r->values, channel, vmin,   vmax,     r->staging, o->cancel};
+  if (!_eosin_write_grid_files(&files, err))
     return false;
-  g_autofree uint8_t *rgba = _eosin_grid_colorize(&r->grid, channel, &cm, vmin, vmax,
-                                                  cfg->overlay_alpha);
-  g_autofree uint8_t *q = _eosin_grid_quantize(&r->grid, channel, vmin, vmax);
-  g_autofree char *desc = g_strdup_printf(
-      "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s",
-      eosin_version(), cfg->task, r->ainfo.channel_names[channel], cfg->colormap, vmin, vmax,
-      info->name);
-  /* heatmap.tif holds raw values, which viewers map through their own table */
-  g_autofree char *hdesc = g_strdup_printf(
-      "Eosin %s heatmap: task %s, channel %s; 8-bit values: 0 = no data, 1..255 = %g..%g "
-      "linearly; slide %s",
-      eosin_version(), cfg->task, r->ainfo.channel_names[channel], vmin, vmax, info->name);
   g_autofree char *overlay = g_build_filename(r->staging, "overlay.tif", NULL);
-  g_autofree char *heatmap = g_build_filename(r->staging, "heatmap.tif", NULL);
-  g_autofree char *preview = g_build_filename(r->staging, "preview.png", NULL);
-  g_autofree char *tissue = g_build_filename(r->staging, "tissue.png", NULL);
-  g_autofree char *csv = g_build_filename(r->staging, "tiles.csv", NULL);
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);
-  const char *geojson_name = _eosin_tiles_geojson_name(cfg);
-  g_autofree char *geojson =
-      geojson_name ? g_build_filename(r->staging, geojson_name, NULL) : NULL;
-  g_autoptr(EosinPaint) ov = _eosin_paint_new(&r->grid, rgba, 4);
-  g_autoptr(EosinPaint) hm = _eosin_paint_new(&r->grid, q, 1);
-  EosinCancel *cancel = o ? o->cancel : NULL;
-  /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  Outputs out = {r,       ov,      hm,      rgba, desc,    hdesc, overlay,
-                 heatmap, preview, tissue, csv,  geojson, cancel};
-  if (!write_outputs(&out, err))
-    return false;
   r->timing.write_s = since(t0);
   t0 = g_get_monotonic_time();
   if (!_eosin_verify_overlay(overlay, info, err))
@@ -557,52 +487,87 @@ static bool run_slide(Run *r, const char *path, const char *outdir, const EosinR
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
-  if (!write_report(r, channel, vmin, vmax, since(t_start), report, err))
+  if (!write_report(r, r->analyse_s + since(t_out), report, err))
     return false;
   if (cancelled(o)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
   g_autofree char *warning = NULL;
-  if (!_eosin_output_promote(r->staging, final, path, &warning, err))
+  if (!_eosin_output_promote(r->staging, r->final, path, &warning, err))
     return false;
   g_clear_pointer(&r->staging, g_free);
   if (warning)
     warn(r, "%s", warning);
 
   if (res) {
-    res->outdir = g_steal_pointer(&final);
-    res->tiles_analyzed = n;
+    res->outdir = g_strdup(r->final);
+    res->tiles_analyzed = r->plan.tiles->len;
     res->tiles_planned = r->plan.planned;
     res->tiles_skipped = r->plan.skipped;
-    res->seconds = since(t_start);
-    res->tiles_per_s = r->sched.wall_s > 0 ? n / r->sched.wall_s : 0;
+    res->seconds = r->analyse_s + since(t_out);
+    res->tiles_per_s = r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0;
     res->scores = json_node_ref(r->scores);
   }
   return true;
 }
 
-bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
-                             const EosinRunOptions *opts, const EosinIdentity *config_id,
-                             EosinRunResult *res, GError **err) {
-  Run r = {.cfg = cfg, .opts = opts, .warnings = g_ptr_array_new_with_free_func(g_free)};
-  if (res)
-    memset(res, 0, sizeof *res);
-  bool ok = run_slide(&r, path, outdir, opts, config_id, res, err);
-  if (!ok && cancelled(opts) && err && *err && (*err)->code != EOSIN_ERROR_CANCELLED) {
+/* The end of a run that stops here (a failure, or its outputs written):
+ * a stop that surfaced as another error is said as the stop it was,
+ * @res gets the warnings, and @r is freed (its staging folder removed). */
+static bool run_end(Run *r, bool ok, EosinRunResult *res, GError **err) {
+  if (!ok && cancelled(&r->opts) && err && *err && (*err)->code != EOSIN_ERROR_CANCELLED) {
     /* a stop that surfaced as another error (a killed libvips operation) */
     g_autofree char *msg = g_strdup((*err)->message);
     g_clear_error(err);
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled (%s)", path, msg);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled (%s)", r->path,
+                msg);
   }
   if (res) {
-    g_ptr_array_add(r.warnings, NULL);
-    res->warnings = g_strdupv((char **) r.warnings->pdata);
-    g_ptr_array_remove_index(r.warnings, r.warnings->len - 1);
+    g_ptr_array_add(r->warnings, NULL);
+    res->warnings = g_strdupv((char **) r->warnings->pdata);
+    g_ptr_array_remove_index(r->warnings, r->warnings->len - 1);
   }
-  run_clear(&r);
+  run_free(r);
   g_assert(ok || !err || *err);  /* a failure always says why */
   return ok;
+}
+
+EosinSlideRun *_eosin_slide_analyse(const EosinConfig *cfg, const char *path, const char *outdir,
+                                    const EosinRunOptions *opts, const EosinIdentity *config_id,
+                                    EosinRunResult *res, GError **err) {
+  if (res)
+    memset(res, 0, sizeof *res);
+  Run *r = g_new0(Run, 1);
+  r->cfg = cfg;
+  if (opts)
+    r->opts = *opts;
+  r->path = g_strdup(path);
+  r->warnings = g_ptr_array_new_with_free_func(g_free);
+  if (!analyse(r, outdir, config_id, err)) {
+    run_end(r, false, res, err);
+    return NULL;
+  }
+  return r;
+}
+
+bool _eosin_slide_write(EosinSlideRun *run, EosinRunResult *res, GError **err) {
+  if (res)
+    memset(res, 0, sizeof *res);
+  bool ok = write_outputs(run, res, err); /* @res is filled only once all is done */
+  return run_end(run, ok, res, err);
+}
+
+void _eosin_slide_discard(EosinSlideRun *run) {
+  if (run)
+    run_free(run);
+}
+
+bool _eosin_run_slide_locked(const EosinConfig *cfg, const char *path, const char *outdir,
+                             const EosinRunOptions *opts, const EosinIdentity *config_id,
+                             EosinRunResult *res, GError **err) {
+  EosinSlideRun *run = _eosin_slide_analyse(cfg, path, outdir, opts, config_id, res, err);
+  return run && _eosin_slide_write(run, res, err);
 }
 
 bool _eosin_prepare_outdir(const char *outdir, GError **err) {

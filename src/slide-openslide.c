@@ -23,14 +23,28 @@ const char *_eosin_openslide_detect(const char *path) {
 static const char *const WSI_EXTS[] = {".svs", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs",
                                        ".svslide", ".bif", NULL};
 
+static int tiff_quiet(TIFF *tif, void *data, const char *module, const char *fmt, va_list ap) {
+  return 1; /* handled: libtiff calls no process-wide handler */
+}
+
+TIFF *_eosin_tiff_open_quiet(const char *path) {
+  /* handlers of this open's own, not the process-wide ones: swapping those
+   * out and back is a race when two threads probe files at once (a batch
+   * opens the next slide while its writer thread re-opens an overlay) */
+  TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
+  TIFFOpenOptionsSetErrorHandlerExtR(o, tiff_quiet, NULL);
+  TIFFOpenOptionsSetWarningHandlerExtR(o, tiff_quiet, NULL);
+  TIFF *t = TIFFOpenExt(path, "r", o);
+  TIFFOpenOptionsFree(o);
+  return t;
+}
+
 char *_eosin_slide_format_only_openslide_reads(const char *path) {
   g_autofree char *lower = g_ascii_strdown(path, -1);
   for (int e = 0; WSI_EXTS[e]; e++)
     if (g_str_has_suffix(lower, WSI_EXTS[e]))
       return g_strdup_printf("a %s file (a scanner's whole-slide format)", WSI_EXTS[e]);
-  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
-  TIFF *t = TIFFOpen(path, "r"); /* the first directory: no strip or tile is read */
-  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
+  TIFF *t = _eosin_tiff_open_quiet(path); /* the first directory: no strip or tile is read */
   if (!t)
     return NULL;
   char *why = NULL;

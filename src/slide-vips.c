@@ -92,8 +92,7 @@ fail:
  * subsampled chroma or an Adobe transform of 1 mean YCbCr; component ids
  * 'R','G','B' or an Adobe transform of 0 mean RGB. */
 static bool tiff_jpeg_is_ycbcr(const char *path) {
-  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
-  TIFF *t = TIFFOpen(path, "r");
+  TIFF *t = _eosin_tiff_open_quiet(path);
   bool ycc = false;
   uint16_t comp = 0, photo = 0, spp = 0;
   if (t && TIFFGetField(t, TIFFTAG_COMPRESSION, &comp) && comp == COMPRESSION_JPEG &&
@@ -128,7 +127,6 @@ static bool tiff_jpeg_is_ycbcr(const char *path) {
   }
   if (t)
     TIFFClose(t);
-  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
   return ycc;
 }
 
@@ -178,9 +176,7 @@ static bool vips_slide_error(GError **err, const char *path, const char *what) {
 /* Refuses a TIFF whose decoding units are too large to decode in bounded
  * memory (the decompression bomb above). */
 static bool check_tiff_units(const char *path, int64_t width, GError **err) {
-  TIFFErrorHandler eh = TIFFSetErrorHandler(NULL), wh = TIFFSetWarningHandler(NULL);
-  TIFF *t = TIFFOpen(path, "r");
-  TIFFSetErrorHandler(eh), TIFFSetWarningHandler(wh);
+  TIFF *t = _eosin_tiff_open_quiet(path);
   if (!t)
     return true; /* libvips will say what is wrong with it */
   uint16_t spp = 1, bps = 8;

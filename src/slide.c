@@ -2,7 +2,7 @@
  * slide.c — the format-independent side of slides: choosing a reader
  * (OpenSlide first, libvips for plain images), resolving µm/px without ever
  * guessing, choosing the pyramid level for a target µm/px, thumbnails and
- * reading tiles at the task's resolution.
+ * reading tiles at the task's resolution, and the slide's description as JSON.
  */
 #include "eosin-private.h"
 
@@ -320,4 +320,44 @@ bool eosin_slide_thumbnail(EosinSlide *slide, int max_side, double min_mpp,
   out->scale_y = (double) i->height / small->Ysize;
   out->rgb = mem;  /* vips_image_write_to_memory's buffer is g_free-able */
   return true;
+}
+
+/* The slide description shared by report.json and `eosin info --json`. */
+void eosin_slide_info_json(const EosinSlideInfo *i, JsonBuilder *b) {
+  json_builder_begin_object(b);
+  _eosin_json_str(b, "path", i->path);
+  _eosin_json_str(b, "name", i->name);
+  _eosin_json_str(b, "backend", i->backend);
+  _eosin_json_str(b, "vendor", i->vendor);
+  _eosin_json_int(b, "width", i->width);
+  _eosin_json_int(b, "height", i->height);
+  _eosin_json_num(b, "mpp_x", i->mpp_x);
+  _eosin_json_num(b, "mpp_y", i->mpp_y);
+  _eosin_json_str(b, "mpp_source", eosin_mpp_source_name(i->mpp_source));
+  if (i->objective_power > 0)
+    _eosin_json_num(b, "objective_power", i->objective_power);
+  json_builder_set_member_name(b, "bounds");
+  json_builder_begin_object(b);
+  _eosin_json_int(b, "x", i->bounds_x);
+  _eosin_json_int(b, "y", i->bounds_y);
+  _eosin_json_int(b, "width", i->bounds_w);
+  _eosin_json_int(b, "height", i->bounds_h);
+  _eosin_json_bool(b, "from_slide", i->has_bounds);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "levels");
+  json_builder_begin_array(b);
+  for (int l = 0; l < i->n_levels; l++) {
+    json_builder_begin_object(b);
+    _eosin_json_int(b, "width", i->levels[l].width);
+    _eosin_json_int(b, "height", i->levels[l].height);
+    _eosin_json_num(b, "downsample", i->levels[l].downsample);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "associated_images");
+  json_builder_begin_array(b);
+  for (char **a = i->associated; a && *a; a++)
+    json_builder_add_string_value(b, *a);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
 }

@@ -1,0 +1,101 @@
+/*
+ * output-grid-files.c — the files a slide's stitched grid is drawn into:
+ * overlay.tif (colour map) and heatmap.tif (raw 8-bit values), preview.png
+ * (the overlay over a small image of the slide), tissue.png, tiles.csv and
+ * tiles.geojson, all in the slide's staging folder. Two workers write them
+ * side by side: overlay.tif in one, the rest in the other (about the same
+ * time each). Why: each pyramid compresses its tiles on every core, but
+ * between those bursts its writer runs alone (layout keys, libtiff, the
+ * small levels), and the preview is libvips on one core; side by side
+ * they keep the cores busy.
+ */
+#include "eosin-private.h"
+
+/* preview.png's longer side: enough to see the tiles of a whole slide */
+#define PREVIEW_SIDE 1600
+#define PREVIEW_MIN_SIDE 1024
+
+/* preview.png's longer side: a level of the slide between PREVIEW_MIN_SIDE
+ * and PREVIEW_SIDE px is taken as it is (no resampling, and the fewest
+ * pixels decoded: this was a quarter of a metastasis slide's write time),
+ * else PREVIEW_SIDE. */
+static int preview_side(const EosinSlideInfo *info) {
+  for (int l = info->n_levels - 1; l >= 0; l--) {
+    int64_t side = MAX(info->levels[l].width, info->levels[l].height);
+    if (side >= PREVIEW_MIN_SIDE && side <= PREVIEW_SIDE)
+      return (int) side;
+  }
+  return PREVIEW_SIDE;
+}
+
+typedef struct {
+  const EosinGridFiles *g;
+  const EosinPaint *ov, *hm;
+  const uint8_t *rgba;
+  const char *desc, *hdesc;
+  GError *err[2]; /* each worker's failure */
+} Job;
+
+/* @k = 0: overlay.tif; 1: the rest. Files go to the staging folder. */
+static void write_part(void *data, int k, void *scratch) {
+  Job *j = data;
+  const EosinGridFiles *g = j->g;
+  const EosinConfig *cfg = g->cfg;
+  const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
+  GError **err = &j->err[k];
+  if (k == 0) {
+    g_autofree char *overlay = g_build_filename(g->staging, "overlay.tif", NULL);
+    _eosin_write_pyramid(j->ov, info, cfg->overlay_compression, j->desc, g->cancel, overlay,
+                         err);
+    return;
+  }
+  g_autofree char *heatmap = g_build_filename(g->staging, "heatmap.tif", NULL);
+  g_autofree char *preview = g_build_filename(g->staging, "preview.png", NULL);
+  g_autofree char *tissue = g_build_filename(g->staging, "tissue.png", NULL);
+  g_autofree char *csv = g_build_filename(g->staging, "tiles.csv", NULL);
+  const char *geojson_name = _eosin_tiles_geojson_name(cfg);
+  g_autofree char *geojson =
+      geojson_name ? g_build_filename(g->staging, geojson_name, NULL) : NULL;
+  EosinThumbnail thumb = {0}; /* cleared below */
+  (void) (_eosin_write_pyramid(j->hm, info, cfg->overlay_compression, j->hdesc, g->cancel,
+                               heatmap, err) &&
+          eosin_slide_thumbnail(g->slide, preview_side(info), 0, &thumb, err) &&
+          _eosin_save_preview(&thumb, g->grid, j->rgba, preview, err) &&
+          eosin_tissue_save_png(g->mask, tissue, err) &&
+          _eosin_write_tiles_csv(csv, g->plan, g->ainfo, g->values, err) &&
+          (!geojson || _eosin_write_tiles_geojson(geojson, !strcmp(cfg->tiles_geojson, "zip"),
+                                                  g->plan, g->ainfo, g->values, info, err)));
+  eosin_thumbnail_clear(&thumb);
+}
+
+bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err) {
+  const EosinConfig *cfg = g->cfg;
+  const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
+  const char *channel = g->ainfo->channel_names[g->channel];
+  EosinColormap cm;
+  if (!_eosin_colormap_get(cfg->colormap, &cm, err))
+    return false;
+  g_autofree uint8_t *rgba = _eosin_grid_colorize(g->grid, g->channel, &cm, g->vmin, g->vmax,
+                                                  cfg->overlay_alpha);
+  g_autofree uint8_t *q = _eosin_grid_quantize(g->grid, g->channel, g->vmin, g->vmax);
+  g_autofree char *desc = g_strdup_printf(
+      "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s",
+      eosin_version(), cfg->task, channel, cfg->colormap, g->vmin, g->vmax, info->name);
+  /* heatmap.tif holds raw values, which viewers map through their own table */
+  g_autofree char *hdesc = g_strdup_printf(
+      "Eosin %s heatmap: task %s, channel %s; 8-bit values: 0 = no data, 1..255 = %g..%g "
+      "linearly; slide %s",
+      eosin_version(), cfg->task, channel, g->vmin, g->vmax, info->name);
+  g_autoptr(EosinPaint) ov = _eosin_paint_new(g->grid, rgba, 4);
+  g_autoptr(EosinPaint) hm = _eosin_paint_new(g->grid, q, 1);
+  /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
+  Job j = {g, ov, hm, rgba, desc, hdesc, {NULL, NULL}};
+  _eosin_parallel_for(2, 0, write_part, &j);
+  /* the overlay's failure before the rest's */
+  GError *e = j.err[0] ? j.err[0] : j.err[1];
+  if (j.err[0] && j.err[1])
+    g_error_free(j.err[1]);
+  if (e)
+    g_propagate_error(err, e);
+  return !e;
+}
