@@ -7,7 +7,9 @@
 #   make asan       build and run the tests with AddressSanitizer + UBSan (in build-asan/)
 #   make device-bundle  device/bundle.tar.xz for the GPU machine (scripts/device-check there;
 #                   docs/DEVICE-CHECK.md); make device-rehearsal runs that check here
-#   make bench      benchmarks: read stage, inference, metastasis end to end, IHC cells/s, cytology triage (docs/BENCHMARKS.md)
+#   make bench      benchmarks: read stage, inference, metastasis end to end and against WSInfer
+#                   and TIAToolbox (their venvs in $(BUILD)/bench-venv*), IHC cells/s, cytology
+#                   triage (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
 #                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
 
@@ -232,6 +234,7 @@ bench: setup
 	scripts/bench-read $(BUILD)
 	scripts/bench-inference $(BUILD)
 	scripts/bench-metastasis $(BUILD)
+	scripts/bench-peers $(BUILD)
 	scripts/bench-ihc $(BUILD)
 	scripts/bench-cytology $(BUILD)
 
