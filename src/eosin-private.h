@@ -488,7 +488,7 @@ VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int ba
  * as a tiled pyramidal BigTIFF at @path (output-pyramid.c): a level per
  * level of @info at its downsample (rounded to a whole factor), then
  * levels halving below them down to one tile, each with its own
- * resolution from @info's µm/px and tiles of 128..512 px chosen to lie in
+ * resolution from @info's µm/px and tiles of 64..512 px chosen to lie in
  * one cell where the cells allow; a tile repeating an earlier one (of any
  * level) shares its bytes; @compression deflate, zstd or lzw,
  * @description on level 0; durable (a temporary name, fsync'd, renamed);

@@ -10,8 +10,9 @@
  *
  * Most of an overlay is tiles of one value (glass, and cells larger than a
  * tile), so the work is in not doing it again:
- *   - each level's tile side (128..512 px) is chosen so that as many tiles
- *     as the cell stride allows lie inside one cell (choose_side);
+ *   - each level's tile side (128..512 px, or 64..112 px where cells are a
+ *     whole number of tiles) is chosen so that as many tiles as the cell
+ *     stride allows lie inside one cell (choose_side);
  *   - every tile gets a layout key (its blocks of one value, from the grid,
  *     before a pixel is painted): a tile whose key was seen before, at
  *     this level or an earlier one, is neither painted nor compressed, and
@@ -265,29 +266,39 @@ static int tile_side(int side) {
  * places, 192 or 384 px tiles in all; a stain cell on a 0.5 µm/px slide is
  * 512 px, 128 px at the slide's factor-4 level). Nearest TILE, because a
  * small tile means many tiles (each costs its key and table entries) and
- * a large one costs more to compress where it is not one value. */
+ * a large one costs more to compress where it is not one value. Sides
+ * from TILE_SMALL up to TILE_MIN are taken only where the cells are a
+ * whole number of tiles (96 px metastasis cells at a factor-4 level: 96 px
+ * tiles, each one value, instead of 256 px tiles of 3 x 3 cells to
+ * compress). */
 #define TILE_MIN 128
 #define TILE_MAX 512
+/* smaller sides (down to this), only where every tile then lies in one cell */
+#define TILE_SMALL 64
 static int choose_side(const EosinPaint *p, int axis, double scale, int side) {
   if (side < TILE_MIN)
     return tile_side(side);
   int best = TILE;
   double best_u = -1, u_of[TILE_MAX / 16 + 1] = {0};
-  for (int t = TILE_MIN; t <= MIN(TILE_MAX, side / 16 * 16); t += 16) {
+  bool ok[TILE_MAX / 16 + 1] = {false};
+  for (int t = TILE_SMALL; t <= MIN(TILE_MAX, side / 16 * 16); t += 16) {
     int n = (side + t - 1) / t, inside = 0;
     for (int k = 0; k < n; k++) {
-      int a = k * t, b = a + t - 1;
-      int ca = _eosin_paint_cell(p, axis, scale, a);
-      /* past the image's end the tile is padding, the value of no cell */
-      int cb = b < side ? _eosin_paint_cell(p, axis, scale, b) : -1;
+      /* the tile's pixels in the image (the last one's padding is no
+       * cell's: counting it would favour the side that leaves least) */
+      int a = k * t, b = MIN(a + t, side) - 1;
+      int ca = _eosin_paint_cell(p, axis, scale, a), cb = _eosin_paint_cell(p, axis, scale, b);
       inside += ca == cb; /* cells grow along the axis: ends equal, all equal */
     }
     u_of[t / 16] = (double) inside / n;
-    best_u = MAX(best_u, u_of[t / 16]);
+    /* a side below TILE_MIN only where cells are a whole number of tiles */
+    ok[t / 16] = t >= TILE_MIN || u_of[t / 16] >= 0.98;
+    if (ok[t / 16])
+      best_u = MAX(best_u, u_of[t / 16]);
   }
   int best_d = INT_MAX;
-  for (int t = TILE_MIN; t <= MIN(TILE_MAX, side / 16 * 16); t += 16)
-    if (u_of[t / 16] >= best_u - 0.02 && abs(t - TILE) < best_d) {
+  for (int t = TILE_SMALL; t <= MIN(TILE_MAX, side / 16 * 16); t += 16)
+    if (ok[t / 16] && u_of[t / 16] >= best_u - 0.02 && abs(t - TILE) < best_d) {
       best = t;
       best_d = abs(t - TILE);
     }
