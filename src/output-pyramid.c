@@ -129,7 +129,8 @@ static void set_digest_key(Encoded *e, const uint8_t *data, size_t len) {
 #define DEFLATE_LEVEL 9
 #define ZSTD_LEVEL 9
 static size_t compress_bound(size_t len) {
-  /* libdeflate's bound without a compressor: its formula for zlib streams */
+  /* at least zstd's bound and libdeflate's for these sizes (compress_into
+   * checks libdeflate's own before using it) */
   return MAX(ZSTD_compressBound(len), len + len / 8 + 1024);
 }
 

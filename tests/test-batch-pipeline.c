@@ -18,21 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The CNN config of test-lesions.c: a model (the batch's backend cache,
- * report.json "inference"), lesions (detections, camelyon-slides.csv). */
-static char *cnn_config(void) {
-  g_autofree char *model = td("cnn/colour-classifier.onnx");
-  g_autofree char *text = g_strdup_printf(
-      "[task]\nname = pipeline-test\nanalyzer = cnn\n"
-      "[tiling]\ntile_size = 64\noverlap = 0\nmpp = 0.5\n"
-      "[tissue]\nmin_fraction = 0.5\nthumbnail_mpp = 4\nmin_object_um2 = 5000\n"
-      "[overlay]\nchannel = red\n"
-      "[model]\npath = %s\nclasses = blue, green, red\nactivation = softmax\ndevice = cpu\n"
-      "mean = 0.3, 0.4, 0.5\nstd = 0.5, 0.4, 0.6\nchannel_order = bgr\n"
-      "[lesions]\nchannel = red\nthreshold = 0.4\n",
-      model);
-  return write_config(text);
-}
 
 /* A manifest in a new folder listing @slides (test data names, or absolute
  * paths). */
@@ -54,20 +39,6 @@ static int batch(const char *cfg, const char *list, const char *out, bool pipeli
   const char *argv[] = {"batch", "--task", cfg, "--manifest", list, "-o", out, "--readers", "1",
                         pipeline ? NULL : "--no-pipeline", NULL};
   return run_eosin(argv, NULL, err);
-}
-
-/* No staging folder, temporary file or lock left anywhere below @dir. */
-static void expect_clean(const char *dir) {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *name;
-  while (d && (name = g_dir_read_name(d))) {
-    cr_expect_not(g_str_has_suffix(name, ".partial") || g_str_has_suffix(name, ".tmp") ||
-                      g_str_has_suffix(name, ".replaced") || !strcmp(name, ".eosin-lock"),
-                  "leftover %s in %s", name, dir);
-    g_autofree char *child = g_build_filename(dir, name, NULL);
-    if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-      expect_clean(child);
-  }
 }
 
 /* report.json without what differs from run to run: "created", "timing". */
@@ -181,7 +152,7 @@ static const char *const FOUR[] = {"blocks-aperio.svs", "tissue-a.svs", "blocks-
                                    "tissue-b.svs", NULL};
 
 Test(pipeline, batch_pipelined_and_not_give_the_same_files, .timeout = 300) {
-  g_autofree char *cfg = cnn_config(), *list = manifest(FOUR);
+  g_autofree char *cfg = cnn_lesions_config("pipeline-test"), *list = manifest(FOUR);
   g_autofree char *piped = tmp_dir(), *plain = tmp_dir();
   g_autofree char *e1 = NULL, *e2 = NULL;
   cr_assert_eq(batch(cfg, list, piped, true, &e1), 0, "%s", e1);
@@ -197,33 +168,12 @@ Test(pipeline, batch_pipelined_and_not_give_the_same_files, .timeout = 300) {
   cr_expect_eq(g_strv_length(lines), 5, "4 slides in manifest order: %s", slides);
   cr_expect(g_str_has_prefix(lines[1], "blocks-aperio,") && g_str_has_prefix(lines[4], "tissue-b,"),
             "%s", slides);
-  expect_clean(piped);
+  expect_no_leftovers(piped);
 }
 
 /* ---------------------------------------------------------------- stops */
 
-static GPid spawn(const char *const *args) {
-  g_autoptr(GPtrArray) a = g_ptr_array_new();
-  g_ptr_array_add(a, (char *) g_getenv("EOSIN_BIN"));
-  for (int i = 0; args[i]; i++)
-    g_ptr_array_add(a, (char *) args[i]);
-  g_ptr_array_add(a, NULL);
-  GPid pid;
-  GError *e = NULL;
-  cr_assert(g_spawn_async(NULL, (char **) a->pdata, NULL,
-                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
-                              G_SPAWN_STDERR_TO_DEV_NULL,
-                          NULL, NULL, &pid, &e),
-            "%s", e ? e->message : "");
-  return pid;
-}
 
-static int reap(GPid pid) {
-  int status;
-  waitpid(pid, &status, 0);
-  g_spawn_close_pid(pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 /* Waits (every ms, up to a minute) until @path exists; false if it never does
  * or @pid ended first. */
@@ -258,12 +208,12 @@ Test(pipeline, batch_killed_at_the_overlap_resumes_to_the_clean_result, .timeout
   for (int k = 0; marks[k]; k++) {
     const char *argv[] = {"batch", "--task", cfg, "--manifest", list, "-o", out,
                           "--readers", "1", NULL};
-    GPid pid = spawn(argv);
+    GPid pid = spawn_eosin(argv);
     g_autofree char *mark = g_build_filename(out, marks[k], NULL);
     bool seen = wait_for(pid, mark);
     if (seen)
       kill(pid, SIGKILL);
-    int rc = reap(pid);
+    int rc = reap_eosin(pid);
     cr_assert(seen, "never saw %s (exit %d)", mark, rc);
     cr_expect_eq(rc, 128 + SIGKILL, "killed at %s: exit %d", marks[k], rc);
   }
@@ -276,7 +226,7 @@ Test(pipeline, batch_killed_at_the_overlap_resumes_to_the_clean_result, .timeout
   cr_expect_eq(expect_same_results(clean, out, false), 3);
   g_autofree char *summary = summary_sans_timing(out);
   cr_expect(!strstr(summary, "|failed|") && strstr(summary, "|skipped-complete|"), "%s", summary);
-  expect_clean(out);
+  expect_no_leftovers(out);
 }
 
 Test(pipeline, batch_with_a_bad_slide_in_the_middle, .timeout = 300) {
@@ -312,7 +262,7 @@ Test(pipeline, batch_with_a_bad_slide_in_the_middle, .timeout = 300) {
                   r->fields[6]);
     }
     cr_expect(strstr(e, "garbage.svs") && strstr(e, "cut.svs"), "%s", e);
-    expect_clean(out);
+    expect_no_leftovers(out);
   }
 }
 
@@ -321,7 +271,7 @@ Test(pipeline, batch_sigint_stops_within_a_second, .timeout = 300) {
   g_autofree char *out = tmp_dir();
   const char *argv[] = {"batch", "--task", cfg, "--manifest", list, "-o", out,
                         "--readers", "1", NULL};
-  GPid pid = spawn(argv);
+  GPid pid = spawn_eosin(argv);
   /* slide 2's analysis, with slide 1's outputs being written or done */
   g_autofree char *mark = g_build_filename(out, ".tissue-b.partial", NULL);
   bool seen = wait_for(pid, mark);
@@ -329,12 +279,12 @@ Test(pipeline, batch_sigint_stops_within_a_second, .timeout = 300) {
     g_usleep(100000);
   gint64 t0 = g_get_monotonic_time();
   kill(pid, SIGINT);
-  int rc = reap(pid);
+  int rc = reap_eosin(pid);
   double stop_s = (g_get_monotonic_time() - t0) / 1e6;
   cr_assert(seen, "never saw %s", mark);
   cr_expect_eq(rc, 130, "interrupted: exit %d", rc);
   cr_expect_lt(stop_s, 1.0, "stopped %.2f s after SIGINT", stop_s);
-  expect_clean(out);
+  expect_no_leftovers(out);
   /* the summary holds what was finished, nothing of slide 2 */
   g_autofree char *p = g_build_filename(out, "batch-summary.csv", NULL);
   g_autofree char *s = slurp(p);
@@ -396,5 +346,5 @@ Test(pipeline, batch_on_a_full_disk_fails_each_slide_that_does_not_fit, .timeout
               "%s: the error names %s and the full disk: %s", name, file, r->fields[6]);
     cr_expect_not(g_file_test(final, G_FILE_TEST_EXISTS), "no %s", final);
   }
-  expect_clean(out);
+  expect_no_leftovers(out);
 }

@@ -349,21 +349,11 @@ static double p_red(const uint8_t rgb[3]) {
 }
 
 Test(lesions, batch_finds_the_red_blocks_and_eval_scores_them, .timeout = 300) {
-  g_autofree char *model = td("cnn/colour-classifier.onnx");
   g_autofree char *slide = td("blocks-aperio.svs");
   g_autofree char *json = g_strconcat(slide, ".json", NULL);
   int64_t w, h;
   g_autoptr(GArray) blocks = load_blocks(json, &w, &h);
-  g_autofree char *text = g_strdup_printf(
-      "[task]\nname = lesions-test\nanalyzer = cnn\n"
-      "[tiling]\ntile_size = 64\noverlap = 0\nmpp = 0.5\n"
-      "[tissue]\nmin_fraction = 0.5\nthumbnail_mpp = 4\nmin_object_um2 = 5000\n"
-      "[overlay]\nchannel = red\n"
-      "[model]\npath = %s\nclasses = blue, green, red\nactivation = softmax\ndevice = cpu\n"
-      "mean = 0.3, 0.4, 0.5\nstd = 0.5, 0.4, 0.6\nchannel_order = bgr\n"
-      "[lesions]\nchannel = red\nthreshold = 0.4\n",
-      model);
-  g_autofree char *cfg = write_config(text);
+  g_autofree char *cfg = cnn_lesions_config("lesions-test");
   g_autofree char *out = tmp_dir();
   g_autofree char *manifest = g_build_filename(out, "slides.txt", NULL);
   cr_assert(g_file_set_contents(manifest, slide, -1, NULL));

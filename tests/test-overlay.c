@@ -197,6 +197,23 @@ static void expect_same_levels(const char *a, const char *b) {
   openslide_close(ob);
 }
 
+/* Directory @d of @tif made current, and its size, tile size and bands. */
+typedef struct {
+  uint32_t w, h, tw, th;
+  uint16_t spp;
+} Level;
+
+static Level set_level(TIFF *tif, tdir_t d) {
+  Level v = {0};
+  cr_assert(TIFFSetDirectory(tif, d));
+  TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &v.w);
+  TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &v.h);
+  TIFFGetField(tif, TIFFTAG_TILEWIDTH, &v.tw);
+  TIFFGetField(tif, TIFFTAG_TILELENGTH, &v.th);
+  TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &v.spp);
+  return v;
+}
+
 /* Every level of @path read through OpenSlide equals libtiff's decode of
  * it near the corners, the middle and a third of the way in. */
 static void expect_openslide_matches_libtiff(const char *path) {
@@ -207,16 +224,10 @@ static void expect_openslide_matches_libtiff(const char *path) {
   int levels = openslide_get_level_count(osr);
   cr_expect_eq(levels, TIFFNumberOfDirectories(tif));
   for (int l = 0; l < levels; l++) {
-    cr_assert(TIFFSetDirectory(tif, (tdir_t) l));
-    uint32_t w, h;
-    uint16_t spp;
-    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
-    TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    Level v = set_level(tif, (tdir_t) l);
+    uint32_t w = v.w, h = v.h, tw = v.tw, th = v.th;
+    uint16_t spp = v.spp;
     double ds = openslide_get_level_downsample(osr, l);
-    uint32_t tw, th;
-    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
-    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
     cr_expect(tw <= w && th <= h, "level %d: its tiles fit in it (OpenSlide reads them)", l);
     g_autofree uint8_t *tile = g_malloc(TIFFTileSize(tif));
     /* not the very last pixel: OpenSlide places a level at fractional
@@ -257,14 +268,9 @@ static void expect_readers_agree(const char *path) {
   g_autoptr(GString) pts = g_string_new(NULL);
   g_autoptr(GArray) want = g_array_new(FALSE, FALSE, sizeof(int));
   for (int l = 0; l < levels; l++) {
-    cr_assert(TIFFSetDirectory(tif, (tdir_t) l));
-    uint32_t w, h, tw, th;
-    uint16_t spp;
-    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
-    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
-    TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-    TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    Level v = set_level(tif, (tdir_t) l);
+    uint32_t w = v.w, h = v.h, tw = v.tw, th = v.th;
+    uint16_t spp = v.spp;
     g_autofree uint8_t *tile = g_malloc(TIFFTileSize(tif));
     g_autoptr(VipsImage) page = vips_image_new_from_file(path, "page", l, NULL);
     cr_assert(page, "libvips opens page %d of %s: %s", l, path, vips_error_buffer());
@@ -412,14 +418,9 @@ Test(overlay, tiles_inside_one_cell_and_shared_across_levels) {
     TIFF *tif = TIFFOpen(path, "r");
     cr_assert(tif);
     for (tdir_t d = 0; d < 2; d++) {
-      cr_assert(TIFFSetDirectory(tif, d));
-      uint32_t w, h, tw, th, cell = 256 >> d;
-      uint16_t spp;
-      TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
-      TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
-      TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
-      TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-      TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+      Level v = set_level(tif, d);
+      uint32_t w = v.w, h = v.h, tw = v.tw, th = v.th, cell = 256 >> d;
+      uint16_t spp = v.spp;
       cr_expect(tw == cell && th == cell, "%s level %d: tiles %ux%u, cells %u px", names[f], d,
                 tw, th, cell);
       tmsize_t sz = TIFFTileSize(tif);

@@ -46,23 +46,6 @@ static void expect_run(const char *const *argv, int code, const char *needle, co
     cr_expect(strstr(err, needle), "%s: stderr lacks '%s': %s", what, needle, err);
 }
 
-/* No staging folder, temporary file or lock left anywhere below @dir. */
-static void expect_clean(const char *dir) {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  if (!d)
-    return;
-  const char *name;
-  while ((name = g_dir_read_name(d))) {
-    cr_expect_not(g_str_has_suffix(name, ".partial") || g_str_has_suffix(name, ".tmp") ||
-                      g_str_has_suffix(name, ".replaced") ||
-                      !strcmp(name, ".eosin-lock"),
-                  "leftover %s in %s", name, dir);
-    g_autofree char *child = file_in(dir, name);
-    if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-      expect_clean(child);
-  }
-}
-
 static char *summary_status(const char *out, const char *name) {
   g_autofree char *p = file_in(out, "batch-summary.csv");
   g_autoptr(GPtrArray) rows = _eosin_csv_read(p, "summary", EOSIN_CSV_PLAIN, NULL);
@@ -139,7 +122,7 @@ Test(reliability, never_deletes_a_folder_it_did_not_write) {
   cr_expect(g_file_test(added, G_FILE_TEST_EXISTS), "the user's file is intact");
   cr_expect_str_eq(a_before, a_after, "the previous result is intact");
   g_unlink(added);
-  expect_clean(d3);
+  expect_no_leftovers(d3);
 }
 
 /* A second hostile look at the marker and the lock: a marker copied into a
@@ -272,7 +255,7 @@ Test(reliability, copied_markers_user_temp_files_and_edits_are_not_trusted) {
   cr_expect_not(g_file_test(stale, G_FILE_TEST_EXISTS), "the stale temporary file is removed");
   cr_expect(g_file_test(notmine, G_FILE_TEST_EXISTS), "the user's file stays");
   g_unlink(notmine);
-  expect_clean(d4);
+  expect_no_leftovers(d4);
 }
 
 /* ------------------------------------------------------------ 2. non-finite */
@@ -305,7 +288,7 @@ Test(reliability, non_finite_model_outputs_are_an_error_never_a_score) {
               "%s: names the problem and the tile: %s", models[m], err);
     g_autofree char *final = file_in(out, "tissue-a");
     cr_expect_not(g_file_test(final, G_FILE_TEST_EXISTS), "%s: no result", models[m]);
-    expect_clean(out);
+    expect_no_leftovers(out);
     /* a batch records the failure and gives no slide probability */
     g_autofree char *bout = tmp_dir();
     g_autofree char *list = file_in(bout, "list.csv");
@@ -437,21 +420,6 @@ Test(reliability, resume_reuses_only_the_same_slide_config_and_model) {
 
 /* ------------------------------------------------------------ 4. one writer per OUTDIR */
 
-static GPid spawn(const char *const *args) {
-  g_autoptr(GPtrArray) a = g_ptr_array_new();
-  g_ptr_array_add(a, (char *) g_getenv("EOSIN_BIN"));
-  for (int i = 0; args[i]; i++)
-    g_ptr_array_add(a, (char *) args[i]);
-  g_ptr_array_add(a, NULL);
-  GPid pid;
-  GError *e = NULL;
-  cr_assert(g_spawn_async(NULL, (char **) a->pdata, NULL,
-                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
-                              G_SPAWN_STDERR_TO_DEV_NULL,
-                          NULL, NULL, &pid, &e),
-            "%s", e ? e->message : "");
-  return pid;
-}
 
 static bool wait_for_file(const char *path, int seconds) {
   for (int i = 0; i < seconds * 1000; i++) {
@@ -462,12 +430,6 @@ static bool wait_for_file(const char *path, int seconds) {
   return false;
 }
 
-static int reap(GPid pid) {
-  int status;
-  waitpid(pid, &status, 0);
-  g_spawn_close_pid(pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 Test(reliability, a_second_process_on_one_outdir_is_refused, .timeout = 300) {
   g_autofree char *dir = tmp_dir(), *out = tmp_dir(), *ref = tmp_dir();
@@ -479,7 +441,7 @@ Test(reliability, a_second_process_on_one_outdir_is_refused, .timeout = 300) {
   }
   g_autofree char *cfg = stain_config(32, 0.5, 0, 0.25, NULL);
   const char *first[] = {"batch", "--task", cfg, "-o", out, dir, "--readers", "1", NULL};
-  GPid pid = spawn(first);
+  GPid pid = spawn_eosin(first);
   g_autofree char *lock = file_in(out, ".eosin-lock");
   cr_assert(wait_for_file(lock, 60), "the first batch never took the lock");
   g_autofree char *pidstr = g_strdup_printf("PID %d", (int) pid);
@@ -489,20 +451,20 @@ Test(reliability, a_second_process_on_one_outdir_is_refused, .timeout = 300) {
   g_autofree char *one = g_build_filename(dir, "tissue-c.svs", NULL);
   const char *run[] = {"run", "--task", cfg, one, "-o", out, NULL};
   expect_run(run, 1, "in use by another eosin", "a run beside a batch");
-  cr_expect_eq(reap(pid), 0, "the first batch finished undisturbed");
+  cr_expect_eq(reap_eosin(pid), 0, "the first batch finished undisturbed");
   g_autofree char *stdout_ = NULL;
   const char *again[] = {"batch", "--task", cfg, "-o", out, dir, NULL};
   cr_expect_eq(run_eosin(again, &stdout_, NULL), 0);
   cr_expect(strstr(stdout_, "0 done, 3 already complete, 0 failed"), "%s", stdout_);
   /* a holder killed outright leaves no lock that blocks a rerun */
-  GPid victim = spawn(first);
+  GPid victim = spawn_eosin(first);
   cr_assert(wait_for_file(lock, 60));
   g_usleep(200000);
   kill(victim, SIGKILL);
-  reap(victim);
+  reap_eosin(victim);
   g_autofree char *err = NULL;
   cr_expect_eq(run_eosin(again, NULL, &err), 0, "after SIGKILL: %s", err);
-  expect_clean(out);
+  expect_no_leftovers(out);
 }
 
 /* ------------------------------------------------------------ 5. damaged slides */
@@ -550,7 +512,7 @@ Test(reliability, a_truncated_tcga_slide_is_an_error) {
  * returns its exit code, the seconds from the signal to its exit and its
  * peak resident memory (sampled every 20 ms). */
 static int run_watched(const char *const *args, double after_s, double *stop_s, double *peak_mb) {
-  GPid pid = spawn(args);
+  GPid pid = spawn_eosin(args);
   gint64 t0 = g_get_monotonic_time(), sent = 0;
   *peak_mb = 0;
   *stop_s = 0;
@@ -609,7 +571,7 @@ Test(reliability, decompression_bombs_in_bounded_memory_and_stoppable, .timeout 
     cr_expect_eq(rc, 130, "%s: exit %d after SIGTERM", slow[i], rc);
     cr_expect_lt(stop_s, 1.0, "%s: stopped %.2f s after SIGTERM", slow[i], stop_s);
     cr_expect_lt(peak, 1024, "%s: %.0f MB resident", slow[i], peak);
-    expect_clean(out);
+    expect_no_leftovers(out);
   }
 }
 
@@ -899,7 +861,7 @@ static char *find_entry(const char *dir, const char *part) {
 /* SIGTERM once @path's folder holds an entry containing @part (checked
  * every ms); the exit code and the seconds from the signal to the exit. */
 static int stop_when(const char *const *args, const char *dir, const char *part, double *stop_s) {
-  GPid pid = spawn(args);
+  GPid pid = spawn_eosin(args);
   bool seen = false;
   for (int i = 0; i < 120000 && !seen; i++) {
     g_autofree char *e = find_entry(dir, part);
@@ -911,7 +873,7 @@ static int stop_when(const char *const *args, const char *dir, const char *part,
   g_usleep(300000); /* well into that stage */
   gint64 t0 = g_get_monotonic_time();
   kill(pid, SIGTERM);
-  int rc = reap(pid);
+  int rc = reap_eosin(pid);
   *stop_s = (g_get_monotonic_time() - t0) / 1e6;
   return rc;
 }
@@ -927,7 +889,7 @@ Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
   int rc = stop_when(tiles, out, ".tissue-a.partial", &stop_s);
   cr_expect_eq(rc, 130, "tile stage: exit %d", rc);
   cr_expect_lt(stop_s, 1.0, "tile stage: stopped %.2f s after SIGTERM", stop_s);
-  expect_clean(out);
+  expect_no_leftovers(out);
   /* the write stage: the overlays of an 8000^2 slide (a fraction of a
    * second since tiles of one value are written once: the stop comes as
    * soon as the overlay's temporary file is there) */
@@ -937,7 +899,7 @@ Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
       "[stain]\nmatrix = hed\n");
   g_autofree char *out2 = tmp_dir();
   const char *write[] = {"run", "--task", coarse, large, "-o", out2, NULL};
-  GPid pid = spawn(write);
+  GPid pid = spawn_eosin(write);
   g_autofree char *stage2 = file_in(out2, ".large-blocks.partial");
   g_autofree char *tmp = NULL;
   for (int i = 0; i < 120000 && !tmp; i++) {
@@ -948,11 +910,11 @@ Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
   cr_assert(tmp, "the overlay was never being written");
   gint64 t0 = g_get_monotonic_time();
   kill(pid, SIGTERM);
-  rc = reap(pid);
+  rc = reap_eosin(pid);
   stop_s = (g_get_monotonic_time() - t0) / 1e6;
   cr_expect_eq(rc, 130, "write stage: exit %d", rc);
   cr_expect_lt(stop_s, 1.0, "write stage: stopped %.2f s after SIGTERM", stop_s);
-  expect_clean(out2);
+  expect_no_leftovers(out2);
   (void) staging;
 }
 

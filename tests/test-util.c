@@ -242,3 +242,55 @@ bool output_complete(const char *cfgpath, const char *slide, const char *outdir)
             err ? err->message : "");
   return state == EOSIN_OUTPUT_COMPLETE;
 }
+
+char *cnn_lesions_config(const char *task) {
+  g_autofree char *model = td("cnn/colour-classifier.onnx");
+  g_autofree char *text = g_strdup_printf(
+      "[task]\nname = %s\nanalyzer = cnn\n"
+      "[tiling]\ntile_size = 64\noverlap = 0\nmpp = 0.5\n"
+      "[tissue]\nmin_fraction = 0.5\nthumbnail_mpp = 4\nmin_object_um2 = 5000\n"
+      "[overlay]\nchannel = red\n"
+      "[model]\npath = %s\nclasses = blue, green, red\nactivation = softmax\ndevice = cpu\n"
+      "mean = 0.3, 0.4, 0.5\nstd = 0.5, 0.4, 0.6\nchannel_order = bgr\n"
+      "[lesions]\nchannel = red\nthreshold = 0.4\n",
+      task, model);
+  return write_config(text);
+}
+
+GPid spawn_eosin(const char *const *args) {
+  g_autoptr(GPtrArray) a = g_ptr_array_new();
+  g_ptr_array_add(a, (char *) g_getenv("EOSIN_BIN"));
+  for (int i = 0; args[i]; i++)
+    g_ptr_array_add(a, (char *) args[i]);
+  g_ptr_array_add(a, NULL);
+  GPid pid;
+  GError *e = NULL;
+  cr_assert(g_spawn_async(NULL, (char **) a->pdata, NULL,
+                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                              G_SPAWN_STDERR_TO_DEV_NULL,
+                          NULL, NULL, &pid, &e),
+            "%s", e ? e->message : "");
+  return pid;
+}
+
+int reap_eosin(GPid pid) {
+  int status;
+  waitpid(pid, &status, 0);
+  g_spawn_close_pid(pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void expect_no_leftovers(const char *dir) {
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  if (!d)
+    return;
+  const char *name;
+  while ((name = g_dir_read_name(d))) {
+    cr_expect_not(g_str_has_suffix(name, ".partial") || g_str_has_suffix(name, ".tmp") ||
+                      g_str_has_suffix(name, ".replaced") || !strcmp(name, ".eosin-lock"),
+                  "leftover %s in %s", name, dir);
+    g_autofree char *child = g_build_filename(dir, name, NULL);
+    if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+      expect_no_leftovers(child);
+  }
+}

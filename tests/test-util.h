@@ -34,6 +34,19 @@ char *write_config(const char *text);
  * (so tests can vary tile_size / mpp / overlap) and @tail at the end. */
 char *stain_config(int tile_size, double mpp, int overlap, double min_fraction, const char *tail);
 
+/* The CNN task of the lesion tests (test data's colour classifier on 64 px
+ * tiles, [lesions] on its red channel) named @task, as a config file. */
+char *cnn_lesions_config(const char *task);
+
+/* Starts build/eosin with @args (NULL-terminated, without the program),
+ * its output to /dev/null; reap_eosin waits for it and gives its exit
+ * status, 128 + the signal that ended it. */
+GPid spawn_eosin(const char *const *args);
+int reap_eosin(GPid pid);
+/* Fails the test for every .partial, .tmp, .replaced or .eosin-lock left
+ * anywhere under @dir: what a stopped or failed run must not leave. */
+void expect_no_leftovers(const char *dir);
+
 /* Runs build/eosin with @argv (NULL-terminated, without the program);
  * returns the exit status and hands out stdout/stderr (caller frees). */
 int run_eosin(const char *const *argv, char **out, char **err);
