@@ -168,9 +168,7 @@ static bool load_cell_model(CytoCtx *c, const EosinConfig *cfg, GError **err) {
                 "%s: [cytology] needs cell_model, cell_classes and cell_abnormal", cfg->path);
     return false;
   }
-  g_autofree char *dir = g_path_get_dirname(cfg->path);
-  g_autofree char *full = g_path_is_absolute(path) ? g_strdup(path)
-                                                   : g_build_filename(dir, path, NULL);
+  g_autofree char *full = _eosin_config_resolve_path(cfg, path);
   c->cell_classes = split_names(cfg, "cell_classes", classes, err);
   if (!c->cell_classes)
     return false;

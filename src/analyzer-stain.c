@@ -168,6 +168,8 @@ static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *in
     c->dmin[i] = 0;
     c->dmax[i] = 1.0;
   }
+  g_autofree char *all = g_strjoinv(", ", c->names);
+  _eosin_config_record(cfg, "stain", "names", all);
   if (!eosin_stain_matrix_invert(rgb_from, c->stain_from_rgb, err)) {
     g_prefix_error(err, "%s: [stain] ", cfg->path);
     stain_destroy(c);

@@ -74,6 +74,13 @@ void _eosin_cuda_test_refuse(void *ctx, unsigned what);
 void _eosin_cuda_test_fallbacks(void *ctx, int *unfused, int *next_algo, int *own_pool);
 /* Device bytes a context holds, as EOSIN_CUDA_MAX_MEMORY_MB counts them. */
 size_t _eosin_cuda_test_mem_used(void *ctx);
+/* The CUDA runtime's, the driver's ("none" without one) and cuDNN's
+ * versions as "12.4"-style text (backend-cuda-info.c; g_free each). No GPU
+ * is needed. */
+void _eosin_cuda_versions(char **runtime, char **driver, char **cudnn);
+/* GPU @device as one JSON object value: name, compute capability, memory
+ * and the versions above (report.json "inference" when CUDA ran). */
+void _eosin_cuda_describe(int device, JsonBuilder *b);
 #endif
 
 /* EOSIN_CUDA_MAX_MEMORY_MB (@value, may be NULL: no cap) as bytes in

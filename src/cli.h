@@ -31,5 +31,10 @@ void eosin_cli_warning(const char *message, void *data);
 /* A --mpp value: 0 (not given) or a finite positive number. */
 bool eosin_cli_check_mpp(const char *cmd, double mpp);
 
+/* The command line a subcommand was given (@argv[0] is the subcommand) as
+ * report.json keeps it: "eosin", then @argv's words, copied before option
+ * parsing rearranges them. NULL-terminated; g_strfreev. */
+char **eosin_cli_command_line(int argc, char **argv);
+
 /* Parses @ctx over argv, printing the error and --help hint on failure. */
 bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv);

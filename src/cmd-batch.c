@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 int eosin_cmd_batch(int argc, char **argv) {
+  g_auto(GStrv) command = eosin_cli_command_line(argc, argv); /* before parsing */
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
@@ -76,7 +77,8 @@ int eosin_cmd_batch(int argc, char **argv) {
     return EOSIN_EXIT_USAGE;
   }
   EosinCancel cancel = {0};
-  EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel};
+  EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel,
+                          .argv = (const char *const *) command};
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinBatchResult res;
   bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale,

@@ -1,7 +1,8 @@
 /*
  * cmd-info.c — `eosin info SLIDE [--json] [--mpp X]`: what Eosin sees in a
  * slide (vendor, levels, µm/px and where it came from, bounds, associated
- * images), the first thing to run on a slide that misbehaves.
+ * images, and the content hash report.json identifies it by), the first
+ * thing to run on a slide that misbehaves.
  */
 #include "cli.h"
 
@@ -32,10 +33,16 @@ int eosin_cmd_info(int argc, char **argv) {
     return EOSIN_EXIT_FAILED;
   }
   const EosinSlideInfo *i = eosin_slide_get_info(slide);
+  g_autofree char *hash = eosin_slide_hash(argv[1], &err);
+  if (!hash) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return EOSIN_EXIT_FAILED;
+  }
   if (json) {
     g_autoptr(JsonBuilder) b = json_builder_new();
     eosin_slide_info_json(i, b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
+    json_object_set_string_member(json_node_get_object(root), "hash", hash);
     g_autoptr(JsonGenerator) gen = json_generator_new();
     json_generator_set_root(gen, root);
     json_generator_set_pretty(gen, TRUE);
@@ -45,6 +52,7 @@ int eosin_cmd_info(int argc, char **argv) {
   }
   printf("slide:      %s\n", i->path);
   printf("reader:     %s (%s)\n", i->backend, i->vendor);
+  printf("hash:       %s\n", hash);
   printf("size:       %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " px (level 0)\n", i->width,
          i->height);
   printf("µm/px:      %.4f x %.4f (from %s)\n", i->mpp_x, i->mpp_y,

@@ -19,6 +19,7 @@ static void progress(int done, int total, double tps, void *data) {
 }
 
 int eosin_cmd_run(int argc, char **argv) {
+  g_auto(GStrv) command = eosin_cli_command_line(argc, argv); /* before parsing */
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL;
   double mpp = 0;
@@ -68,7 +69,8 @@ int eosin_cmd_run(int argc, char **argv) {
   EosinCancel cancel = {0};
   gint64 last = 0;
   EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel,
-                          .warning = eosin_cli_warning};
+                          .warning = eosin_cli_warning,
+                          .argv = (const char *const *) command};
   if (isatty(STDERR_FILENO)) {
     opts.progress = progress;
     opts.progress_data = &last;

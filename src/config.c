@@ -55,6 +55,7 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->lesions.channel);
   if (cfg->keyfile)
     g_key_file_free(cfg->keyfile);
+  _eosin_config_record_free(cfg->effective);
   g_free(cfg);
 }
 
@@ -99,6 +100,9 @@ bool eosin_config_get_double(const EosinConfig *cfg, const char *group, const ch
   if (!v) {
     if (isnan(def))
       return config_error(err, cfg, group, key, NULL, "required key is missing");
+    /* a default outside the range stands for "not set": no text says it */
+    if (def >= min && def <= max)
+      _eosin_config_record_double(cfg, group, key, def);
     *out = def;
     return true;
   }
@@ -111,6 +115,7 @@ bool eosin_config_get_double(const EosinConfig *cfg, const char *group, const ch
     g_autofree char *why = g_strdup_printf("out of range [%g, %g]", min, max);
     return config_error(err, cfg, group, key, v, why);
   }
+  _eosin_config_record(cfg, group, key, v);
   *out = d;
   return true;
 }
@@ -119,6 +124,10 @@ bool eosin_config_get_int(const EosinConfig *cfg, const char *group, const char 
                           int min, int max, int *out, GError **err) {
   g_autofree char *v = raw_value(cfg, group, key);
   if (!v) {
+    if (def >= min && def <= max) {
+      g_autofree char *t = g_strdup_printf("%d", def);
+      _eosin_config_record(cfg, group, key, t);
+    }
     *out = def;
     return true;
   }
@@ -131,6 +140,7 @@ bool eosin_config_get_int(const EosinConfig *cfg, const char *group, const char 
     g_autofree char *why = g_strdup_printf("out of range [%d, %d]", min, max);
     return config_error(err, cfg, group, key, v, why);
   }
+  _eosin_config_record(cfg, group, key, v);
   *out = (int) n;
   return true;
 }
@@ -142,6 +152,9 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group, const ch
   if (!v) {
     if (!def)
       return config_error(err, cfg, group, key, NULL, "required key is missing");
+    /* "" stands for "not set" (the caller resolves it) and cannot be written */
+    if (*def)
+      _eosin_config_record(cfg, group, key, def);
     *out = g_strdup(def);
     return true;
   }
@@ -152,6 +165,7 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group, const ch
   }
   if (!*v)
     return config_error(err, cfg, group, key, v, "must not be empty");
+  _eosin_config_record(cfg, group, key, v);
   *out = g_steal_pointer(&v);
   return true;
 }
@@ -159,11 +173,13 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group, const ch
 void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *device) {
   if (path) {
     g_free(cfg->model.path);
-    cfg->model.path = g_strdup(path);
+    cfg->model.path = g_canonicalize_filename(path, NULL);
+    _eosin_config_record(cfg, "model", "path", cfg->model.path);
   }
   if (device) {
     g_free(cfg->model.device);
     cfg->model.device = g_strdup(device);
+    _eosin_config_record(cfg, "model", "device", cfg->model.device);
   }
 }
 
@@ -172,6 +188,9 @@ static bool get_triple(const EosinConfig *cfg, const char *group, const char *ke
                        double min, double max, float out[3], GError **err) {
   g_autofree char *v = raw_value(cfg, group, key);
   if (!v) {
+    /* def is 0 or 1 */
+    g_autofree char *t = g_strdup_printf("%g, %g, %g", def, def, def);
+    _eosin_config_record(cfg, group, key, t);
     out[0] = out[1] = out[2] = def;
     return true;
   }
@@ -191,6 +210,7 @@ static bool get_triple(const EosinConfig *cfg, const char *group, const char *ke
     }
     out[i] = (float) d;
   }
+  _eosin_config_record(cfg, group, key, v);
   return true;
 }
 
@@ -219,9 +239,8 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
   cfg->model.fp16 = !strcmp(precision, "fp16");
   path = raw_value(cfg, "model", "path");
   if (path && *path) {
-    g_autofree char *dir = g_path_get_dirname(cfg->path);
-    cfg->model.path = g_path_is_absolute(path) ? g_strdup(path)
-                                               : g_build_filename(dir, path, NULL);
+    cfg->model.path = _eosin_config_resolve_path(cfg, path);
+    _eosin_config_record(cfg, "model", "path", cfg->model.path);
   }
   classes = raw_value(cfg, "model", "classes");
   if (cfg->model.present && !classes)
@@ -238,6 +257,7 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
           return config_error(err, cfg, "model", "classes", classes, "class named twice");
     }
     cfg->model.n_classes = g_strv_length(cfg->model.classes);
+    _eosin_config_record(cfg, "model", "classes", classes);
   }
   return true;
 }
@@ -353,6 +373,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
   g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
   cfg->path = g_strdup(path);
   cfg->keyfile = g_key_file_new();
+  cfg->effective = _eosin_config_record_new();
   g_autofree char *text = NULL;
   gsize len = 0;
   g_autoptr(GError) rerr = NULL;
@@ -433,9 +454,17 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
       !eosin_config_get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
       !eosin_config_get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
     return NULL;
+  /* 0 (the default, so that the effective config can say it): half of
+   * whatever machine runs it */
   double max_mb = 0;
-  if (!eosin_config_get_double(cfg, "scheduler", "max_memory_mb", 0, 16, 1 << 30, &max_mb, err))
+  if (!eosin_config_get_double(cfg, "scheduler", "max_memory_mb", 0, 0, 1 << 30, &max_mb, err))
     return NULL;
+  if (max_mb > 0 && max_mb < 16) {
+    g_autofree char *v = g_strdup_printf("%g", max_mb);
+    return config_error(err, cfg, "scheduler", "max_memory_mb", v,
+                        "out of range [16, 1073741824] (0: half of this machine's memory)"),
+           NULL;
+  }
   cfg->max_memory_bytes = max_mb > 0 ? (gint64) (max_mb * 1048576.0) : _eosin_default_memory_limit();
   if (!_eosin_config_check_memory(cfg, cfg->readers, err))
     return NULL;

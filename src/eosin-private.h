@@ -146,6 +146,8 @@ int _eosin_strv_cmp(const void *a, const void *b);
 typedef struct {
   char *slide_path;     /* absolute, symlinks resolved */
   gint64 slide_size;
+  gint64 slide_mtime_us; /* modification time, µs since 1970 (not compared: the
+                            hash says whether the content changed) */
   char *slide_hash;     /* "openslide-quickhash-1:HEX" or "sha256:HEX" */
   double mpp_user;      /* --mpp / manifest mpp, 0 when none */
   char *task;
@@ -179,7 +181,37 @@ char *_eosin_identity_differs(const EosinIdentity *want, JsonObject *got);
 /* The @i-th analyzer of the table, NULL past the last (analyzer.c). */
 const EosinAnalyzerOps *_eosin_analyzer_nth(int i);
 
+/* eosin_versions() as one JSON object value {name: version} (provenance.c). */
+void _eosin_versions_json(JsonBuilder *b);
+/* The command line @argv (NULL-terminated) as one JSON object value: argv,
+ * the line as a shell would take it, and the working folder it ran in. */
+void _eosin_command_json(const char *const *argv, JsonBuilder *b);
+
 /* ---------------------------------------------------------------- config */
+
+/* The effective config (config-effective.c): what every getter resolved.
+ * _new/_free belong to eosin_config_load/_free. */
+EosinConfigRecord *_eosin_config_record_new(void);
+void _eosin_config_record_free(EosinConfigRecord *r);
+/* Records @group.@key = @value (.ini text; NULL: nothing) as the run's;
+ * thread-safe, through a const config. [model] keys only when the file has
+ * that group. */
+void _eosin_config_record(const EosinConfig *cfg, const char *group, const char *key,
+                          const char *value);
+/* The same for a number (shortest text that reads back to @v). */
+void _eosin_config_record_double(const EosinConfig *cfg, const char *group, const char *key,
+                                 double v);
+/* What an empty [overlay] channel and an absent min/max stood for: the
+ * analyzer's channel and range the run resolved them to. */
+void _eosin_config_record_overlay(const EosinConfig *cfg, const char *channel, double vmin,
+                                  double vmax);
+/* A path named in @cfg made absolute: relative paths are taken from the
+ * config file's folder. Caller frees. */
+char *_eosin_config_resolve_path(const EosinConfig *cfg, const char *path);
+/* Adds members "effective" ({group: {key: value}}, every key recorded and
+ * every key of the file) and "ini" (the same as .ini text that re-runs it)
+ * to the JSON object being built. */
+void _eosin_config_effective_json(const EosinConfig *cfg, JsonBuilder *b);
 
 /* Half of this machine's memory (or of its cgroup's limit). */
 gint64 _eosin_default_memory_limit(void);
@@ -520,6 +552,7 @@ typedef struct {
   double vmin, vmax;
   const char *staging;
   EosinCancel *cancel;
+  const EosinIdentity *identity; /* the slide's and models' hashes, for the TIFFs' descriptions */
 } EosinGridFiles;
 /* Writes overlay.tif, heatmap.tif, preview.png, tissue.png, tiles.csv and
  * (when the config asks) tiles.geojson[.zip] into g->staging, two workers

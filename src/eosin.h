@@ -50,6 +50,11 @@ enum {
 };
 
 const char *eosin_version(void);
+/* Eosin's version and those of the libraries it runs on (OpenSlide,
+ * libvips, oneDNN, protobuf-c, glib, json-glib, libtiff, zlib, zstd,
+ * libdeflate; the CUDA runtime, driver and cuDNN in a CUDA build) as
+ * NULL-terminated pairs: name, version, name, version... g_strfreev. */
+char **eosin_versions(void);
 
 /* ---------------------------------------------------------------- slides */
 
@@ -105,6 +110,11 @@ const EosinSlideInfo *eosin_slide_get_info(EosinSlide *slide);
 /* Adds @info as a JSON object value to @b (report.json's "slide" and
  * `eosin info --json`). */
 void eosin_slide_info_json(const EosinSlideInfo *info, JsonBuilder *b);
+/* The slide's content hash as report.json "identity" has it:
+ * "openslide-quickhash-1:HEX" for what OpenSlide opens (its properties and
+ * smallest level, read in a moment), else "sha256:HEX" of the whole file.
+ * Caller frees; NULL with @err when the file cannot be read. */
+char *eosin_slide_hash(const char *path, GError **err);
 
 /* Reads a @w x @h region of @level whose top-left is (@x, @y) in level-0
  * pixels into @rgb (w*h*3 bytes), transparent areas composited on white. */
@@ -226,7 +236,12 @@ typedef struct {
   } model;
   EosinLesionParams lesions;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
+  /* every key as the getters resolved it, defaults included (report.json
+   * "config"; config-effective.c); shared by shallow copies, freed with
+   * the config */
+  struct _EosinConfigRecord *effective;
 } EosinConfig;
+typedef struct _EosinConfigRecord EosinConfigRecord;
 
 /* Loads @path strictly: an unknown group or key, a missing required key or
  * a bad value is an EOSIN_ERROR_CONFIG error naming file, key and value.
@@ -387,6 +402,8 @@ typedef struct {
   void *progress_data;
   EosinWarningFunc warning; /* may be NULL: called as each warning arises */
   void *warning_data;
+  const char *const *argv;  /* may be NULL: the command line (NULL-terminated), for
+                               report.json "command"; borrowed, must outlive the run */
 } EosinRunOptions;
 
 typedef struct {

@@ -88,6 +88,10 @@ bool _eosin_identity_slide(const char *path, double mpp_user, const EosinCancel 
   g_clear_pointer(&id->slide_hash, g_free);
   id->slide_path = real_path(path);
   id->slide_size = size;
+  GStatBuf st;
+  id->slide_mtime_us = g_stat(path, &st) == 0 ? (gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC +
+                                                    st.st_mtim.tv_nsec / 1000
+                                              : 0;
   id->mpp_user = mpp_user > 0 ? mpp_user : 0;
   /* OpenSlide's quickhash-1 covers the slide's properties and its smallest
    * level, without reading gigabytes; other images are hashed whole */
@@ -110,13 +114,17 @@ bool _eosin_identity_slide(const char *path, double mpp_user, const EosinCancel 
   return true;
 }
 
+char *eosin_slide_hash(const char *path, GError **err) {
+  g_auto(EosinIdentity) id = {0};
+  if (!_eosin_identity_slide(path, 0, NULL, &id, err))
+    return NULL;
+  return g_steal_pointer(&id.slide_hash);
+}
+
 /* A model file's path as the analyzer resolves it (relative to the
  * config's folder), absolute. */
 static char *resolve(const EosinConfig *cfg, const char *v) {
-  if (g_path_is_absolute(v))
-    return real_path(v);
-  g_autofree char *dir = g_path_get_dirname(cfg->path);
-  g_autofree char *full = g_build_filename(dir, v, NULL);
+  g_autofree char *full = _eosin_config_resolve_path(cfg, v);
   return real_path(full);
 }
 
@@ -195,6 +203,16 @@ void _eosin_identity_json(const EosinIdentity *id, JsonBuilder *b) {
   json_builder_begin_object(b);
   _eosin_json_str(b, "path", id->slide_path);
   _eosin_json_int(b, "size", id->slide_size);
+  g_autoptr(GDateTime) sec =
+      id->slide_mtime_us ? g_date_time_new_from_unix_utc(id->slide_mtime_us / G_USEC_PER_SEC)
+                         : NULL;
+  g_autoptr(GDateTime) mt = sec ? g_date_time_add(sec, id->slide_mtime_us % G_USEC_PER_SEC) : NULL;
+  g_autofree char *mtime = mt ? g_date_time_format_iso8601(mt) : NULL;
+  json_builder_set_member_name(b, "mtime");
+  if (mtime)
+    json_builder_add_string_value(b, mtime);
+  else
+    json_builder_add_null_value(b);
   _eosin_json_str(b, "hash", id->slide_hash);
   json_builder_end_object(b);
   json_builder_set_member_name(b, "mpp_user");

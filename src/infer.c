@@ -302,7 +302,7 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
     return NULL;
   }
   g_autoptr(EosinInfer) inf = g_new0(EosinInfer, 1);
-  inf->path = g_strdup(model_path);
+  inf->path = g_canonicalize_filename(model_path, NULL); /* absolute, for the report */
   inf->requested = g_strdup(opts->device && *opts->device ? opts->device : "auto");
   inf->kind = kind;
   inf->gpu = gpu;
@@ -486,6 +486,12 @@ void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b) {
   _eosin_json_int(b, "batch", inf->batch);
   if (inf->why_not_gpu)
     _eosin_json_str(b, "gpu_not_used", inf->why_not_gpu);
+#ifdef EOSIN_HAVE_CUDA
+  if (on_gpu(inf) && inf->be == &_eosin_backend_cuda) {
+    json_builder_set_member_name(b, "cuda");
+    _eosin_cuda_describe(inf->gpu, b);
+  }
+#endif
   json_builder_set_member_name(b, "events");
   json_builder_begin_array(b);
   for (guint i = 0; i < inf->events->len; i++)

@@ -80,6 +80,14 @@ bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *de
   return true;
 }
 
+char **eosin_cli_command_line(int argc, char **argv) {
+  char **v = g_new0(char *, argc + 2);
+  v[0] = g_strdup("eosin");
+  for (int i = 0; i < argc; i++)
+    v[i + 1] = g_strdup(argv[i]);
+  return v;
+}
+
 int eosin_cli_exit_code(const GError *err) {
   if (g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED))
     return EOSIN_EXIT_INTERRUPTED;
@@ -101,6 +109,37 @@ bool eosin_cli_check_mpp(const char *cmd, double mpp) {
   return false;
 }
 
+/* `eosin version [--json]`: Eosin's and its libraries' versions, one
+ * "name version" a line (the first is "eosin VERSION", as it always was),
+ * or as the JSON object report.json "versions" holds. */
+static int version(int argc, char **argv) {
+  bool json = argc == 2 && !strcmp(argv[1], "--json");
+  if (argc > 2 || (argc == 2 && !json)) {
+    fprintf(stderr, "eosin version: expected nothing or --json\n");
+    return EOSIN_EXIT_USAGE;
+  }
+  g_auto(GStrv) v = eosin_versions();
+  if (!json) {
+    for (int i = 0; v[i]; i += 2)
+      printf("%s %s\n", v[i], v[i + 1]);
+    return EOSIN_EXIT_OK;
+  }
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  for (int i = 0; v[i]; i += 2) {
+    json_builder_set_member_name(b, v[i]);
+    json_builder_add_string_value(b, v[i + 1]);
+  }
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  g_autofree char *text = json_generator_to_data(gen, NULL);
+  printf("%s\n", text);
+  return EOSIN_EXIT_OK;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "Usage: eosin COMMAND [OPTION…]\n\n"
@@ -114,7 +153,7 @@ static void usage(FILE *f) {
           "                                             class probabilities of patch images\n"
           "  eval camelyon16 --pred DIR --truth DIR     slide AUC and lesion FROC\n"
           "  eval camelyon17 --pred CSV --truth CSV     pN-stage kappa\n"
-          "  version                                    print versions\n\n"
+          "  version [--json]                           print Eosin's and its libraries' versions\n\n"
           "Each command takes --help. Exit codes: 0 success, 1 the slide or job failed,\n"
           "2 bad command line or config, 3 batch finished with failed slides,\n"
           "130 interrupted (SIGINT/SIGTERM; unfinished outputs are removed).\n");
@@ -153,10 +192,8 @@ int main(int argc, char **argv) {
     return eosin_cmd_predict(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval"))
     return eosin_cmd_eval(argc - 1, argv + 1);
-  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-    printf("eosin %s\n", eosin_version());
-    return EOSIN_EXIT_OK;
-  }
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version"))
+    return version(argc - 1, argv + 1);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
     return EOSIN_EXIT_OK;

@@ -68,6 +68,23 @@ static void write_part(void *data, int k, void *scratch) {
   eosin_thumbnail_clear(&thumb);
 }
 
+/* "eosin slide=HASH model=sha256:HEX[,...] task=NAME": what the TIFFs'
+ * ImageDescription ends with, so an overlay is never taken for another
+ * slide's or model's (identity.c; "none" for a model-less task). Caller
+ * frees. */
+static char *provenance_tag(const EosinGridFiles *g) {
+  const EosinIdentity *id = g->identity;
+  g_autoptr(GString) s = g_string_new("eosin slide=");
+  g_string_append(s, id && id->slide_hash ? id->slide_hash : "unknown");
+  g_string_append(s, " model=");
+  for (int i = 0; id && id->model_sha256 && id->model_sha256[i]; i++)
+    g_string_append_printf(s, "%ssha256:%s", i ? "," : "", id->model_sha256[i]);
+  if (!id || !id->model_sha256 || !id->model_sha256[0])
+    g_string_append(s, "none");
+  g_string_append_printf(s, " task=%s", g->cfg->task);
+  return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
 bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err) {
   const EosinConfig *cfg = g->cfg;
   const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
@@ -78,14 +95,15 @@ bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err) {
   g_autofree uint8_t *rgba = _eosin_grid_colorize(g->grid, g->channel, &cm, g->vmin, g->vmax,
                                                   cfg->overlay_alpha);
   g_autofree uint8_t *q = _eosin_grid_quantize(g->grid, g->channel, g->vmin, g->vmax);
+  g_autofree char *tag = provenance_tag(g);
   g_autofree char *desc = g_strdup_printf(
-      "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s",
-      eosin_version(), cfg->task, channel, cfg->colormap, g->vmin, g->vmax, info->name);
+      "Eosin %s overlay: task %s, channel %s, colour map %s, range %g..%g, slide %s; %s",
+      eosin_version(), cfg->task, channel, cfg->colormap, g->vmin, g->vmax, info->name, tag);
   /* heatmap.tif holds raw values, which viewers map through their own table */
   g_autofree char *hdesc = g_strdup_printf(
       "Eosin %s heatmap: task %s, channel %s; 8-bit values: 0 = no data, 1..255 = %g..%g "
-      "linearly; slide %s",
-      eosin_version(), cfg->task, channel, g->vmin, g->vmax, info->name);
+      "linearly; slide %s; %s",
+      eosin_version(), cfg->task, channel, g->vmin, g->vmax, info->name, tag);
   g_autoptr(EosinPaint) ov = _eosin_paint_new(g->grid, rgba, 4);
   g_autoptr(EosinPaint) hm = _eosin_paint_new(g->grid, q, 1);
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <math.h>
-#include <openslide.h>
 #include <stdarg.h>
 
 
@@ -135,14 +134,11 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   g_autofree char *iso = g_date_time_format_iso8601(now);
   _eosin_json_str(b, "created", iso);
   json_builder_set_member_name(b, "versions");
-  json_builder_begin_object(b);
-  _eosin_json_str(b, "eosin", eosin_version());
-  _eosin_json_str(b, "openslide", openslide_get_version());
-  _eosin_json_str(b, "libvips", vips_version_string());
-  g_autofree char *glibv =
-      g_strdup_printf("%u.%u.%u", glib_major_version, glib_minor_version, glib_micro_version);
-  _eosin_json_str(b, "glib", glibv);
-  json_builder_end_object(b);
+  _eosin_versions_json(b);
+  if (r->opts.argv) {
+    json_builder_set_member_name(b, "command");
+    _eosin_command_json(r->opts.argv, b);
+  }
 
   json_builder_set_member_name(b, "identity");
   _eosin_identity_json(&r->identity, b);
@@ -152,7 +148,8 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
 
   json_builder_set_member_name(b, "config");
   json_builder_begin_object(b);
-  _eosin_json_str(b, "path", cfg->path);
+  g_autofree char *cfg_path = g_canonicalize_filename(cfg->path, NULL);
+  _eosin_json_str(b, "path", cfg_path);
   _eosin_json_str(b, "task", cfg->task);
   _eosin_json_str(b, "analyzer", cfg->analyzer);
   _eosin_json_int(b, "tile_size", cfg->tile_size);
@@ -163,6 +160,7 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   _eosin_json_int(b, "readers", r->sched.readers);
   _eosin_json_int(b, "batch_size", cfg->batch_size);
   _eosin_json_int(b, "queue_depth", cfg->queue_depth);
+  _eosin_config_effective_json(cfg, b);
   json_builder_end_object(b);
 
   json_builder_set_member_name(b, "tiling");
@@ -334,6 +332,7 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   if (config_id && config_id->slide_path) { /* the caller identified the slide too */
     r->identity.slide_path = g_strdup(config_id->slide_path);
     r->identity.slide_size = config_id->slide_size;
+    r->identity.slide_mtime_us = config_id->slide_mtime_us;
     r->identity.slide_hash = g_strdup(config_id->slide_hash);
     r->identity.mpp_user = config_id->mpp_user;
   } else if (!_eosin_identity_slide(path, o->mpp_override, o->cancel, &r->identity, err)) {
@@ -368,6 +367,7 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     return false;
   r->vmin = cfg->overlay_range_set ? cfg->overlay_min : r->ainfo.default_min[r->channel];
   r->vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[r->channel];
+  _eosin_config_record_overlay(cfg, r->ainfo.channel_names[r->channel], r->vmin, r->vmax);
 
   t0 = g_get_monotonic_time();
   if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
@@ -473,7 +473,8 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
                            json_builder_get_root(lb));
   }
   EosinGridFiles files = {cfg,     r->slide,      &r->grid, &r->mask, &r->plan, &r->ainfo,
-                          r->values, channel, vmin,   vmax,     r->staging, o->cancel};
+                          r->values, channel, vmin,   vmax,     r->staging, o->cancel,
+                          &r->identity};
   if (!_eosin_write_grid_files(&files, err))
     return false;
   g_autofree char *overlay = g_build_filename(r->staging, "overlay.tif", NULL);
