@@ -257,12 +257,16 @@ typedef struct {
   double scale_x, scale_y; /* level-0 pixels per mask pixel */
   uint8_t *mask;           /* 1 = tissue */
   double threshold;        /* saturation threshold used */
+  bool glass;              /* a glass population was found (the threshold is
+                              Otsu's); false: all tissue, the floor is used */
   double fraction;         /* tissue pixels / pixels inside bounds */
   int64_t *integral;       /* (w+1)*(h+1) summed-area table of mask */
 } EosinTissueMask;
 
-/* Saturation + Otsu (floored at cfg->tissue_min_saturation), closing,
- * small-object removal and hole filling on @thumb, inside the slide bounds. */
+/* Saturation + Otsu when the image has glass (else only the floor),
+ * floored at cfg->tissue_min_saturation, closing, small-object removal
+ * (below min_object_um2 and 1 % of the image) and hole filling on @thumb,
+ * inside the slide bounds. */
 bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
                          const EosinConfig *cfg, EosinTissueMask *out, GError **err);
 /* Fraction of tissue in a level-0 rectangle. */

@@ -180,6 +180,7 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   json_builder_set_member_name(b, "tissue");
   json_builder_begin_object(b);
   _eosin_json_num(b, "saturation_threshold", r->mask.threshold);
+  _eosin_json_bool(b, "glass_found", r->mask.glass);
   _eosin_json_num(b, "fraction", r->mask.fraction);
   _eosin_json_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
   json_builder_end_object(b);
