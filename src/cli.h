@@ -28,6 +28,9 @@ void eosin_cli_signals_stop(EosinSignals *s);
 int eosin_cli_exit_code(const GError *err);
 /* An EosinWarningFunc printing "eosin: warning: MESSAGE" on stderr. */
 void eosin_cli_warning(const char *message, void *data);
+/* "eosin: note: model made for ..." on stderr once per command when the
+ * config declares a specimen (eosin_domain_note). */
+void eosin_cli_domain_note(const EosinConfig *cfg);
 /* A --mpp value: 0 (not given) or a finite positive number. */
 bool eosin_cli_check_mpp(const char *cmd, double mpp);
 

@@ -12,7 +12,7 @@ int eosin_cmd_batch(int argc, char **argv) {
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
-  gboolean refuse_stale = FALSE, no_pipeline = FALSE;
+  gboolean refuse_stale = FALSE, no_pipeline = FALSE, allow_upsample = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
       {"manifest", 'm', 0, G_OPTION_ARG_FILENAME, &manifest,
@@ -25,6 +25,9 @@ int eosin_cmd_batch(int argc, char **argv) {
       {"device", 0, 0, G_OPTION_ARG_STRING, &device,
        "auto (GPU if it starts, else CPU), cpu, cuda or cuda:N (replaces [model] device)",
        "DEV"},
+      {"allow-upsample", 0, 0, G_OPTION_ARG_NONE, &allow_upsample,
+       "Analyse a slide whose pixels are more than 2x coarser than the model's (by default "
+       "refused; with this, a warning)", NULL},
       {"refuse-stale", 0, 0, G_OPTION_ARG_NONE, &refuse_stale,
        "A result in OUTDIR of another slide, config or model fails that slide instead of "
        "being recomputed", NULL},
@@ -70,6 +73,7 @@ int eosin_cmd_batch(int argc, char **argv) {
   }
   if (!eosin_cli_model_options(cfg, model, device))
     return EOSIN_EXIT_USAGE;
+  eosin_cli_domain_note(cfg);
   g_autoptr(GPtrArray) items = manifest ? eosin_batch_from_manifest(manifest, &err)
                                         : eosin_batch_from_dir(argv[1], &err);
   if (!items) {
@@ -78,7 +82,8 @@ int eosin_cmd_batch(int argc, char **argv) {
   }
   EosinCancel cancel = {0};
   EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel,
-                          .argv = (const char *const *) command};
+                          .argv = (const char *const *) command,
+                          .allow_upsample = allow_upsample};
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinBatchResult res;
   bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale,

@@ -24,6 +24,7 @@ int eosin_cmd_run(int argc, char **argv) {
   g_autofree char *task = NULL, *outdir = NULL;
   double mpp = 0;
   int readers = 0;
+  gboolean allow_upsample = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
       {"output", 'o', 0, G_OPTION_ARG_FILENAME, &outdir, "Output folder", "OUTDIR"},
@@ -35,6 +36,9 @@ int eosin_cmd_run(int argc, char **argv) {
       {"device", 0, 0, G_OPTION_ARG_STRING, &device,
        "auto (GPU if it starts, else CPU), cpu, cuda or cuda:N (replaces [model] device)",
        "DEV"},
+      {"allow-upsample", 0, 0, G_OPTION_ARG_NONE, &allow_upsample,
+       "Analyse a slide whose pixels are more than 2x coarser than the model's (by default "
+       "refused; with this, a warning)", NULL},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("SLIDE - analyse one slide");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -66,10 +70,11 @@ int eosin_cmd_run(int argc, char **argv) {
   }
   if (!eosin_cli_model_options(cfg, model, device))
     return EOSIN_EXIT_USAGE;
+  eosin_cli_domain_note(cfg);
   EosinCancel cancel = {0};
   gint64 last = 0;
   EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel,
-                          .warning = eosin_cli_warning,
+                          .warning = eosin_cli_warning, .allow_upsample = allow_upsample,
                           .argv = (const char *const *) command};
   if (isatty(STDERR_FILENO)) {
     opts.progress = progress;

@@ -11,10 +11,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const COMMON_GROUPS[] = {"task",    "tiling", "tissue", "scheduler",
+static const char *const COMMON_GROUPS[] = {"task",    "domain", "tiling",  "tissue", "scheduler",
                                             "overlay", "model",  "lesions", NULL};
 
 static const char *const TASK_KEYS[] = {"name", "analyzer", NULL};
+static const char *const DOMAIN_KEYS[] = {"stain", "imaging", "specimen", "slide_mpp_min",
+                                          "slide_mpp_max", "on_mismatch", NULL};
+static const char *const STAINS[] = {"he", "hdab", "any", NULL};
+static const char *const IMAGINGS[] = {"brightfield", "fluorescence", "any", NULL};
+static const char *const ON_MISMATCH[] = {"refuse", "warn", NULL};
 static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
 static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_side",
                                           "min_saturation", "closing_um", "min_object_um2",
@@ -43,6 +48,10 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->path);
   g_free(cfg->task);
   g_free(cfg->analyzer);
+  g_free(cfg->domain.stain);
+  g_free(cfg->domain.imaging);
+  g_free(cfg->domain.specimen);
+  g_free(cfg->domain.on_mismatch);
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
   g_free(cfg->overlay_compression);
@@ -262,6 +271,31 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
   return true;
 }
 
+/* The [domain] group: what the model was made for. Absent, nothing is
+ * declared: any stain, imaging and specimen, no µm/px bounds, warn. */
+static bool load_domain_group(EosinConfig *cfg, GError **err) {
+  cfg->domain.present = g_key_file_has_group(cfg->keyfile, "domain");
+  if (!eosin_config_check_keys(cfg, "domain", DOMAIN_KEYS, err) ||
+      !eosin_config_get_choice(cfg, "domain", "stain", "any", STAINS, &cfg->domain.stain, err) ||
+      !eosin_config_get_choice(cfg, "domain", "imaging", "any", IMAGINGS, &cfg->domain.imaging,
+                               err) ||
+      !eosin_config_get_choice(cfg, "domain", "specimen", "any", NULL, &cfg->domain.specimen,
+                               err) ||
+      !eosin_config_get_double(cfg, "domain", "slide_mpp_min", 0, 0, 200,
+                               &cfg->domain.slide_mpp_min, err) ||
+      !eosin_config_get_double(cfg, "domain", "slide_mpp_max", 0, 0, 200,
+                               &cfg->domain.slide_mpp_max, err) ||
+      !eosin_config_get_choice(cfg, "domain", "on_mismatch", "warn", ON_MISMATCH,
+                               &cfg->domain.on_mismatch, err))
+    return false;
+  if (cfg->domain.slide_mpp_max > 0 && cfg->domain.slide_mpp_min > cfg->domain.slide_mpp_max) {
+    g_autofree char *v = g_strdup_printf("%g", cfg->domain.slide_mpp_max);
+    return config_error(err, cfg, "domain", "slide_mpp_max", v,
+                        "must not be below slide_mpp_min (0 = no bound)");
+  }
+  return true;
+}
+
 /* The memory a machine gives one Eosin process by default: half of the
  * physical memory, or of the cgroup's limit when a container has one. */
 gint64 _eosin_default_memory_limit(void) {
@@ -412,8 +446,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
   for (char **g = groups; *g; g++) {
     if (!g_strv_contains(COMMON_GROUPS, *g) && strcmp(*g, cfg->analyzer) != 0) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: unknown group [%s] (known: task, tiling, tissue, scheduler, overlay, "
-                  "model, lesions, %s)",
+                  "%s: unknown group [%s] (known: task, domain, tiling, tissue, scheduler, "
+                  "overlay, model, lesions, %s)",
                   path, *g, cfg->analyzer);
       return NULL;
     }
@@ -422,7 +456,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
       !eosin_config_check_keys(cfg, "tiling", TILING_KEYS, err) ||
       !eosin_config_check_keys(cfg, "tissue", TISSUE_KEYS, err) ||
       !eosin_config_check_keys(cfg, "scheduler", SCHED_KEYS, err) ||
-      !eosin_config_check_keys(cfg, "overlay", OVERLAY_KEYS, err))
+      !eosin_config_check_keys(cfg, "overlay", OVERLAY_KEYS, err) ||
+      !load_domain_group(cfg, err))
     return NULL;
 
   if (!eosin_config_get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||

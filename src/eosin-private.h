@@ -366,6 +366,29 @@ size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
 void _eosin_parallel_for(int n, size_t scratch_bytes, void (*fn)(void *data, int k, void *scratch),
                          void *data);
 
+/* The level a plan at cfg->mpp reads and how it is scaled (the tile plan's
+ * own choice, tiling.c); *@dx_out / *@dy_out (may be NULL): level-0 pixels
+ * per tile pixel across and down. */
+EosinLevelChoice _eosin_plan_level(const EosinSlideInfo *info, const EosinConfig *cfg,
+                                   double *dx_out, double *dy_out);
+
+/* ---------------------------------------------------------------- domain (domain.c) */
+
+/* How much the plan's level is enlarged to give tile pixels (1 when it is
+ * read as it is or reduced): 1 / the smaller of its two scales. */
+double _eosin_upsample_factor(const EosinLevelChoice *level);
+/* The slide against the config's [domain] µm/px range and the resolution
+ * guard, before any tile is read: an EOSIN_ERROR_SLIDE error naming the
+ * slide, its µm/px, the model's and the bound, or warnings appended to
+ * @warnings (char *, owned by the array). @level is the plan's. */
+bool _eosin_domain_check(const EosinConfig *cfg, const EosinSlideInfo *info,
+                         const EosinLevelChoice *level, bool allow_upsample,
+                         GPtrArray *warnings, GError **err);
+/* report.json "domain": the declared domain, the upsampling read and the
+ * specimen note. */
+void _eosin_domain_json(const EosinConfig *cfg, const EosinLevelChoice *level,
+                        bool allow_upsample, JsonBuilder *b);
+
 /* Where a plan's analysed tiles lie on its grid, for analyzers that own
  * objects by tile (tiling.c). */
 typedef struct {

@@ -190,6 +190,21 @@ typedef struct {
   char *path;               /* the config file */
   char *task;               /* [task] name */
   char *analyzer;           /* [task] analyzer */
+  /* [domain]: what the model (or the task's method) was made for. Stain and
+   * imaging are checked from the pixels by the QC stage, the slide's
+   * µm/px by the pipeline (domain.c); the specimen cannot be checked and is
+   * only said (report.json "domain", a note on stderr). Absent group:
+   * any / any / any / 0 / 0 / warn. */
+  struct {
+    bool present;           /* the file has a [domain] group */
+    char *stain;            /* he | hdab | any */
+    char *imaging;          /* brightfield | fluorescence | any */
+    char *specimen;         /* free text, e.g. "lymph-node sections", or "any" */
+    double slide_mpp_min, slide_mpp_max; /* accepted level-0 µm/px of a slide;
+                                            0 = no bound */
+    char *on_mismatch;      /* refuse | warn: what a stain, imaging or µm/px
+                               mismatch does */
+  } domain;
   /* [tiling] */
   int tile_size;            /* pixels at mpp */
   int overlap;              /* pixels at mpp, < tile_size */
@@ -264,6 +279,10 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
                              const char *const *choices, char **out, GError **err);
 /* Replaces [model] path / device (the command line's --model, --device). */
 void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *device);
+/* "model made for <[domain] specimen>: ..." (a note for the user: the
+ * specimen cannot be checked from the pixels), or NULL when the config
+ * declares none ("any"). Caller frees. */
+char *eosin_domain_note(const EosinConfig *cfg);
 
 /* ---------------------------------------------------------------- tissue */
 
@@ -272,12 +291,16 @@ typedef struct {
   double scale_x, scale_y; /* level-0 pixels per mask pixel */
   uint8_t *mask;           /* 1 = tissue */
   double threshold;        /* saturation threshold used */
+  bool glass;              /* a glass population was found (the threshold is
+                              Otsu's); false: all tissue, the floor is used */
   double fraction;         /* tissue pixels / pixels inside bounds */
   int64_t *integral;       /* (w+1)*(h+1) summed-area table of mask */
 } EosinTissueMask;
 
-/* Saturation + Otsu (floored at cfg->tissue_min_saturation), closing,
- * small-object removal and hole filling on @thumb, inside the slide bounds. */
+/* Saturation + Otsu when the image has glass (else only the floor),
+ * floored at cfg->tissue_min_saturation, closing, small-object removal
+ * (below min_object_um2 and 1 % of the image) and hole filling on @thumb,
+ * inside the slide bounds. */
 bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
                          const EosinConfig *cfg, EosinTissueMask *out, GError **err);
 /* Fraction of tissue in a level-0 rectangle. */
@@ -397,6 +420,8 @@ typedef void (*EosinWarningFunc)(const char *message, void *data);
 typedef struct {
   int readers_override;     /* > 0: replaces cfg->readers */
   double mpp_override;      /* > 0: used when the slide has no µm/px */
+  bool allow_upsample;      /* --allow-upsample: a level read upsampled more
+                               than 2x is a warning, not an error */
   EosinCancel *cancel;      /* may be NULL */
   EosinProgressFunc progress;
   void *progress_data;

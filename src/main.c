@@ -102,6 +102,12 @@ void eosin_cli_warning(const char *message, void *data) {
   fprintf(stderr, "eosin: warning: %s\n", message);
 }
 
+void eosin_cli_domain_note(const EosinConfig *cfg) {
+  g_autofree char *note = eosin_domain_note(cfg);
+  if (note)
+    fprintf(stderr, "eosin: note: %s\n", note);
+}
+
 bool eosin_cli_check_mpp(const char *cmd, double mpp) {
   if (mpp == 0 || (mpp > 0 && isfinite(mpp)))
     return true;

@@ -163,6 +163,9 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   _eosin_config_effective_json(cfg, b);
   json_builder_end_object(b);
 
+  json_builder_set_member_name(b, "domain");
+  _eosin_domain_json(cfg, &r->plan.level, r->opts.allow_upsample, b);
+
   json_builder_set_member_name(b, "tiling");
   json_builder_begin_object(b);
   _eosin_json_num(b, "mpp_effective", r->plan.mpp);
@@ -178,6 +181,7 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   json_builder_set_member_name(b, "tissue");
   json_builder_begin_object(b);
   _eosin_json_num(b, "saturation_threshold", r->mask.threshold);
+  _eosin_json_bool(b, "glass_found", r->mask.glass);
   _eosin_json_num(b, "fraction", r->mask.fraction);
   _eosin_json_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
   json_builder_end_object(b);
@@ -353,6 +357,14 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     warn(r, "slide %s: pixels are not square (%g x %g µm/px, aspect %.3f); tiles are "
             "resampled to square %g µm pixels",
          path, info->mpp_x, info->mpp_y, aspect, cfg->mpp);
+  /* the slide's µm/px against the model's, before anything is read */
+  EosinLevelChoice level = _eosin_plan_level(info, cfg, NULL, NULL);
+  g_autoptr(GPtrArray) dw = g_ptr_array_new_with_free_func(g_free);
+  bool in_domain = _eosin_domain_check(cfg, info, &level, o->allow_upsample, dw, err);
+  for (guint w = 0; w < dw->len; w++)
+    warn(r, "%s", (char *) dw->pdata[w]);
+  if (!in_domain)
+    return false;
 
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))

@@ -14,30 +14,41 @@ void eosin_tile_plan_clear(EosinTilePlan *plan) {
   plan->tiles = NULL;
 }
 
-bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
-                     const EosinTissueMask *mask, EosinTilePlan *plan, GError **err) {
-  memset(plan, 0, sizeof *plan);
-  plan->tile_size = cfg->tile_size;
-  plan->overlap = cfg->overlap;
+EosinLevelChoice _eosin_plan_level(const EosinSlideInfo *info, const EosinConfig *cfg,
+                                   double *dx_out, double *dy_out) {
   double want = cfg->mpp / info->mpp_x;
   g_autofree double *ds = g_new(double, info->n_levels);
   for (int l = 0; l < info->n_levels; l++)
     ds[l] = info->levels[l].downsample;
-  plan->level = eosin_choose_level(ds, info->n_levels, want);
+  EosinLevelChoice c = eosin_choose_level(ds, info->n_levels, want);
   /* A level read as it is (within 5 %) sets the true pixel size, so the
-   * geometry below is what was really read, not what was asked for. */
-  double dx = plan->level.resample ? want : ds[plan->level.level];
+   * geometry is what was really read, not what was asked for. */
+  double dx = c.resample ? want : ds[c.level];
   /* level-0 pixels per output pixel down: a pixel mpp_y tall covers
    * mpp_x/mpp_y of what one mpp_x wide does */
   double dy = dx * info->mpp_x / info->mpp_y;
   if (fabs(dy / dx - 1) > 1e-3) {
     /* pixels that are not square are resampled to square ones, never read
      * as they are */
-    plan->level = eosin_choose_level(ds, info->n_levels, MIN(dx, dy) * 0.99);
-    plan->level.resample = true;
-    plan->level.scale = dx / ds[plan->level.level];
-    plan->level.scale_y = dy / ds[plan->level.level];
+    c = eosin_choose_level(ds, info->n_levels, MIN(dx, dy) * 0.99);
+    c.resample = true;
+    c.scale = dx / ds[c.level];
+    c.scale_y = dy / ds[c.level];
   }
+  if (dx_out)
+    *dx_out = dx;
+  if (dy_out)
+    *dy_out = dy;
+  return c;
+}
+
+bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
+                     const EosinTissueMask *mask, EosinTilePlan *plan, GError **err) {
+  memset(plan, 0, sizeof *plan);
+  plan->tile_size = cfg->tile_size;
+  plan->overlap = cfg->overlap;
+  double dx, dy;
+  plan->level = _eosin_plan_level(info, cfg, &dx, &dy);
   plan->mpp = dx * info->mpp_x;
   plan->tile_l0_x = cfg->tile_size * dx;
   plan->tile_l0_y = cfg->tile_size * dy;
