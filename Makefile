@@ -207,7 +207,8 @@ demo: setup
 	else \
 	  echo "demo: $(PCAM_VALID) is absent: the metastasis demo runs on the synthetic sample," \
 	       "which is not lymph node (its scores mean nothing)"; \
-	  $(BUILD)/eosin run --task configs/metastasis.ini $(SAMPLE) -o samples/out-metastasis; \
+	  $(BUILD)/eosin run --task configs/metastasis.ini $(SAMPLE) -o samples/out-metastasis || \
+	    echo "demo: the QC gate refused the synthetic sample for metastasis (it is not H&E): as it should"; \
 	fi
 	@echo "demo: overlay  samples/out/sample/overlay.tif (open over $(SAMPLE) in QuPath/ASAP)"
 	@echo "demo: preview  samples/out/sample/preview.png"

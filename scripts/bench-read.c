@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     g_autofree float *values = g_new0(float, n);
     EosinSchedStats st;
     if (!_eosin_schedule(slide, &plan, &ops, NULL, 1, readers, cfg.batch_size, cfg.queue_depth,
-                         NULL, values, &st, &err)) {
+                         NULL, values, NULL, &st, &err)) {
       fprintf(stderr, "bench-read: %s\n", err->message);
       return 1;
     }

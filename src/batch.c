@@ -112,6 +112,7 @@ GPtrArray *eosin_batch_from_dir(const char *dirpath, GError **err) {
 
 typedef struct {
   char *path, *name, *status, *error;
+  char *qc;            /* the QC verdict (pass / warn / fail), or NULL when unknown */
   double seconds, tiles_per_s;
   double probability;  /* scores.lesions.slide_probability of a finished slide, else NaN */
   int tiles;
@@ -123,6 +124,7 @@ static void row_clear(gpointer p) {
   g_free(r->name);
   g_free(r->status);
   g_free(r->error);
+  g_free(r->qc);
 }
 
 /* CSV field: always quoted (as earlier summaries were), inner quotes
@@ -138,7 +140,7 @@ static void csv_field(GString *s, const char *v) {
 }
 
 static bool write_summary(const char *outdir, GArray *rows, GError **err) {
-  g_autoptr(GString) s = g_string_new("slide,name,status,seconds,tiles,tiles_per_s,error\n");
+  g_autoptr(GString) s = g_string_new("slide,name,status,seconds,tiles,tiles_per_s,error,qc\n");
   for (guint i = 0; i < rows->len; i++) {
     Row *r = &g_array_index(rows, Row, i);
     csv_field(s, r->path);
@@ -147,6 +149,8 @@ static bool write_summary(const char *outdir, GArray *rows, GError **err) {
     g_string_append_printf(s, ",%s,%.2f,%d,%.1f,", r->status, r->seconds, r->tiles,
                            r->tiles_per_s);
     csv_field(s, r->error);
+    g_string_append_c(s, ',');
+    csv_field(s, r->qc);
     g_string_append_c(s, '\n');
   }
   g_autofree char *path = g_build_filename(outdir, "batch-summary.csv", NULL);
@@ -170,6 +174,20 @@ static double report_probability(const char *outdir, const char *name) {
                                                    EOSIN_REPORT_MAX_DEPTH, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
   return scores_probability(o ? json_object_get_member(o, "scores") : NULL);
+}
+
+/* qc.verdict of a finished slide's report.json (caller frees), or NULL. */
+static char *report_qc(const char *outdir, const char *name) {
+  g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
+  g_autoptr(JsonNode) root = _eosin_read_json_file(path, "report", EOSIN_REPORT_MAX_BYTES,
+                                                   EOSIN_REPORT_MAX_DEPTH, NULL);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  JsonNode *q = o ? json_object_get_member(o, "qc") : NULL;
+  o = q && JSON_NODE_HOLDS_OBJECT(q) ? json_node_get_object(q) : NULL;
+  JsonNode *v = o ? json_object_get_member(o, "verdict") : NULL;
+  return v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
+             ? g_strdup(json_node_get_string(v))
+             : NULL;
 }
 
 /* OUTDIR/camelyon-slides.csv: `name,probability` of every finished slide
@@ -363,9 +381,12 @@ static bool settle(Batch *b, Pending *p, GError **err) {
     row->tiles = p->rr.tiles_analyzed;
     row->tiles_per_s = p->rr.tiles_per_s;
     row->probability = scores_probability(p->rr.scores);
+    row->qc = report_qc(b->outdir, row->name);
   } else {
     row->status = g_strdup("failed");
     row->error = g_strdup(p->error->message);
+    if (g_error_matches(p->error, EOSIN_ERROR, EOSIN_ERROR_QC))
+      row->qc = g_strdup("fail");
     g_mutex_lock(b->prog->lock);
     if (b->progress)
       fprintf(stderr, "\n");
@@ -473,6 +494,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
       } else {
         row.status = g_strdup("skipped-complete");
         row.probability = report_probability(outdir, row.name);
+        row.qc = report_qc(outdir, row.name);
       }
       row.seconds = (g_get_monotonic_time() - t0) / 1e6;
       g_array_append_val(rows, row);
@@ -522,6 +544,8 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
       }
       row.status = g_strdup("failed");
       row.error = g_strdup(e->message);
+      if (g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_QC))
+        row.qc = g_strdup("fail");
       row.seconds = p->analyse_s;
       pending_free(p);
       g_mutex_lock(&out_lock);

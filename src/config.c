@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const COMMON_GROUPS[] = {"task",    "domain", "tiling",  "tissue", "scheduler",
-                                            "overlay", "model",  "lesions", NULL};
+static const char *const COMMON_GROUPS[] = {"task",    "domain", "tiling",  "tissue", "qc",
+                                            "scheduler", "overlay", "model",  "lesions", NULL};
 
 static const char *const TASK_KEYS[] = {"name", "analyzer", NULL};
 static const char *const DOMAIN_KEYS[] = {"stain", "imaging", "specimen", "slide_mpp_min",
@@ -20,6 +20,12 @@ static const char *const DOMAIN_KEYS[] = {"stain", "imaging", "specimen", "slide
 static const char *const STAINS[] = {"he", "hdab", "any", NULL};
 static const char *const IMAGINGS[] = {"brightfield", "fluorescence", "any", NULL};
 static const char *const ON_MISMATCH[] = {"refuse", "warn", NULL};
+static const char *const QC_KEYS[] = {"enabled", "pen", "dark", "edge", "blur",
+                                      "min_usable_fraction", "warn_fraction", "dark_lightness",
+                                      "blur_threshold", "brightfield_min_median", NULL};
+static const char *const QC_ACTIONS[] = {"exclude", "flag", "off", NULL};
+static const char *const BLUR_ACTIONS[] = {"flag", "off", NULL};
+static const char *const BOOLS[] = {"true", "false", NULL};
 static const char *const TILING_KEYS[] = {"tile_size", "overlap", "mpp", NULL};
 static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_side",
                                           "min_saturation", "closing_um", "min_object_um2",
@@ -52,6 +58,10 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->domain.imaging);
   g_free(cfg->domain.specimen);
   g_free(cfg->domain.on_mismatch);
+  g_free(cfg->qc.pen);
+  g_free(cfg->qc.dark);
+  g_free(cfg->qc.edge);
+  g_free(cfg->qc.blur);
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
   g_free(cfg->overlay_compression);
@@ -296,6 +306,32 @@ static bool load_domain_group(EosinConfig *cfg, GError **err) {
   return true;
 }
 
+/* The [qc] group: the quality gate (qc.c). On unless `enabled = false`;
+ * per artefact, `exclude` takes it out of the tiles, `flag` only reports it. */
+static bool load_qc_group(EosinConfig *cfg, GError **err) {
+  g_autofree char *enabled = NULL;
+  int median = 0;
+  if (!eosin_config_check_keys(cfg, "qc", QC_KEYS, err) ||
+      !eosin_config_get_choice(cfg, "qc", "enabled", "true", BOOLS, &enabled, err) ||
+      !eosin_config_get_choice(cfg, "qc", "pen", "exclude", QC_ACTIONS, &cfg->qc.pen, err) ||
+      !eosin_config_get_choice(cfg, "qc", "dark", "flag", QC_ACTIONS, &cfg->qc.dark, err) ||
+      !eosin_config_get_choice(cfg, "qc", "edge", "flag", QC_ACTIONS, &cfg->qc.edge, err) ||
+      !eosin_config_get_choice(cfg, "qc", "blur", "flag", BLUR_ACTIONS, &cfg->qc.blur, err) ||
+      !eosin_config_get_double(cfg, "qc", "min_usable_fraction", 0.5, 0, 1,
+                               &cfg->qc.min_usable_fraction, err) ||
+      !eosin_config_get_double(cfg, "qc", "warn_fraction", 0.05, 0, 1, &cfg->qc.warn_fraction,
+                               err) ||
+      !eosin_config_get_double(cfg, "qc", "dark_lightness", 20, 0, 100, &cfg->qc.dark_lightness,
+                               err) ||
+      !eosin_config_get_double(cfg, "qc", "blur_threshold", 0, 0, 1e9, &cfg->qc.blur_threshold,
+                               err) ||
+      !eosin_config_get_int(cfg, "qc", "brightfield_min_median", 100, 0, 255, &median, err))
+    return false;
+  cfg->qc.enabled = !strcmp(enabled, "true");
+  cfg->qc.brightfield_min_median = median;
+  return true;
+}
+
 /* The memory a machine gives one Eosin process by default: half of the
  * physical memory, or of the cgroup's limit when a container has one. */
 gint64 _eosin_default_memory_limit(void) {
@@ -446,7 +482,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
   for (char **g = groups; *g; g++) {
     if (!g_strv_contains(COMMON_GROUPS, *g) && strcmp(*g, cfg->analyzer) != 0) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "%s: unknown group [%s] (known: task, domain, tiling, tissue, scheduler, "
+                  "%s: unknown group [%s] (known: task, domain, tiling, tissue, qc, scheduler, "
                   "overlay, model, lesions, %s)",
                   path, *g, cfg->analyzer);
       return NULL;
@@ -457,7 +493,7 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
       !eosin_config_check_keys(cfg, "tissue", TISSUE_KEYS, err) ||
       !eosin_config_check_keys(cfg, "scheduler", SCHED_KEYS, err) ||
       !eosin_config_check_keys(cfg, "overlay", OVERLAY_KEYS, err) ||
-      !load_domain_group(cfg, err))
+      !load_domain_group(cfg, err) || !load_qc_group(cfg, err))
     return NULL;
 
   if (!eosin_config_get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||

@@ -325,7 +325,7 @@ typedef struct {
 bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
                      const EosinAnalyzerOps *ops, void *actx, int per_tile,
                      int readers, int batch_size, int queue_depth,
-                     const EosinRunOptions *opts, float *values,
+                     const EosinRunOptions *opts, float *values, float *sharpness,
                      EosinSchedStats *stats, GError **err);
 
 /* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
@@ -608,6 +608,61 @@ const char *_eosin_tiles_geojson_name(const EosinConfig *cfg);
 bool _eosin_write_tiles_geojson(const char *path, bool zip, const EosinTilePlan *plan,
                                 const EosinAnalyzerInfo *ainfo, const float *values,
                                 const EosinSlideInfo *info, GError **err);
+
+/* ---------------------------------------------------------------- qc (qc.c) */
+
+enum {
+  EOSIN_QC_CLEAN, EOSIN_QC_PEN_BLUE, EOSIN_QC_PEN_GREEN, EOSIN_QC_PEN_RED, EOSIN_QC_PEN_BLACK,
+  EOSIN_QC_DARK, /* folds, thick tissue */
+  EOSIN_QC_EDGE, /* glass edges, coverslip edges, bubble rims */
+  EOSIN_QC_N_CLASSES
+};
+enum { EOSIN_QC_PASS, EOSIN_QC_WARN, EOSIN_QC_FAIL };
+extern const char *const EOSIN_QC_CLASS_NAMES[EOSIN_QC_N_CLASSES];
+
+typedef struct {
+  bool enabled;
+  int width, height;          /* the thumbnail's */
+  uint8_t *classes;           /* EOSIN_QC_* per thumbnail pixel */
+  int64_t tissue_px;          /* tissue (and ink) pixels */
+  double fraction[EOSIN_QC_N_CLASSES]; /* of the tissue */
+  double usable_fraction;     /* tissue left after the excluded artefacts */
+  char imaging[16];           /* brightfield | fluorescence */
+  int median_brightness;
+  char stain[16];             /* he | hdab | unknown */
+  char stain_note[160];
+  bool stain_estimated;
+  double stain_vectors[2][3]; /* haematoxylin, second stain */
+  double stain_similarity_eosin, stain_similarity_dab;
+  double stain_blue_green;    /* the second stain's blue / green absorbance */
+  int sharpness_n;            /* tiles measured in the tile stage */
+  double sharpness_pct[5];    /* p5 p25 p50 p75 p95 */
+  double blurred_fraction;
+  int verdict;                /* EOSIN_QC_PASS / WARN / FAIL */
+  GPtrArray *reasons;         /* char *, why not pass */
+} EosinQc;
+
+/* Classifies @th's pixels into artefact classes, checks imaging and stain
+ * against cfg->domain and gives the verdict. @qc is the caller's; free its
+ * contents with _eosin_qc_clear. False only on an internal failure. */
+bool _eosin_qc_run(EosinSlide *slide, const EosinThumbnail *th, const EosinConfig *cfg,
+                   const EosinTissueMask *mask, EosinQc *qc, GError **err);
+/* @mask without the pixels of artefacts [qc] excludes, into @out (the
+ * caller clears it with eosin_tissue_clear); true when anything was taken out. */
+bool _eosin_qc_usable_mask(const EosinTissueMask *mask, const EosinQc *qc,
+                           const EosinConfig *cfg, EosinTissueMask *out);
+/* The sharpness of each analysed tile (from the tile stage) into @qc:
+ * distribution, blurred fraction, a warning when many are blurred. */
+void _eosin_qc_sharpness(EosinQc *qc, const EosinConfig *cfg, const float *sharpness, int n);
+/* Variance of the Laplacian of a tile's grey values (@side^2 RGB): the
+ * focus measure, low on blurred tiles. */
+float _eosin_qc_tile_sharpness(const uint8_t *rgb, int side);
+const char *_eosin_qc_verdict_name(int verdict);
+/* The reasons joined by "; ". Caller frees. */
+char *_eosin_qc_reasons(const EosinQc *qc);
+void _eosin_qc_json(const EosinQc *qc, const EosinConfig *cfg, JsonBuilder *b);
+bool _eosin_qc_png(const EosinThumbnail *th, const EosinQc *qc, const char *path, GError **err);
+void _eosin_qc_clear(EosinQc *qc);
 
 G_END_DECLS
 

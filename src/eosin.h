@@ -38,6 +38,7 @@ typedef enum {
   EOSIN_ERROR_NUMERIC,     /* a model or an analysis gave numbers that are not finite */
   EOSIN_ERROR_EXISTS,      /* OUTDIR/<slide> holds something Eosin may not replace */
   EOSIN_ERROR_BUSY,        /* another eosin process is writing into OUTDIR */
+  EOSIN_ERROR_QC,          /* the slide failed the quality gate ([qc], [domain]) */
 } EosinError;
 
 /* Process exit codes of the `eosin` CLI (documented in README.md). */
@@ -250,6 +251,16 @@ typedef struct {
                                its slides share backends; NULL otherwise */
   } model;
   EosinLesionParams lesions;
+  /* [qc]: the quality gate before tiling (qc.c) */
+  struct {
+    bool enabled;
+    char *pen, *dark, *edge, *blur; /* per artefact: exclude | flag | off */
+    double min_usable_fraction;     /* less usable tissue than this: fail */
+    double warn_fraction;           /* an artefact on more of the tissue: warn */
+    double dark_lightness;          /* stained tissue darker (L*) than this: a fold */
+    double blur_threshold;          /* tiles below this sharpness are blurred; 0 = off */
+    int brightfield_min_median;     /* darker median brightness: fluorescence */
+  } qc;
   GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
   /* every key as the getters resolved it, defaults included (report.json
    * "config"; config-effective.c); shared by shallow copies, freed with

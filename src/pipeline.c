@@ -27,7 +27,7 @@ void eosin_run_result_clear(EosinRunResult *res) {
 }
 
 typedef struct {
-  double open_s, tissue_s, write_s, verify_s;
+  double open_s, tissue_s, qc_s, write_s, verify_s;
 } Timing;
 
 static double since(gint64 t0) {
@@ -59,7 +59,10 @@ struct _EosinSlideRun {
   char *final;              /* OUTDIR/<slide> */
   EosinSlide *slide;
   EosinThumbnail thumb;     /* at the tissue detector's µm/px */
-  EosinTissueMask mask;
+  EosinTissueMask mask;     /* the tissue detected (tissue.png) */
+  EosinQc qc;               /* the quality gate's findings (qc.png, report "qc") */
+  EosinTissueMask usable;   /* mask without excluded artefacts: what tiles are planned on */
+  float *sharpness;         /* per analysed tile, from the tile stage */
   EosinTilePlan plan;
   const EosinAnalyzerOps *ops;
   void *actx;               /* released at the end of the analysis */
@@ -98,6 +101,9 @@ static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
 static void run_free(Run *r) {
   eosin_thumbnail_clear(&r->thumb);
   eosin_tissue_clear(&r->mask);
+  eosin_tissue_clear(&r->usable);
+  _eosin_qc_clear(&r->qc);
+  g_free(r->sharpness);
   eosin_tile_plan_clear(&r->plan);
   if (r->ops && r->actx)
     r->ops->destroy(r->actx);
@@ -186,6 +192,9 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   _eosin_json_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
   json_builder_end_object(b);
 
+  json_builder_set_member_name(b, "qc");
+  _eosin_qc_json(&r->qc, cfg, b);
+
   json_builder_set_member_name(b, "tiles");
   json_builder_begin_object(b);
   _eosin_json_int(b, "planned", r->plan.planned);
@@ -197,6 +206,7 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
   json_builder_begin_object(b);
   _eosin_json_num(b, "open_s", r->timing.open_s);
   _eosin_json_num(b, "tissue_s", r->timing.tissue_s);
+  _eosin_json_num(b, "qc_s", r->timing.qc_s); /* of tissue_s; the tiles' focus is in the tile stage */
   _eosin_json_num(b, "read_s_all_readers", r->sched.read_s);
   _eosin_json_num(b, "analyze_s", r->sched.analyze_s);
   _eosin_json_num(b, "tiles_wall_s", r->sched.wall_s);
@@ -239,6 +249,8 @@ static bool write_report(Run *r, double wall_s, const char *path, GError **err) 
                          "tiles.csv", "report.json", NULL};
   for (int f = 0; files[f]; f++)
     json_builder_add_string_value(b, files[f]);
+  if (r->qc.enabled)
+    json_builder_add_string_value(b, "qc.png");
   if (_eosin_tiles_geojson_name(cfg))
     json_builder_add_string_value(b, _eosin_tiles_geojson_name(cfg));
   const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
@@ -384,8 +396,21 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   t0 = g_get_monotonic_time();
   if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
                              &r->thumb, err) ||
-      !eosin_tissue_detect(&r->thumb, info, cfg, &r->mask, err) ||
-      !eosin_tile_plan(info, cfg, &r->mask, &r->plan, err))
+      !eosin_tissue_detect(&r->thumb, info, cfg, &r->mask, err))
+    return false;
+  gint64 t_qc = g_get_monotonic_time();
+  if (!_eosin_qc_run(r->slide, &r->thumb, cfg, &r->mask, &r->qc, err))
+    return false;
+  r->timing.qc_s = since(t_qc);
+  if (r->qc.verdict == EOSIN_QC_FAIL) {
+    g_autofree char *why = _eosin_qc_reasons(&r->qc);
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_QC, "slide %s: QC fail, no score: %s", path, why);
+    return false;
+  }
+  for (guint k = 0; k < r->qc.reasons->len; k++)
+    warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+  _eosin_qc_usable_mask(&r->mask, &r->qc, cfg, &r->usable);
+  if (!eosin_tile_plan(info, cfg, &r->usable, &r->plan, err))
     return false;
   r->timing.tissue_s = since(t0);
   /* min_fraction = 0 analyses every tile, but only of a slide with tissue */
@@ -406,9 +431,10 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   if (!r->staging)
     return false;
 
-  if (r->ops->prepare && !r->ops->prepare(r->actx, r->slide, &r->plan, &r->mask, err))
+  if (r->ops->prepare && !r->ops->prepare(r->actx, r->slide, &r->plan, &r->usable, err))
     return false;
 
+  r->sharpness = cfg->qc.enabled ? g_try_new0(float, n) : NULL;
   r->values = g_try_new0(float, n * per_tile);
   if (!r->values) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
@@ -416,8 +442,15 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     return false;
   }
   if (!_eosin_schedule(r->slide, &r->plan, r->ops, r->actx, (int) per_tile, readers,
-                       cfg->batch_size, cfg->queue_depth, o, r->values, &r->sched, err))
+                       cfg->batch_size, cfg->queue_depth, o, r->values, r->sharpness, &r->sched,
+                       err))
     return false;
+  if (r->sharpness && cfg->qc.enabled) {
+    int before = r->qc.reasons->len;
+    _eosin_qc_sharpness(&r->qc, cfg, r->sharpness, (int) n);
+    for (guint k = before; k < r->qc.reasons->len; k++)
+      warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+  }
 
   g_autoptr(JsonBuilder) sb = json_builder_new();
   json_builder_begin_object(sb);
@@ -487,7 +520,9 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
   EosinGridFiles files = {cfg,     r->slide,      &r->grid, &r->mask, &r->plan, &r->ainfo,
                           r->values, channel, vmin,   vmax,     r->staging, o->cancel,
                           &r->identity};
-  if (!_eosin_write_grid_files(&files, err))
+  g_autofree char *qc_png = g_build_filename(r->staging, "qc.png", NULL);
+  if (!_eosin_write_grid_files(&files, err) ||
+      (r->qc.enabled && !_eosin_qc_png(&r->thumb, &r->qc, qc_png, err)))
     return false;
   g_autofree char *overlay = g_build_filename(r->staging, "overlay.tif", NULL);
   g_autofree char *report = g_build_filename(r->staging, "report.json", NULL);

@@ -25,6 +25,7 @@ typedef struct {
   gint stop;                    /* atomic: a failure or cancel was seen */
   gint active_readers;          /* atomic */
   EosinCancel *cancel;
+  float *sharpness;             /* per tile, or NULL: written by the reader of its batch */
   GMutex lock;                  /* guards error and read_s */
   GError *error;
   double read_s;
@@ -73,6 +74,10 @@ static gpointer reader_main(gpointer data) {
         int id = b * s->batch_size + k;
         batch->tile_ids[k] = id;
         ok = eosin_tile_read(own, s->plan, &tiles[id], batch->pixels + k * tile_bytes, &e);
+        /* the QC's focus measure, here where the pixels already are */
+        if (ok && s->sharpness)
+          s->sharpness[id] =
+              _eosin_qc_tile_sharpness(batch->pixels + k * tile_bytes, s->plan->tile_size);
       }
       busy += (g_get_monotonic_time() - t0) / 1e6;
       if (!ok)
@@ -96,7 +101,7 @@ static gpointer reader_main(gpointer data) {
 bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
                      const EosinAnalyzerOps *ops, void *actx, int per_tile, int readers,
                      int batch_size, int queue_depth, const EosinRunOptions *opts,
-                     float *values, EosinSchedStats *stats, GError **err) {
+                     float *values, float *sharpness, EosinSchedStats *stats, GError **err) {
   int n_tiles = plan->tiles->len;
   gint64 start = g_get_monotonic_time();
   Sched s = {
@@ -107,6 +112,7 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
       .free_q = g_async_queue_new(),
       .ready_q = g_async_queue_new(),
       .cancel = opts ? opts->cancel : NULL,
+      .sharpness = sharpness,
   };
   g_mutex_init(&s.lock);
   readers = CLAMP(readers, 1, MAX(1, s.n_batches));
