@@ -129,7 +129,7 @@ static double cosine(const double a[3], const double b[3]) {
 }
 
 /* The stain pair of the tissue: Macenko's two vectors on a finer
- * thumbnail (about 1024 px: the tissue thumbnail of a small slide holds
+ * thumbnail (about 512 px: the tissue thumbnail of a small slide holds
  * too few stained pixels), the one nearer haematoxylin taken as it. The
  * other is eosin or DAB by its blue-to-green absorbance: eosin absorbs
  * green and little blue (0.11 / 0.99 in Ruifrok-Johnston's vector), DAB's
@@ -142,7 +142,7 @@ static void stain_check(EosinQc *qc, EosinSlide *slide, const EosinConfig *cfg,
   g_strlcpy(qc->stain, "unknown", sizeof qc->stain);
   EosinThumbnail th = {0};
   g_autoptr(GError) e = NULL;
-  if (!eosin_slide_thumbnail(slide, 1024, 0, &th, &e)) {
+  if (!eosin_slide_thumbnail(slide, 512, 0, &th, &e)) {
     g_strlcpy(qc->stain_note, e->message, sizeof qc->stain_note);
     return;
   }
@@ -175,7 +175,7 @@ static void stain_check(EosinQc *qc, EosinSlide *slide, const EosinConfig *cfg,
   qc->stain_estimated = true;
   g_strlcpy(qc->stain, qc->stain_blue_green < 0.9 ? "he" : "hdab", sizeof qc->stain);
   g_snprintf(qc->stain_note, sizeof qc->stain_note,
-             "Macenko on %zu pixels of a 1024 px thumbnail; second stain blue/green "
+             "Macenko on %zu pixels of a 512 px thumbnail; second stain blue/green "
              "absorbance %.2f (eosin 0.11, DAB 1.37; below 0.9 is eosin)",
              n, qc->stain_blue_green);
 }
