@@ -26,6 +26,8 @@ void eosin_cli_signals_stop(EosinSignals *s);
  * config got wrong (a bad config, model or device), 130 when stopped by a
  * signal, 1 otherwise (README, "Command line"). */
 int eosin_cli_exit_code(const GError *err);
+/* Prints @root to stdout as indented JSON and a newline (`--json` outputs). */
+void eosin_cli_print_json(JsonNode *root);
 /* An EosinWarningFunc printing "eosin: warning: MESSAGE" on stderr. */
 void eosin_cli_warning(const char *message, void *data);
 /* "eosin: note: model made for ..." on stderr once per command when the

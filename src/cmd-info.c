@@ -43,11 +43,7 @@ int eosin_cmd_info(int argc, char **argv) {
     eosin_slide_info_json(i, b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
     json_object_set_string_member(json_node_get_object(root), "hash", hash);
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    g_autofree char *text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    eosin_cli_print_json(root);
     return EOSIN_EXIT_OK;
   }
   printf("slide:      %s\n", i->path);

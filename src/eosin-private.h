@@ -609,6 +609,10 @@ bool _eosin_write_tiles_geojson(const char *path, bool zip, const EosinTilePlan 
                                 const EosinAnalyzerInfo *ainfo, const float *values,
                                 const EosinSlideInfo *info, GError **err);
 
+/* The slide's bounds in @th's pixels, x0, y0, x1, y1 (end exclusive),
+ * clipped to the thumbnail: outside them nothing was scanned (tissue.c). */
+void _eosin_thumbnail_bounds(const EosinThumbnail *th, const EosinSlideInfo *info, int b[4]);
+
 /* ---------------------------------------------------------------- qc (qc.c) */
 
 enum {

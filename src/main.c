@@ -98,6 +98,14 @@ int eosin_cli_exit_code(const GError *err) {
   return EOSIN_EXIT_FAILED;
 }
 
+void eosin_cli_print_json(JsonNode *root) {
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  g_autofree char *text = json_generator_to_data(gen, NULL);
+  printf("%s\n", text);
+}
+
 void eosin_cli_warning(const char *message, void *data) {
   fprintf(stderr, "eosin: warning: %s\n", message);
 }
@@ -138,11 +146,7 @@ static int version(int argc, char **argv) {
   }
   json_builder_end_object(b);
   g_autoptr(JsonNode) root = json_builder_get_root(b);
-  g_autoptr(JsonGenerator) gen = json_generator_new();
-  json_generator_set_root(gen, root);
-  json_generator_set_pretty(gen, TRUE);
-  g_autofree char *text = json_generator_to_data(gen, NULL);
-  printf("%s\n", text);
+  eosin_cli_print_json(root);
   return EOSIN_EXIT_OK;
 }
 

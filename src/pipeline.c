@@ -97,6 +97,12 @@ static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
     r->opts.warning(msg, r->opts.warning_data);
 }
 
+/* The QC's reasons from @from on, as warnings. */
+static void warn_qc(Run *r, guint from) {
+  for (guint k = from; k < r->qc.reasons->len; k++)
+    warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+}
+
 /* Frees @r and everything it holds; its staging folder is removed. */
 static void run_free(Run *r) {
   eosin_thumbnail_clear(&r->thumb);
@@ -407,8 +413,7 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_QC, "slide %s: QC fail, no score: %s", path, why);
     return false;
   }
-  for (guint k = 0; k < r->qc.reasons->len; k++)
-    warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+  warn_qc(r, 0);
   _eosin_qc_usable_mask(&r->mask, &r->qc, cfg, &r->usable);
   if (!eosin_tile_plan(info, cfg, &r->usable, &r->plan, err))
     return false;
@@ -446,10 +451,9 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
                        err))
     return false;
   if (r->sharpness && cfg->qc.enabled) {
-    int before = r->qc.reasons->len;
+    guint before = r->qc.reasons->len;
     _eosin_qc_sharpness(&r->qc, cfg, r->sharpness, (int) n);
-    for (guint k = before; k < r->qc.reasons->len; k++)
-      warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+    warn_qc(r, before);
   }
 
   g_autoptr(JsonBuilder) sb = json_builder_new();

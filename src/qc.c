@@ -34,6 +34,18 @@ void _eosin_qc_clear(EosinQc *qc) {
   memset(qc, 0, sizeof *qc);
 }
 
+/* sRGB 0..255 to linear light, the first step of rgb_to_lab. */
+static void linear_table(float lin[256]) {
+  for (int v = 0; v < 256; v++) {
+    double c = v / 255.0;
+    lin[v] = (float) (c > 0.04045 ? pow((c + 0.055) / 1.055, 2.4) : c / 12.92);
+  }
+}
+
+static bool is_pen(int c) {
+  return c >= EOSIN_QC_PEN_BLUE && c <= EOSIN_QC_PEN_BLACK;
+}
+
 /* sRGB 0..255 to CIE L*a*b* (D65), as scikit-image's rgb2lab. */
 static void rgb_to_lab(const uint8_t *p, const float lin[256], double lab[3]) {
   double r = lin[p[0]], g = lin[p[1]], b = lin[p[2]];
@@ -112,6 +124,16 @@ static const char *action(const EosinConfig *cfg, int c) {
   }
 }
 
+/* Per class, whether [qc] turns it off or excludes it (looked up once, not
+ * per pixel). */
+static void actions(const EosinConfig *cfg, bool off[EOSIN_QC_N_CLASSES],
+                    bool exclude[EOSIN_QC_N_CLASSES]) {
+  for (int c = 0; c < EOSIN_QC_N_CLASSES; c++) {
+    off[c] = !strcmp(action(cfg, c), "off");
+    exclude[c] = !strcmp(action(cfg, c), "exclude");
+  }
+}
+
 static void G_GNUC_PRINTF(3, 4) reason(EosinQc *qc, int verdict, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -149,10 +171,7 @@ static void stain_check(EosinQc *qc, EosinSlide *slide, const EosinConfig *cfg,
   size_t all = (size_t) th.width * th.height, n = 0;
   g_autofree uint8_t *px = g_malloc(all * 3 + 3);
   float lin[256];
-  for (int v = 0; v < 256; v++) {
-    double c = v / 255.0;
-    lin[v] = (float) (c > 0.04045 ? pow((c + 0.055) / 1.055, 2.4) : c / 12.92);
-  }
+  linear_table(lin);
   for (size_t i = 0; i < all; i++) {
     const uint8_t *p = th.rgb + 3 * i;
     int mx = MAX(p[0], MAX(p[1], p[2])), mn = MIN(p[0], MIN(p[1], p[2]));
@@ -193,11 +212,9 @@ bool _eosin_qc_run(EosinSlide *slide, const EosinThumbnail *th, const EosinConfi
   int w = th->width, h = th->height;
   qc->width = w, qc->height = h;
   qc->classes = g_malloc0((size_t) w * h);
-  int bx0 = (int) floor(info->bounds_x / th->scale_x);
-  int by0 = (int) floor(info->bounds_y / th->scale_y);
-  int bx1 = MIN(w, (int) ceil((info->bounds_x + info->bounds_w) / th->scale_x));
-  int by1 = MIN(h, (int) ceil((info->bounds_y + info->bounds_h) / th->scale_y));
-  bx0 = CLAMP(bx0, 0, w), by0 = CLAMP(by0, 0, h);
+  int bb[4];
+  _eosin_thumbnail_bounds(th, info, bb);
+  int bx0 = bb[0], by0 = bb[1], bx1 = bb[2], by1 = bb[3];
   if (bx1 <= bx0 || by1 <= by0) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_SLIDE, "slide %s: QC: empty slide bounds",
                 info->path);
@@ -223,26 +240,23 @@ bool _eosin_qc_run(EosinSlide *slide, const EosinThumbnail *th, const EosinConfi
     return true;
 
   float lin[256];
-  for (int v = 0; v < 256; v++) {
-    double c = v / 255.0;
-    lin[v] = (float) (c > 0.04045 ? pow((c + 0.055) / 1.055, 2.4) : c / 12.92);
-  }
+  linear_table(lin);
   int64_t count[EOSIN_QC_N_CLASSES] = {0}, tissue = 0;
   bool bright = !strcmp(qc->imaging, "brightfield");
   double blue_s = blue_saturation(cfg);
+  bool off[EOSIN_QC_N_CLASSES], exclude[EOSIN_QC_N_CLASSES];
+  actions(cfg, off, exclude);
   for (int y = by0; y < by1 && bright; y++)
     for (int x = bx0; x < bx1; x++) {
       size_t i = (size_t) y * w + x;
       uint8_t c = classify(th->rgb + 3 * i, lin, cfg->qc.dark_lightness, blue_s);
       /* ink and folds count where they lie on tissue (ink is coloured, so
        * the saturation mask holds it); edges anywhere on the glass */
-      if (c != EOSIN_QC_EDGE && c != EOSIN_QC_CLEAN && !mask->mask[i])
-        c = c >= EOSIN_QC_PEN_BLUE && c <= EOSIN_QC_PEN_BLACK ? c : EOSIN_QC_CLEAN;
-      if (!strcmp(action(cfg, c), "off"))
+      if ((c == EOSIN_QC_DARK && !mask->mask[i]) || off[c])
         c = EOSIN_QC_CLEAN;
       qc->classes[i] = c;
       count[c]++;
-      tissue += mask->mask[i] != 0 || (c >= EOSIN_QC_PEN_BLUE && c <= EOSIN_QC_PEN_BLACK);
+      tissue += mask->mask[i] != 0 || is_pen(c);
     }
   qc->tissue_px = tissue;
   for (int c = 1; c < EOSIN_QC_N_CLASSES; c++)
@@ -252,7 +266,7 @@ bool _eosin_qc_run(EosinSlide *slide, const EosinThumbnail *th, const EosinConfi
   for (int y = by0; y < by1; y++)
     for (int x = bx0; x < bx1; x++) {
       size_t i = (size_t) y * w + x;
-      usable += mask->mask[i] && strcmp(action(cfg, qc->classes[i]), "exclude") != 0;
+      usable += mask->mask[i] && !exclude[qc->classes[i]];
     }
   qc->usable_fraction = tissue ? (double) usable / tissue : 0;
   if (bright)
@@ -300,12 +314,14 @@ bool _eosin_qc_usable_mask(const EosinTissueMask *mask, const EosinQc *qc,
   *out = *mask;
   out->mask = g_malloc((size_t) w * h);
   out->integral = g_new0(int64_t, (size_t) (w + 1) * (h + 1));
+  bool off[EOSIN_QC_N_CLASSES], exclude[EOSIN_QC_N_CLASSES];
+  actions(cfg, off, exclude);
   int64_t kept = 0;
   for (int y = 0; y < h; y++) {
     int64_t row = 0;
     for (int x = 0; x < w; x++) {
       size_t i = (size_t) y * w + x;
-      bool drop = qc->classes && !strcmp(action(cfg, qc->classes[i]), "exclude");
+      bool drop = qc->classes && exclude[qc->classes[i]];
       uint8_t v = mask->mask[i] && !drop;
       out->mask[i] = v;
       row += v;
@@ -324,10 +340,10 @@ const char *_eosin_qc_verdict_name(int verdict) {
 }
 
 char *_eosin_qc_reasons(const EosinQc *qc) {
-  g_ptr_array_add(qc->reasons, NULL);
-  char *s = g_strjoinv("; ", (char **) qc->reasons->pdata);
-  g_ptr_array_remove_index(qc->reasons, qc->reasons->len - 1);
-  return s;
+  GString *s = g_string_new(NULL);
+  for (guint k = 0; k < qc->reasons->len; k++)
+    g_string_append_printf(s, "%s%s", k ? "; " : "", (char *) qc->reasons->pdata[k]);
+  return g_string_free(s, FALSE);
 }
 
 void _eosin_qc_json(const EosinQc *qc, const EosinConfig *cfg, JsonBuilder *b) {
@@ -455,25 +471,36 @@ bool _eosin_qc_png(const EosinThumbnail *th, const EosinQc *qc, const char *path
   return done;
 }
 
+/* Luma of row @y of a @side px RGB tile into @out. */
+static void grey_row(const uint8_t *rgb, int side, int y, float *out) {
+  const uint8_t *p = rgb + (size_t) y * side * 3;
+  for (int x = 0; x < side; x++, p += 3)
+    out[x] = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+}
+
 float _eosin_qc_tile_sharpness(const uint8_t *rgb, int side) {
   /* 4-neighbour Laplacian of luma on the inner pixels; its variance is
    * Pech-Pacheco's focus measure: edges of nuclei and fibres give large
-   * second derivatives, which blur removes */
+   * second derivatives, which blur removes. Luma is computed once per
+   * pixel into a ring of three rows (this runs on every tile, in the
+   * readers); 3 x 4096 floats stay below malloc's mmap threshold. */
+  if (side < 3)
+    return 0;
+  g_autofree float *ring = g_new(float, (size_t) 3 * side);
+  float *row[3] = {ring, ring + side, ring + 2 * side};
+  grey_row(rgb, side, 0, row[0]);
+  grey_row(rgb, side, 1, row[1]);
   double sum = 0, sum2 = 0;
   int64_t n = 0;
-  for (int y = 1; y < side - 1; y++)
+  for (int y = 1; y < side - 1; y++) {
+    float *up = row[(y - 1) % 3], *mid = row[y % 3], *down = row[(y + 1) % 3];
+    grey_row(rgb, side, y + 1, down);
     for (int x = 1; x < side - 1; x++) {
-#define G(xx, yy)                                                                     \
-  (0.299f * rgb[3 * ((size_t) (yy) * side + (xx))] +                                  \
-   0.587f * rgb[3 * ((size_t) (yy) * side + (xx)) + 1] +                              \
-   0.114f * rgb[3 * ((size_t) (yy) * side + (xx)) + 2])
-      float l = G(x - 1, y) + G(x + 1, y) + G(x, y - 1) + G(x, y + 1) - 4 * G(x, y);
-#undef G
+      float l = mid[x - 1] + mid[x + 1] + up[x] + down[x] - 4 * mid[x];
       sum += l, sum2 += (double) l * l;
       n++;
     }
-  if (n == 0)
-    return 0;
+  }
   double mean = sum / n;
   return (float) MAX(0, sum2 / n - mean * mean);
 }

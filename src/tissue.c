@@ -136,6 +136,13 @@ static bool remove_small(uint8_t *mask, int w, int h, uint8_t value, double min_
   return true;
 }
 
+void _eosin_thumbnail_bounds(const EosinThumbnail *th, const EosinSlideInfo *info, int b[4]) {
+  b[0] = CLAMP((int) floor(info->bounds_x / th->scale_x), 0, th->width);
+  b[1] = CLAMP((int) floor(info->bounds_y / th->scale_y), 0, th->height);
+  b[2] = MIN(th->width, (int) ceil((info->bounds_x + info->bounds_w) / th->scale_x));
+  b[3] = MIN(th->height, (int) ceil((info->bounds_y + info->bounds_h) / th->scale_y));
+}
+
 bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
                          const EosinConfig *cfg, EosinTissueMask *out, GError **err) {
   int w = thumb->width, h = thumb->height;
@@ -143,10 +150,9 @@ bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info
   out->width = w, out->height = h;
   out->scale_x = thumb->scale_x, out->scale_y = thumb->scale_y;
   /* the bounds in thumbnail pixels: outside them there is no scanned tissue */
-  int bx0 = (int) floor(info->bounds_x / thumb->scale_x);
-  int by0 = (int) floor(info->bounds_y / thumb->scale_y);
-  int bx1 = MIN(w, (int) ceil((info->bounds_x + info->bounds_w) / thumb->scale_x));
-  int by1 = MIN(h, (int) ceil((info->bounds_y + info->bounds_h) / thumb->scale_y));
+  int b[4];
+  _eosin_thumbnail_bounds(thumb, info, b);
+  int bx0 = b[0], by0 = b[1], bx1 = b[2], by1 = b[3];
 
   g_autofree uint8_t *sat = g_malloc0((size_t) w * h);
   uint64_t hist[256] = {0};
