@@ -21,7 +21,7 @@ CFLAGS  ?= -O2 -g
 SANITIZE ?=
 ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
            -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -pthread \
-           -DEOSIN_VERSION=\"$(VERSION)\" -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           -DEOSIN_VERSION=\"$(VERSION)\" -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread -fopenmp
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
@@ -47,15 +47,18 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
 # headers, and kernels/*.cu go into libeosin.a; EOSIN_HAVE_CUDA is defined
 # for every C file so backend.h declares _eosin_backend_cuda. With CUDA_ON=0
 # nothing CUDA is compiled or linked.
-CUDA_CSRCS := src/backend-cuda.c src/backend-cuda-dnn.c src/backend-cuda-info.c
+CUDA_CSRCS := src/nn/backend-cuda.c src/nn/backend-cuda-dnn.c src/nn/backend-cuda-info.c
 ifeq ($(CUDA_ON),1)
   ALL_CFLAGS += -DEOSIN_HAVE_CUDA
   ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-SRCS    := $(filter-out src/main.c src/cmd-%.c $(CUDA_CSRCS),$(wildcard src/*.c)) \
-           $(if $(filter 1,$(CUDA_ON)),$(CUDA_CSRCS))
-CLI     := src/main.c $(wildcard src/cmd-*.c)
+# src/ is the spine (the pipeline); each subsystem is a folder under it
+# (README.md "Where things are"); the CLI in src/cli/ is not part of the library.
+LIB_SRCS := $(filter-out src/cli/% $(CUDA_CSRCS),$(shell find src -name '*.c' | LC_ALL=C sort))
+HDRS    := $(shell find src -name '*.h')
+SRCS    := $(LIB_SRCS) $(if $(filter 1,$(CUDA_ON)),$(CUDA_CSRCS))
+CLI     := $(wildcard src/cli/*.c)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/onnx.pb-c.o
 # ONNX's protobuf schema as Debian's libonnx-dev installs it; C code for it
 # is generated at build time by protoc-c, never committed.
@@ -85,24 +88,25 @@ $(BUILD)/obj/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(CUDA_STAMP) | $(BUILD)/obj
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/onnx-load.o $(BUILD)/obj/graph.o: $(BUILD)/gen/onnx.pb-c.h src/graph-private.h
+$(BUILD)/obj/nn/onnx-load.o $(BUILD)/obj/nn/graph.o: $(BUILD)/gen/onnx.pb-c.h
 
 # The nucleus filters run row-wide loops over every tile pixel; GCC's -O2
 # cost model leaves them scalar, the cheap one vectorises them.
-$(BUILD)/obj/nuclei.o: ALL_CFLAGS += -ftree-vectorize -fvect-cost-model=cheap
+$(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cells/*.c)): ALL_CFLAGS += -ftree-vectorize -fvect-cost-model=cheap
 
 # Winograd shares its chunks among oneDNN's OpenMP threads (libgomp)
-$(BUILD)/obj/backend-cpu-winograd.o: ALL_CFLAGS += -fopenmp
+$(BUILD)/obj/nn/backend-cpu-winograd.o: ALL_CFLAGS += -fopenmp
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) $(CUDA_STAMP) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(HDRS) $(CUDA_STAMP) | $(BUILD)/obj
+	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # only the CUDA backend's own C files see the CUDA headers
-$(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): ALL_CFLAGS += -I$(CUDA_HOME)/include
+$(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): ALL_CFLAGS += -I$(CUDA_HOME)/include -Ikernels
 $(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): kernels/eosin-kernels.h
 # and the one test that calls kernels/*.cu directly, on device memory
-$(BUILD)/tobj/test-kernels.o: ALL_CFLAGS += $(if $(filter 1,$(CUDA_ON)),-I$(CUDA_HOME)/include)
+$(BUILD)/tobj/test-kernels.o: ALL_CFLAGS += -Ikernels $(if $(filter 1,$(CUDA_ON)),-I$(CUDA_HOME)/include)
 $(BUILD)/tobj/test-kernels.o: kernels/eosin-kernels.h
 
 $(CUDA_STAMP): | $(BUILD)/obj
@@ -135,9 +139,9 @@ $(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/sta
 	scripts/make-test-data $(TESTDATA)
 	touch $@
 
-$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(wildcard src/*.h) $(CUDA_STAMP) | $(BUILD)/tobj
+$(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(HDRS) $(CUDA_STAMP) | $(BUILD)/tobj
 	@echo "  CC      $<"
-	@$(CC) $(ALL_CFLAGS) -Isrc -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(TESTBIN): $(TESTS:tests/%.c=$(BUILD)/tobj/%.o) $(BUILD)/tobj/test-util.o $(BUILD)/libeosin.a
 	@echo "  LD      $@"
@@ -240,7 +244,7 @@ bench: setup
 	scripts/bench-cytology $(BUILD)
 
 $(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
-	$(CC) $(ALL_CFLAGS) -Isrc $^ -o $@ $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
 # libFuzzer + AddressSanitizer + UBSan on every parser (tests/fuzz-*.c, clang
 # from Debian): ONNX models, configs, CSV, manifests and predict lists, eval
@@ -260,7 +264,7 @@ FUZZ_CC ?= clang
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -pthread -Isrc \
                -I$(BUILD)/gen -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_SRCS := $(filter-out src/main.c src/cmd-%.c $(CUDA_CSRCS),$(wildcard src/*.c))
+FUZZ_SRCS := $(LIB_SRCS)
 FUZZ_OBJS := $(FUZZ_SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/onnx.pb-c.o
 # libgomp like libdnnl (clang's own OpenMP would be a second runtime): clang
 # then ignores the pragmas, so Winograd runs on one thread, with GCC's omp.h
@@ -289,7 +293,7 @@ FUZZ_RUN = mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "fuzz: $(1) for $(FUZZ_SECON
   grep -E "^(\#[0-9]+[[:space:]]+DONE|Done|stat::)" $(FUZZ_DIR)/logs/$(1).log || \
   { failed="$$failed $(1)"; tail -n 60 $(FUZZ_DIR)/logs/$(1).log; }
 
-$(FUZZ_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(BUILD)/gen/onnx.pb-c.h
+$(FUZZ_DIR)/obj/%.o: src/%.c $(HDRS) $(BUILD)/gen/onnx.pb-c.h
 	@mkdir -p $(@D)
 	@echo "  FUZZCC  $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(if $(findstring winograd,$<),$(FUZZ_OMP)) \

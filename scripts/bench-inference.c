@@ -11,7 +11,7 @@
  * cuda (where built with it; scripts/device-check) times run() with the
  * host-to-device copy of the float input and the copy back of the output.
  */
-#include "backend.h"
+#include "nn/backend.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>

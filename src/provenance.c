@@ -9,7 +9,7 @@
  * (json-glib and libdeflate only tell the headers Eosin was built with).
  */
 #include "eosin-private.h"
-#include "backend.h"
+#include "nn/backend.h"
 
 #include <dnnl.h>
 #include <libdeflate.h>

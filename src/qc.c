@@ -16,7 +16,7 @@
  * on clean tissue (CAMELYON16 tumor_001, CMU-1): docs/BENCHMARKS.md.
  */
 #include "eosin-private.h"
-#include "ihc-private.h"
+#include "tasks/ihc/ihc-private.h"
 
 #include <math.h>
 

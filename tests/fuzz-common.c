@@ -10,7 +10,7 @@
  * FUZZ_VERBOSE=1 in the environment prints every result (to read a
  * finding or a seed: build/fuzz/fuzz-NAME FILE).
  */
-#include "eval-private.h"
+#include "eval/eval-private.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

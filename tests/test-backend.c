@@ -10,7 +10,7 @@
  * checked everywhere. Every output value is compared.
  */
 #include "test-cuda.h"
-#include "../src/backend-cuda-plan.h"
+#include "nn/backend-cuda-plan.h"
 
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>

@@ -8,7 +8,7 @@
  * the slides that fit finish.
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

@@ -8,7 +8,7 @@
  */
 #include "test-util.h"
 
-#include "../src/backend.h"
+#include "nn/backend.h"
 
 #include <math.h>
 

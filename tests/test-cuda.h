@@ -9,7 +9,7 @@
 
 #include "test-util.h"
 
-#include "../src/backend.h"
+#include "nn/backend.h"
 
 /* Whether EOSIN_REQUIRE_CUDA asks for the CUDA backend: unset, "" or "0"
  * no, "1" yes; any other value fails the test, naming it. */

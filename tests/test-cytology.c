@@ -5,7 +5,7 @@
  * slide refused (no tissue), a fluorescence slide given no triage, and (with ../shared)
  * mosaic slides of real LBC fields triaged end to end.
  */
-#include "../src/cytology-private.h"
+#include "tasks/cytology/cytology-private.h"
 #include "test-util.h"
 
 #include <math.h>

@@ -7,7 +7,7 @@
  */
 #include "test-util.h"
 
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 
 #define BASE "[task]\nname = t\nanalyzer = stain\n[tiling]\nmpp = 1\n"

@@ -7,7 +7,7 @@
  */
 #include "test-util.h"
 
-#include "../src/eval-private.h"
+#include "eval/eval-private.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

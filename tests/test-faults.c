@@ -28,7 +28,7 @@
  * writers of cells.csv and cells.geojson.
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
  */
 #include "test-util.h"
 
-#include "../src/ihc-private.h"
+#include "tasks/ihc/ihc-private.h"
 
 #include <math.h>
 

@@ -11,7 +11,7 @@
  */
 #include "test-util.h"
 
-#include "../src/backend.h"
+#include "nn/backend.h"
 
 #include <json-glib/json-glib.h>
 

@@ -9,10 +9,10 @@
  * Only this test file sees CUDA's runtime header (the Makefile adds it).
  */
 #include "test-cuda.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #ifdef EOSIN_HAVE_CUDA
-#include "../kernels/eosin-kernels.h"
+#include "eosin-kernels.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>

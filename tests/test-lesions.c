@@ -8,7 +8,7 @@
  */
 #include "test-util.h"
 
-#include "../src/eval-private.h"
+#include "eval/eval-private.h"
 
 #include <math.h>
 

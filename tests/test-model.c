@@ -9,8 +9,8 @@
  */
 #include "test-cuda.h"
 
-#include "../src/backend.h"
-#include "../src/graph-private.h"
+#include "nn/backend.h"
+#include "nn/graph-private.h"
 
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>

@@ -13,7 +13,7 @@
  */
 #include "test-cuda.h"
 
-#include "../src/backend-cpu.h"
+#include "nn/backend-cpu.h"
 
 #include <math.h>
 

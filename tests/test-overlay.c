@@ -12,7 +12,7 @@
 #include <openslide.h>
 #include <tiffio.h>
 
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 /* The overlay colour the stain task must paint over a block of @rgb with
  * the test config (hematoxylin, viridis, 0..1.5, alpha 0.8). */

@@ -8,7 +8,7 @@
  * say what they should.
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <openslide.h>

@@ -10,7 +10,7 @@
  * FIFOs, empty -o, --mpp nan, exit codes, manifest comments).
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

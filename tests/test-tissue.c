@@ -5,7 +5,7 @@
  * has none.
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * test-util.c — see test-util.h.
  */
 #include "test-util.h"
-#include "../src/eosin-private.h"
+#include "eosin-private.h"
 
 #include <glib/gstdio.h>
 #include <openslide.h>

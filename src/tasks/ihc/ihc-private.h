@@ -1,0 +1,112 @@
+/*
+ * ihc-private.h — IHC quantification internals shared by analyzer-ihc.c
+ * (the analyzer), nuclei.c (nucleus detection and cell compartments on one
+ * tile), ihc-scores.c (Ki-67, H-score, Allred, HER2, hot spot), stain-estimate.c
+ * (stain vectors from the slide), output-cells.c (cells GeoJSON / CSV) and
+ * the tests. Not part of the public API.
+ */
+#pragma once
+
+#include "cells/nuclei-private.h"
+
+G_BEGIN_DECLS
+
+/* ---------------------------------------------------------------- stains */
+
+/* Estimates the haematoxylin and DAB vectors from @n RGB pixels
+ * (Macenko et al. 2009): optical densities above @min_od in every channel
+ * are projected on the plane of their two main directions, and the
+ * @percentile-th and (100 - @percentile)-th angles give the two stains; the
+ * one with the larger blue share is DAB. Writes rows 0 (haematoxylin) and 1
+ * (DAB) of @m, completed by _eosin_stain_complete. Fails (naming why) when
+ * fewer than 1000 pixels qualify or the two directions coincide. */
+bool _eosin_stain_estimate(const uint8_t *rgb, size_t n, double min_od, double percentile,
+                           double m[3][3], GError **err);
+
+/* ---------------------------------------------------------------- cells */
+
+enum { EOSIN_COMP_NUCLEUS, EOSIN_COMP_CYTOPLASM, EOSIN_COMP_MEMBRANE, EOSIN_COMP_CELL };
+
+/* One detected cell, measured in the tile that owns it. */
+typedef struct {
+  double x, y;              /* level-0 centroid of the nucleus */
+  float nucleus_area_um2, cell_area_um2;
+  float hem[4];             /* mean haematoxylin OD per compartment (EOSIN_COMP_*) */
+  float dab[4];             /* mean DAB OD per compartment */
+  float nucleus_dab_max;
+  float membrane_complete;  /* fraction of the cell boundary with DAB >= threshold_1plus */
+  uint8_t intensity;        /* 0 = negative, 1..3 = 1+..3+ on the scored compartment */
+  uint32_t vertex;          /* first vertex in the pool: nucleus ring, then cell ring */
+  uint16_t n_nucleus, n_cell;
+} EosinCell;
+
+/* ---------------------------------------------------------------- scores */
+
+typedef struct {
+  double thresholds[3];     /* DAB OD for 1+, 2+, 3+ */
+  bool single_threshold;    /* positive / negative only (Ki-67) */
+} EosinIntensityRule;
+
+/* 0..3: the class of a compartment DAB OD @v (v >= threshold counts). */
+int _eosin_intensity_class(const EosinIntensityRule *r, double v);
+
+typedef struct {
+  int64_t total, by_class[4];  /* negative, 1+, 2+, 3+ */
+} EosinCellCounts;
+
+/* Positive cells (any class >= 1) per 100 cells; NaN without cells. */
+double _eosin_positive_percent(const EosinCellCounts *c);
+/* H-score: 1 x %1+ + 2 x %2+ + 3 x %3+, 0..300; NaN without cells. */
+double _eosin_h_score(const EosinCellCounts *c);
+
+/* Allred score (Allred et al. 1998; the CAP ER/PR guideline): proportion
+ * 0 (none), 1 (< 1 %), 2 (1-10 %), 3 (> 10-33 %), 4 (> 33-66 %), 5 (> 66 %);
+ * intensity 0 (none), else the mean class of the positive cells rounded
+ * half up to 1 weak, 2 intermediate, 3 strong; total = the sum (0, 2..8). */
+typedef struct {
+  int proportion, intensity, total;
+} EosinAllred;
+EosinAllred _eosin_allred(const EosinCellCounts *c);
+
+/* HER2 IHC per ASCO/CAP 2018 from the cells' membrane staining: each cell's
+ * membrane intensity class (0..3, the thresholds on membrane DAB) and
+ * whether its staining is complete (membrane_complete >= @complete_fraction).
+ * 3+: complete intense staining in > 10 % of the cells; else 2+: complete
+ * staining (weak to moderate, or intense in <= 10 %) in > 10 %; else 1+:
+ * faint or stronger incomplete staining in > 10 %; else 0. */
+typedef struct {
+  int category;             /* 0..3; -1 without cells */
+  double complete_intense_percent, complete_percent, any_membrane_percent;
+  int64_t cells;
+} EosinHer2;
+EosinHer2 _eosin_her2(const EosinCell *cells, size_t n, const EosinIntensityRule *membrane,
+                      double complete_fraction);
+
+/* The hot spot: the square window of @area_mm2 inside the box
+ * (@x0, @y0, @w, @h, level-0 px) with the highest positive fraction
+ * among windows holding at least @min_cells cells; windows step by @step_um.
+ * A box smaller than the window is taken whole (clipped = true). */
+typedef struct {
+  bool found;
+  bool clipped;             /* the window did not fit: the whole box was used */
+  double index;             /* positive per 100 cells */
+  int64_t cells, positive;
+  double x, y, w, h;        /* level-0 window */
+} EosinHotspot;
+EosinHotspot _eosin_hotspot(const EosinCell *cells, size_t n, double mpp_x, double mpp_y,
+                            double x0, double y0, double w, double h, double area_mm2,
+                            double step_um, int64_t min_cells);
+
+/* ---------------------------------------------------------------- outputs */
+
+/* cells.geojson (QuPath File > Import objects: cell objects with their
+ * nucleus, classification and measurements, in QuPath's coordinates:
+ * level-0 less @info's bounds offset, _eosin_qupath_origin) and cells.csv
+ * (one row per cell, level-0) in @dir. @vertices: the level-0 (x, y) float
+ * pairs the cells point into. @class_names: per intensity 0..3. */
+bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const EosinCell *cells,
+                        size_t n, const float *vertices, const char *const class_names[4],
+                        const char *compartment, const EosinHotspot *hotspot,
+                        GError **err);
+
+G_END_DECLS
