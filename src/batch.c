@@ -1,8 +1,9 @@
 /*
- * batch.c — a night's queue of slides: from a manifest or a folder, one
- * output folder per slide, finished slides skipped on rerun, failures
- * recorded in batch-summary.csv without stopping the others, progress and
- * ETA on stderr, and a clean stop on SIGINT/SIGTERM (via EosinCancel).
+ * batch.c — a night's queue of slides (from a manifest or a folder,
+ * manifest.c): one output folder per slide, finished slides skipped on rerun, failures
+ * recorded in batch-summary.csv without stopping the others, progress, ETA
+ * and notes through the caller's observer and note function (the library
+ * never prints), and a clean stop on SIGINT/SIGTERM (via EosinCancel).
  * With a [lesions] group it also keeps camelyon-slides.csv, the slide-level
  * probabilities of all finished slides.
  */
@@ -12,103 +13,6 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
-
-static const char *const SLIDE_EXTS[] = {".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu",
-                                         ".scn", ".mrxs", ".svslide", ".bif", ".png", ".jpg",
-                                         ".jpeg", NULL};
-
-static void item_free(gpointer p) {
-  EosinBatchItem *it = p;
-  g_free(it->path);
-  g_free(it);
-}
-
-static void add_item(GPtrArray *a, const char *path, double mpp) {
-  EosinBatchItem *it = g_new0(EosinBatchItem, 1);
-  it->path = g_strdup(path);
-  it->mpp = mpp;
-  g_ptr_array_add(a, it);
-}
-
-GPtrArray *eosin_batch_from_manifest(const char *path, GError **err) {
-  /* CSV: a path with a comma is quoted; '#' starts a comment at the start
-   * of a line or after a blank (a path holding " #" is quoted) */
-  g_autoptr(GPtrArray) rows =
-      _eosin_csv_read(path, "manifest", EOSIN_CSV_COMMENTS | EOSIN_CSV_TRAILING_COMMENTS, err);
-  if (!rows)
-    return NULL;
-  g_autofree char *dir = g_path_get_dirname(path);
-  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
-  for (guint n = 0; n < rows->len; n++) {
-    EosinCsvRow *r = rows->pdata[n];
-    char **f = r->fields;
-    if (n == 0 && !strcmp(f[0], "path") && (r->n == 1 || (r->n == 2 && !strcmp(f[1], "mpp"))))
-      continue; /* the header */
-    if (r->n > 2 || !*f[0] || (r->n == 2 && !*f[1])) {
-      g_autoptr(GString) line = g_string_new(NULL);
-      for (int k = 0; k < r->n; k++) {
-        if (k)
-          g_string_append_c(line, ',');
-        _eosin_csv_append_field(line, f[k]);
-      }
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                  "manifest %s, line %d: '%s': expected 'path' or 'path,mpp'", path, r->line,
-                  line->str);
-      return NULL;
-    }
-    double mpp = 0;
-    if (r->n == 2) {
-      char *end;
-      mpp = g_ascii_strtod(f[1], &end);
-      if (*end || !(mpp > 0) || !isfinite(mpp)) {
-        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                    "manifest %s, line %d: mpp '%s' is not a positive number", path, r->line,
-                    f[1]);
-        return NULL;
-      }
-    }
-    g_autofree char *full =
-        g_path_is_absolute(f[0]) ? g_strdup(f[0]) : g_build_filename(dir, f[0], NULL);
-    add_item(items, full, mpp);
-  }
-  if (!items->len) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "manifest %s: lists no slides", path);
-    return NULL;
-  }
-  return g_steal_pointer(&items);
-}
-
-static gint cmp_str(gconstpointer a, gconstpointer b) {
-  return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-GPtrArray *eosin_batch_from_dir(const char *dirpath, GError **err) {
-  g_autoptr(GError) derr = NULL;
-  g_autoptr(GDir) dir = g_dir_open(dirpath, 0, &derr);
-  if (!dir) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "slide folder %s: %s", dirpath, derr->message);
-    return NULL;
-  }
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-  const char *name;
-  while ((name = g_dir_read_name(dir))) {
-    g_autofree char *lower = g_ascii_strdown(name, -1);
-    for (int e = 0; SLIDE_EXTS[e]; e++)
-      if (g_str_has_suffix(lower, SLIDE_EXTS[e]) && name[0] != '.') {
-        g_ptr_array_add(names, g_build_filename(dirpath, name, NULL));
-        break;
-      }
-  }
-  g_ptr_array_sort(names, cmp_str);
-  if (!names->len) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "slide folder %s: no slide files", dirpath);
-    return NULL;
-  }
-  GPtrArray *items = g_ptr_array_new_with_free_func(item_free);
-  for (guint i = 0; i < names->len; i++)
-    add_item(items, names->pdata[i], 0);
-  return items;
-}
 
 typedef struct {
   char *path, *name, *status, *error;
@@ -213,8 +117,25 @@ typedef struct {
   const char *name;
   gint64 batch_start, last_print;
   int slides_done;
-  GMutex *lock;  /* stderr's lines: the writer thread warns while the main thread prints */
+  const EosinBatchObserver *obs;   /* may be NULL */
+  const EosinRunOptions *opts;     /* the caller's: its note function; may be NULL */
+  GMutex *lock;  /* one callback at a time: the writer thread warns while the main thread
+                    reports progress */
 } Progress;
+
+/* The caller's note function, if any, under @p's lock. */
+static void note(Progress *p, EosinNoteKind kind, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void note(Progress *p, EosinNoteKind kind, const char *fmt, ...) {
+  if (!p->opts || !p->opts->note)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *text = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_mutex_lock(p->lock);
+  p->opts->note(kind, text, p->opts->note_data);
+  g_mutex_unlock(p->lock);
+}
 
 static void progress_cb(int done, int total, double tps, void *data) {
   Progress *p = data;
@@ -226,30 +147,34 @@ static void progress_cb(int done, int total, double tps, void *data) {
   double el = (now - p->batch_start) / 1e6;
   double per_slide = p->slides_done ? el / p->slides_done : 0;
   double eta = slide_eta + per_slide * (p->total - p->index - 1);
+  EosinBatchProgress bp = {p->index, p->total, p->name, done, total, tps, eta};
   g_mutex_lock(p->lock);
-  fprintf(stderr, "\r[%d/%d] %s: %d/%d tiles, %.0f tiles/s, ETA %dm%02ds   ", p->index + 1,
-          p->total, p->name, done, total, tps, (int) eta / 60, (int) eta % 60);
-  fflush(stderr);
+  p->obs->progress(&bp, p->obs->data);
   g_mutex_unlock(p->lock);
 }
 
-/* A run's warnings on stderr as they arise, with the slide's name. The
- * output phase warns from the writer thread: @lock makes the caller's
- * callback see one warning at a time, as it did before pipelining. */
+/* A run's warnings as they arise: to the caller's warning function, or
+ * else as a note naming the slide. The output phase warns from the writer
+ * thread: @lock makes the caller's callback see one warning at a time, as
+ * it did before pipelining. */
 typedef struct {
   char *name;  /* owned */
   EosinWarningFunc inner;
   void *inner_data;
+  EosinNoteFunc note;
+  void *note_data;
   GMutex *lock;
 } WarnFwd;
 
 static void warn_fwd(const char *msg, void *data) {
   WarnFwd *w = data;
   g_mutex_lock(w->lock);
-  if (w->inner)
+  if (w->inner) {
     w->inner(msg, w->inner_data);
-  else
-    fprintf(stderr, "eosin: %s: warning: %s\n", w->name, msg);
+  } else if (w->note) {
+    g_autofree char *text = g_strdup_printf("%s: warning: %s", w->name, msg);
+    w->note(EOSIN_NOTE_WARNING, text, w->note_data);
+  }
   g_mutex_unlock(w->lock);
 }
 
@@ -263,6 +188,43 @@ static bool item_state(const char *outdir, const char *name, const EosinBatchIte
   g_autofree char *final = g_build_filename(outdir, name, NULL);
   *state = _eosin_output_state(final, id, why);
   return true;
+}
+
+/* What @it's output folder allows before any analysis: a name used twice
+ * (@names: output name -> slide path), a slide that cannot be identified,
+ * a folder Eosin may not replace (or, with @refuse_stale, a stale one) set
+ * @row->error; otherwise *@state says what is there (*@why, caller frees,
+ * why it is not complete). */
+static void item_check(const char *outdir, GHashTable *names, const EosinBatchItem *it,
+                       EosinIdentity *id, const EosinRunOptions *opts, bool refuse_stale,
+                       Row *row, EosinOutputState *state, char **why) {
+  const char *first = g_hash_table_lookup(names, row->name);
+  if (first) {
+    row->error = g_strdup_printf("output name '%s' is already used by %s", row->name, first);
+    return;
+  }
+  g_hash_table_insert(names, g_strdup(row->name), g_strdup(it->path));
+  g_autoptr(GError) e = NULL;
+  if (!item_state(outdir, row->name, it, id, opts, state, why, &e))
+    row->error = g_strdup(e->message);
+  else if (*state == EOSIN_OUTPUT_FOREIGN)
+    row->error = g_steal_pointer(why);
+  else if ((*state == EOSIN_OUTPUT_STALE || *state == EOSIN_OUTPUT_BROKEN) && refuse_stale)
+    row->error = g_strdup_printf("%s/%s holds a result Eosin will not replace "
+                                 "(--refuse-stale): %s",
+                                 outdir, row->name, *why);
+}
+
+/* Whether the analyzer accepts @cfg: a config or model it refuses would
+ * fail every slide, so the batch says so once, before the first. */
+static bool analyzer_accepts(const EosinConfig *cfg, GError **err) {
+  const EosinAnalyzerOps *ops = eosin_analyzer_find(cfg->analyzer);
+  void *actx = NULL;
+  EosinAnalyzerInfo ai = {0};
+  bool ok = ops->init(cfg, &actx, &ai, err);
+  if (actx)
+    ops->destroy(actx);
+  return ok;
 }
 
 /*
@@ -319,6 +281,31 @@ static void pending_free(Pending *p) {
   g_free(p);
 }
 
+/* The pending run of slide @index (@it): the caller's options with the
+ * item's µm/px, the batch's progress (@prog, when @obs wants it) and the
+ * warnings forwarded under @lock with the slide's name. Freed by
+ * pending_free. */
+static Pending *pending_new(const EosinRunOptions *opts, const EosinBatchObserver *obs,
+                            const EosinBatchItem *it, int index, EosinOutputState state,
+                            Progress *prog, const char *name, GMutex *lock) {
+  Pending *p = g_new0(Pending, 1);
+  p->index = index;
+  p->state = state;
+  p->opts = opts ? *opts : (EosinRunOptions){0};
+  if (it->mpp > 0)
+    p->opts.mpp_override = it->mpp;
+  if (obs && obs->progress) {
+    p->opts.progress = progress_cb;
+    p->opts.progress_data = prog;
+  }
+  p->wf = (WarnFwd){g_strdup(name), opts ? opts->warning : NULL,
+                    opts ? opts->warning_data : NULL, opts ? opts->note : NULL,
+                    opts ? opts->note_data : NULL, lock};
+  p->opts.warning = warn_fwd;
+  p->opts.warning_data = &p->wf;
+  return p;
+}
+
 static gpointer write_slide(gpointer data) {
   Pending *p = data;
   gint64 t0 = g_get_monotonic_time();
@@ -331,7 +318,7 @@ static gpointer write_slide(gpointer data) {
 typedef struct {
   const char *outdir;
   const EosinConfig *cfg;
-  bool progress;
+  const EosinBatchObserver *obs;  /* may be NULL */
   GArray *rows;             /* Row, in manifest order */
   Progress *prog;
   EosinBatchResult *res;
@@ -348,14 +335,13 @@ static bool write_summaries(Batch *b, GError **err) {
          (!b->cfg->lesions.present || write_camelyon_slides(b->outdir, done, err));
 }
 
-/* A row now final: its line on stderr, and the summaries. */
+/* A row now final: the observer's slide_done, and the summaries. */
 static bool row_final(Batch *b, guint i, int index, GError **err) {
   Row *row = &g_array_index(b->rows, Row, i);
   b->prog->slides_done++;
-  if (b->progress) {
+  if (b->obs && b->obs->slide_done) {
     g_mutex_lock(b->prog->lock);
-    fprintf(stderr, "\r[%d/%d] %s: %s%*s\n", index + 1, b->res->total, row->name, row->status,
-            30, "");
+    b->obs->slide_done(index, b->res->total, row->name, row->status, b->obs->data);
     g_mutex_unlock(b->prog->lock);
   }
   return write_summaries(b, err);
@@ -387,11 +373,7 @@ static bool settle(Batch *b, Pending *p, GError **err) {
     row->error = g_strdup(p->error->message);
     if (g_error_matches(p->error, EOSIN_ERROR, EOSIN_ERROR_QC))
       row->qc = g_strdup("fail");
-    g_mutex_lock(b->prog->lock);
-    if (b->progress)
-      fprintf(stderr, "\n");
-    fprintf(stderr, "eosin: %s\n", p->error->message);
-    g_mutex_unlock(b->prog->lock);
+    note(b->prog, EOSIN_NOTE_ERROR, "%s", p->error->message);
   }
   int index = p->index;
   guint i = p->row;
@@ -415,8 +397,8 @@ static void count_rows(GArray *rows, EosinBatchResult *res) {
 }
 
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
-                     const EosinRunOptions *opts, bool progress, bool refuse_stale,
-                     bool pipeline, EosinBatchResult *res, GError **err) {
+                     const EosinRunOptions *opts, const EosinBatchObserver *obs,
+                     bool refuse_stale, bool pipeline, EosinBatchResult *res, GError **err) {
   memset(res, 0, sizeof *res);
   res->total = items->len;
   if (!_eosin_prepare_outdir(outdir, err))
@@ -438,23 +420,17 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   EosinConfig with_cache = *cfg;
   with_cache.model.cache = cache;
   cfg = &with_cache;
-  /* a config or model the analyzer refuses would fail every slide: say so
-   * once, before the first */
-  const EosinAnalyzerOps *ops = eosin_analyzer_find(cfg->analyzer);
-  void *actx = NULL;
-  EosinAnalyzerInfo ai = {0};
-  bool ok = ops->init(cfg, &actx, &ai, err);
-  if (actx)
-    ops->destroy(actx);
-  if (!ok)
+  if (!analyzer_accepts(cfg, err))
     return false;
+  bool ok = true;
   g_autoptr(GArray) rows = g_array_new(FALSE, TRUE, sizeof(Row));
   g_array_set_clear_func(rows, row_clear);
   g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   GMutex out_lock;
   g_mutex_init(&out_lock);
-  Progress prog = {.total = items->len, .batch_start = g_get_monotonic_time(), .lock = &out_lock};
-  Batch b = {outdir, cfg, progress, rows, &prog, res};
+  Progress prog = {.total = items->len, .batch_start = g_get_monotonic_time(), .obs = obs,
+                   .opts = opts, .lock = &out_lock};
+  Batch b = {outdir, cfg, obs, rows, &prog, res};
   Pending *pending = NULL; /* the slide whose outputs the writer is writing */
 
   for (guint i = 0; ok && i < items->len; i++) {
@@ -465,32 +441,15 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
     }
     Row row = {.path = g_strdup(it->path), .name = eosin_slide_name_from_path(it->path),
                .probability = NAN};
-    const char *first = g_hash_table_lookup(names, row.name);
     gint64 t0 = g_get_monotonic_time();
     EosinOutputState state = EOSIN_OUTPUT_ABSENT;
     g_autofree char *why = NULL;
     g_autoptr(GError) e = NULL;
-    if (first) {
-      row.error = g_strdup_printf("output name '%s' is already used by %s", row.name, first);
-    } else {
-      g_hash_table_insert(names, g_strdup(row.name), g_strdup(it->path));
-      if (!item_state(outdir, row.name, it, &id, opts, &state, &why, &e))
-        row.error = g_strdup(e->message);
-      else if (state == EOSIN_OUTPUT_FOREIGN)
-        row.error = g_steal_pointer(&why);
-      else if ((state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN) && refuse_stale)
-        row.error = g_strdup_printf("%s/%s holds a result Eosin will not replace "
-                                    "(--refuse-stale): %s",
-                                    outdir, row.name, why);
-    }
+    item_check(outdir, names, it, &id, opts, refuse_stale, &row, &state, &why);
     if (row.error || state == EOSIN_OUTPUT_COMPLETE) {
       if (row.error) {
         row.status = g_strdup("failed");
-        g_mutex_lock(&out_lock);
-        if (progress)
-          fprintf(stderr, "\n");
-        fprintf(stderr, "eosin: %s\n", row.error);
-        g_mutex_unlock(&out_lock);
+        note(&prog, EOSIN_NOTE_ERROR, "%s", row.error);
       } else {
         row.status = g_strdup("skipped-complete");
         row.probability = report_probability(outdir, row.name);
@@ -502,22 +461,9 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
       continue;
     }
     if (state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN)
-      fprintf(stderr, "eosin: %s: recomputing %s/%s: %s\n", row.name, outdir, row.name, why);
-    Pending *p = g_new0(Pending, 1);
-    p->index = i;
-    p->state = state;
-    p->opts = opts ? *opts : (EosinRunOptions){0};
-    if (it->mpp > 0)
-      p->opts.mpp_override = it->mpp;
+      note(&prog, EOSIN_NOTE_INFO, "%s: recomputing %s/%s: %s", row.name, outdir, row.name, why);
     prog.index = i, prog.name = row.name, prog.last_print = 0;
-    if (progress) {
-      p->opts.progress = progress_cb;
-      p->opts.progress_data = &prog;
-    }
-    p->wf = (WarnFwd){g_strdup(row.name), opts ? opts->warning : NULL,
-                      opts ? opts->warning_data : NULL, &out_lock};
-    p->opts.warning = warn_fwd;
-    p->opts.warning_data = &p->wf;
+    Pending *p = pending_new(opts, obs, it, i, state, &prog, row.name, &out_lock);
     /* the analysis, while the writer thread writes the previous slide */
     EosinRunResult failed_rr;
     p->run = _eosin_slide_analyse(cfg, it->path, outdir, &p->opts, &id, &failed_rr, &e);
@@ -548,11 +494,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
         row.qc = g_strdup("fail");
       row.seconds = p->analyse_s;
       pending_free(p);
-      g_mutex_lock(&out_lock);
-      if (progress)
-        fprintf(stderr, "\n");
-      fprintf(stderr, "eosin: %s\n", e->message);
-      g_mutex_unlock(&out_lock);
+      note(&prog, EOSIN_NOTE_ERROR, "%s", e->message);
       g_array_append_val(rows, row);
       ok = row_final(&b, rows->len - 1, i, err);
       continue;

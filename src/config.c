@@ -439,36 +439,142 @@ static bool check_lines(const char *path, const char *text, GError **err) {
   return true;
 }
 
-EosinConfig *eosin_config_load(const char *path, GError **err) {
-  g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
-  cfg->path = g_strdup(path);
-  cfg->keyfile = g_key_file_new();
-  cfg->effective = _eosin_config_record_new();
+/* Reads cfg->path into cfg->keyfile: a UTF-8 text file of lines GKeyFile
+ * reads the same way a person does (check_lines), nothing else. */
+static bool load_keyfile(EosinConfig *cfg, GError **err) {
   g_autofree char *text = NULL;
   gsize len = 0;
   g_autoptr(GError) rerr = NULL;
-  if (!_eosin_read_input_file(path, "config", EOSIN_MAX_CONFIG_BYTES, &text, &len, &rerr)) {
+  if (!_eosin_read_input_file(cfg->path, "config", EOSIN_MAX_CONFIG_BYTES, &text, &len, &rerr)) {
     g_set_error_literal(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, rerr->message);
-    return NULL;
+    return false;
   }
   /* a UTF-8 byte order mark (Windows editors write one) is not part of the text */
   const char *body = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? text + 3 : text;
   if (memchr(text, 0, len)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: not a text file (a NUL byte)",
-                path);
-    return NULL;
+                cfg->path);
+    return false;
   }
   if (!g_utf8_validate(body, -1, NULL)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: not UTF-8 text", path);
-    return NULL;
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: not UTF-8 text", cfg->path);
+    return false;
   }
-  if (!check_lines(path, body, err))
-    return NULL;
+  if (!check_lines(cfg->path, body, err))
+    return false;
   g_autoptr(GError) kerr = NULL;
   if (!g_key_file_load_from_data(cfg->keyfile, body, -1, G_KEY_FILE_NONE, &kerr)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: %s", path, kerr->message);
-    return NULL;
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "config %s: %s", cfg->path, kerr->message);
+    return false;
   }
+  return true;
+}
+
+/* [tiling] and [tissue]. */
+static bool load_tiling_tissue(EosinConfig *cfg, GError **err) {
+  if (!eosin_config_get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||
+      !eosin_config_get_int(cfg, "tiling", "overlap", 0, 0, 4095, &cfg->overlap, err) ||
+      !eosin_config_get_double(cfg, "tiling", "mpp", NAN, 0.05, 100, &cfg->mpp, err))
+    return false;
+  if (cfg->overlap >= cfg->tile_size) {
+    g_autofree char *v = g_strdup_printf("%d", cfg->overlap);
+    return config_error(err, cfg, "tiling", "overlap", v, "must be smaller than tile_size");
+  }
+
+  if (!eosin_config_get_double(cfg, "tissue", "min_fraction", 0.25, 0, 1,
+                               &cfg->tissue_min_fraction, err) ||
+      !eosin_config_get_double(cfg, "tissue", "thumbnail_mpp", 16, 1, 200,
+                               &cfg->tissue_thumbnail_mpp, err) ||
+      !eosin_config_get_int(cfg, "tissue", "max_side", 4096, 256, 16384, &cfg->tissue_max_side, err) ||
+      !eosin_config_get_double(cfg, "tissue", "min_saturation", 0.07, 0, 1,
+                               &cfg->tissue_min_saturation, err) ||
+      !eosin_config_get_double(cfg, "tissue", "closing_um", 50, 0, 5000,
+                               &cfg->tissue_closing_um, err) ||
+      !eosin_config_get_double(cfg, "tissue", "min_object_um2", 50000, 0, 1e12,
+                               &cfg->tissue_min_object_um2, err) ||
+      !eosin_config_get_double(cfg, "tissue", "max_hole_um2", 50000, 0, 1e12,
+                               &cfg->tissue_max_hole_um2, err))
+    return false;
+  return true;
+}
+
+/* [scheduler], and whether its memory budget holds the readers. */
+static bool load_scheduler(EosinConfig *cfg, GError **err) {
+  if (!eosin_config_get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
+      !eosin_config_get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
+      !eosin_config_get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
+    return false;
+  /* 0 (the default, so that the effective config can say it): half of
+   * whatever machine runs it */
+  double max_mb = 0;
+  if (!eosin_config_get_double(cfg, "scheduler", "max_memory_mb", 0, 0, 1 << 30, &max_mb, err))
+    return false;
+  if (max_mb > 0 && max_mb < 16) {
+    g_autofree char *v = g_strdup_printf("%g", max_mb);
+    return config_error(err, cfg, "scheduler", "max_memory_mb", v,
+                        "out of range [16, 1073741824] (0: half of this machine's memory)");
+  }
+  cfg->max_memory_bytes = max_mb > 0 ? (gint64) (max_mb * 1048576.0) : _eosin_default_memory_limit();
+  if (!_eosin_config_check_memory(cfg, cfg->readers, err))
+    return false;
+  return true;
+}
+
+/* [overlay]. */
+static bool load_overlay(EosinConfig *cfg, GError **err) {
+  if (!eosin_config_get_choice(cfg, "overlay", "channel", "", NULL, &cfg->overlay_channel,
+                               err) ||
+      !eosin_config_get_choice(cfg, "overlay", "colormap", "viridis", COLORMAPS,
+                               &cfg->colormap, err) ||
+      !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err) ||
+      !eosin_config_get_choice(cfg, "overlay", "compression", "deflate", COMPRESSIONS,
+                               &cfg->overlay_compression, err) ||
+      !eosin_config_get_choice(cfg, "overlay", "tiles_geojson", "plain", TILES_GEOJSON,
+                               &cfg->tiles_geojson, err))
+    return false;
+  bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
+  bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);
+  if (has_min != has_max)
+    return config_error(err, cfg, "overlay", has_min ? "max" : "min", NULL,
+                        "min and max must be given together");
+  if (has_min) {
+    if (!eosin_config_get_double(cfg, "overlay", "min", 0, -1e9, 1e9, &cfg->overlay_min, err) ||
+        !eosin_config_get_double(cfg, "overlay", "max", 0, -1e9, 1e9, &cfg->overlay_max, err))
+      return false;
+    if (!(cfg->overlay_max > cfg->overlay_min)) {
+      g_autofree char *v = g_strdup_printf("%g", cfg->overlay_max);
+      return config_error(err, cfg, "overlay", "max", v, "must be greater than min");
+    }
+    cfg->overlay_range_set = true;
+  }
+  return true;
+}
+
+/* [lesions]: the channel is checked against the analyzer's at run time. */
+static bool load_lesions(EosinConfig *cfg, GError **err) {
+  cfg->lesions.present = g_key_file_has_group(cfg->keyfile, "lesions");
+  if (cfg->lesions.present &&
+      (!eosin_config_check_keys(cfg, "lesions", LESION_KEYS, err) ||
+       !eosin_config_get_choice(cfg, "lesions", "channel", NULL, NULL, &cfg->lesions.channel,
+                                err) ||
+       !eosin_config_get_double(cfg, "lesions", "threshold", 0.5, 0, 1e9,
+                                &cfg->lesions.threshold, err) ||
+       !eosin_config_get_double(cfg, "lesions", "min_area_um2", 0, 0, 1e12,
+                                &cfg->lesions.min_area_um2, err) ||
+       !eosin_config_get_double(cfg, "lesions", "smooth_um", 0, 0, 1e5,
+                                &cfg->lesions.smooth_um, err) ||
+       !eosin_config_get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
+    return false;
+  return true;
+}
+
+EosinConfig *eosin_config_load(const char *path, GError **err) {
+  g_autoptr(EosinConfig) cfg = g_new0(EosinConfig, 1);
+  cfg->path = g_strdup(path);
+  cfg->keyfile = g_key_file_new();
+  cfg->effective = _eosin_config_record_new();
+  if (!load_keyfile(cfg, err))
+    return NULL;
 
   if (!eosin_config_get_choice(cfg, "task", "name", NULL, NULL, &cfg->task, err) ||
       !eosin_config_get_choice(cfg, "task", "analyzer", NULL, NULL, &cfg->analyzer, err))
@@ -496,91 +602,8 @@ EosinConfig *eosin_config_load(const char *path, GError **err) {
       !load_domain_group(cfg, err) || !load_qc_group(cfg, err))
     return NULL;
 
-  if (!eosin_config_get_int(cfg, "tiling", "tile_size", 256, 16, 4096, &cfg->tile_size, err) ||
-      !eosin_config_get_int(cfg, "tiling", "overlap", 0, 0, 4095, &cfg->overlap, err) ||
-      !eosin_config_get_double(cfg, "tiling", "mpp", NAN, 0.05, 100, &cfg->mpp, err))
-    return NULL;
-  if (cfg->overlap >= cfg->tile_size) {
-    g_autofree char *v = g_strdup_printf("%d", cfg->overlap);
-    return config_error(err, cfg, "tiling", "overlap", v, "must be smaller than tile_size"),
-           NULL;
-  }
-
-  if (!eosin_config_get_double(cfg, "tissue", "min_fraction", 0.25, 0, 1,
-                               &cfg->tissue_min_fraction, err) ||
-      !eosin_config_get_double(cfg, "tissue", "thumbnail_mpp", 16, 1, 200,
-                               &cfg->tissue_thumbnail_mpp, err) ||
-      !eosin_config_get_int(cfg, "tissue", "max_side", 4096, 256, 16384, &cfg->tissue_max_side, err) ||
-      !eosin_config_get_double(cfg, "tissue", "min_saturation", 0.07, 0, 1,
-                               &cfg->tissue_min_saturation, err) ||
-      !eosin_config_get_double(cfg, "tissue", "closing_um", 50, 0, 5000,
-                               &cfg->tissue_closing_um, err) ||
-      !eosin_config_get_double(cfg, "tissue", "min_object_um2", 50000, 0, 1e12,
-                               &cfg->tissue_min_object_um2, err) ||
-      !eosin_config_get_double(cfg, "tissue", "max_hole_um2", 50000, 0, 1e12,
-                               &cfg->tissue_max_hole_um2, err))
-    return NULL;
-
-  if (!eosin_config_get_int(cfg, "scheduler", "readers", 2, 1, 64, &cfg->readers, err) ||
-      !eosin_config_get_int(cfg, "scheduler", "batch_size", 16, 1, 1024, &cfg->batch_size, err) ||
-      !eosin_config_get_int(cfg, "scheduler", "queue_depth", 4, 1, 256, &cfg->queue_depth, err))
-    return NULL;
-  /* 0 (the default, so that the effective config can say it): half of
-   * whatever machine runs it */
-  double max_mb = 0;
-  if (!eosin_config_get_double(cfg, "scheduler", "max_memory_mb", 0, 0, 1 << 30, &max_mb, err))
-    return NULL;
-  if (max_mb > 0 && max_mb < 16) {
-    g_autofree char *v = g_strdup_printf("%g", max_mb);
-    return config_error(err, cfg, "scheduler", "max_memory_mb", v,
-                        "out of range [16, 1073741824] (0: half of this machine's memory)"),
-           NULL;
-  }
-  cfg->max_memory_bytes = max_mb > 0 ? (gint64) (max_mb * 1048576.0) : _eosin_default_memory_limit();
-  if (!_eosin_config_check_memory(cfg, cfg->readers, err))
-    return NULL;
-
-  if (!eosin_config_get_choice(cfg, "overlay", "channel", "", NULL, &cfg->overlay_channel,
-                               err) ||
-      !eosin_config_get_choice(cfg, "overlay", "colormap", "viridis", COLORMAPS,
-                               &cfg->colormap, err) ||
-      !eosin_config_get_double(cfg, "overlay", "alpha", 0.6, 0, 1, &cfg->overlay_alpha, err) ||
-      !eosin_config_get_choice(cfg, "overlay", "compression", "deflate", COMPRESSIONS,
-                               &cfg->overlay_compression, err) ||
-      !eosin_config_get_choice(cfg, "overlay", "tiles_geojson", "plain", TILES_GEOJSON,
-                               &cfg->tiles_geojson, err))
-    return NULL;
-  bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
-  bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);
-  if (has_min != has_max)
-    return config_error(err, cfg, "overlay", has_min ? "max" : "min", NULL,
-                        "min and max must be given together"),
-           NULL;
-  if (has_min) {
-    if (!eosin_config_get_double(cfg, "overlay", "min", 0, -1e9, 1e9, &cfg->overlay_min, err) ||
-        !eosin_config_get_double(cfg, "overlay", "max", 0, -1e9, 1e9, &cfg->overlay_max, err))
-      return NULL;
-    if (!(cfg->overlay_max > cfg->overlay_min)) {
-      g_autofree char *v = g_strdup_printf("%g", cfg->overlay_max);
-      return config_error(err, cfg, "overlay", "max", v, "must be greater than min"), NULL;
-    }
-    cfg->overlay_range_set = true;
-  }
-  if (!load_model_group(cfg, err))
-    return NULL;
-  /* [lesions]: the channel is checked against the analyzer's at run time */
-  cfg->lesions.present = g_key_file_has_group(cfg->keyfile, "lesions");
-  if (cfg->lesions.present &&
-      (!eosin_config_check_keys(cfg, "lesions", LESION_KEYS, err) ||
-       !eosin_config_get_choice(cfg, "lesions", "channel", NULL, NULL, &cfg->lesions.channel,
-                                err) ||
-       !eosin_config_get_double(cfg, "lesions", "threshold", 0.5, 0, 1e9,
-                                &cfg->lesions.threshold, err) ||
-       !eosin_config_get_double(cfg, "lesions", "min_area_um2", 0, 0, 1e12,
-                                &cfg->lesions.min_area_um2, err) ||
-       !eosin_config_get_double(cfg, "lesions", "smooth_um", 0, 0, 1e5,
-                                &cfg->lesions.smooth_um, err) ||
-       !eosin_config_get_int(cfg, "lesions", "top_k", 1, 1, 1000000, &cfg->lesions.top_k, err)))
+  if (!load_tiling_tissue(cfg, err) || !load_scheduler(cfg, err) || !load_overlay(cfg, err) ||
+      !load_model_group(cfg, err) || !load_lesions(cfg, err))
     return NULL;
   return g_steal_pointer(&cfg);
 }

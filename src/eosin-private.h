@@ -308,6 +308,26 @@ bool _eosin_prepare_outdir(const char *outdir, GError **err);
 /* What OUTDIR/<name> holds for a run whose identity is @want. */
 EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *want, char **why);
 
+/* ---------------------------------------------------------------- slide access (slide-access.c) */
+
+/* The pipeline's side of an EosinSlideAccess: the slide it holds open and
+ * what it has computed on request. @access.data points back here. */
+typedef struct {
+  EosinSlideAccess access;
+  EosinSlide *slide;            /* borrowed */
+  const EosinRunOptions *opts;  /* borrowed: its note function; may be NULL */
+  int *fragments;               /* owned: labels of the mask, once asked for */
+  int n_fragments;
+  bool labelled;
+} EosinSlideAccessImpl;
+
+/* Sets up @a over @slide, @plan and @mask (all borrowed, outliving @a);
+ * free what it computed with _eosin_slide_access_clear. */
+void _eosin_slide_access_init(EosinSlideAccessImpl *a, EosinSlide *slide,
+                              const EosinTilePlan *plan, const EosinTissueMask *mask,
+                              const EosinRunOptions *opts);
+void _eosin_slide_access_clear(EosinSlideAccessImpl *a);
+
 /* ---------------------------------------------------------------- scheduler */
 
 typedef struct {
@@ -555,6 +575,11 @@ bool _eosin_write_pyramid(const EosinPaint *paint, const EosinSlideInfo *info,
 
 /* Re-opens a written overlay with OpenSlide and checks its level-0 size and
  * µm/px against the slide's. */
+/* Points the repeated tiles of a BigTIFF written by libtiff through @fd at
+ * their first copies: @dups holds one GArray of guint32 (repeat, source
+ * directory, source tile) triples per directory (tiff-repeats.c). False
+ * with a message appended to @error. */
+bool _eosin_tiff_patch_repeats(int fd, GPtrArray *dups, GString *error);
 bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err);
 
 /* preview.png: the heatmap cells over the thumbnail. */

@@ -379,12 +379,37 @@ typedef struct {
  * tile order and may rewrite them before they are stitched (an analyzer
  * whose tile values need every tile, such as cells counted once across
  * overlaps). Optional (may be NULL): prepare() runs after the tile plan and
- * before the first batch, with the slide, the plan and the tissue mask (e.g.
- * to estimate stain vectors from the slide); write() writes the analyzer's
+ * before the first batch, with what the pipeline gives of the slide
+ * (EosinSlideAccess: e.g. to estimate stain vectors from a few tiles); an
+ * analyzer never opens or reads the slide itself. write() writes the analyzer's
  * own files into the output folder @dir after finish() and appends their
  * names to @files (GPtrArray of char *, report.json's "outputs");
  * describe() adds one JSON value, report.json's "inference": how the
  * analyzer ran (device, model). */
+/* What prepare() may ask of the slide, from the pipeline, which holds the
+ * slide open: its description, the tile plan and the usable tissue mask,
+ * and, on request, a thumbnail, the pixels of a planned tile and the
+ * fragments of tissue. A note (EosinNoteFunc, may be NULL) is a line for
+ * the user, such as a fallback taken. Valid during prepare() only. */
+typedef struct _EosinSlideAccess EosinSlideAccess;
+struct _EosinSlideAccess {
+  const EosinSlideInfo *info;
+  const EosinTilePlan *plan;
+  const EosinTissueMask *mask;  /* may be NULL */
+  /* a whole-slide thumbnail whose longer side is at most @max_side
+   * (eosin_slide_thumbnail, no µm/px floor); @out cleared with
+   * eosin_thumbnail_clear by the caller */
+  bool (*thumbnail)(const EosinSlideAccess *s, int max_side, EosinThumbnail *out, GError **err);
+  /* planned tile @id (index into plan->tiles) into @rgb (tile_size^2 * 3) */
+  bool (*read_tile)(const EosinSlideAccess *s, int id, uint8_t *rgb, GError **err);
+  /* the 8-connected fragments of @mask: a label 1..*@n per mask pixel
+   * (0 = no tissue), owned by the pipeline; NULL (and *@n = 0) without a
+   * mask, or when it cannot be computed (out of memory) */
+  const int *(*fragments)(const EosinSlideAccess *s, int *n);
+  void (*note)(const EosinSlideAccess *s, const char *text);
+  void *data;  /* the pipeline's */
+};
+
 typedef struct {
   const char *name;
   /* NULL-terminated names of the files write() may add (an output folder
@@ -394,8 +419,7 @@ typedef struct {
    * files (relative to the config's folder), part of a result's identity */
   const char *const *model_keys;
   bool (*init)(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info, GError **err);
-  bool (*prepare)(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
-                  const EosinTissueMask *mask, GError **err);
+  bool (*prepare)(void *ctx, const EosinSlideAccess *slide, GError **err);
   bool (*run)(void *ctx, const EosinTileBatch *batch, float *values, GError **err);
   bool (*finish)(void *ctx, const EosinTilePlan *plan, float *values, JsonBuilder *scores,
                  GError **err);
@@ -427,6 +451,16 @@ struct _EosinCancel {
 typedef void (*EosinProgressFunc)(int done, int total, double tiles_per_s, void *data);
 /* A warning about a run (also kept in report.json "warnings"). */
 typedef void (*EosinWarningFunc)(const char *message, void *data);
+/* A line for the user that is not one of a run's warnings (those are kept
+ * in report.json): a slide that failed in a batch (the batch goes on), a
+ * result recomputed, a fallback taken, a batch slide's warning with its
+ * name. The library never writes to stderr: the CLI prints these. */
+typedef enum {
+  EOSIN_NOTE_INFO,
+  EOSIN_NOTE_WARNING,
+  EOSIN_NOTE_ERROR,
+} EosinNoteKind;
+typedef void (*EosinNoteFunc)(EosinNoteKind kind, const char *text, void *data);
 
 typedef struct {
   int readers_override;     /* > 0: replaces cfg->readers */
@@ -438,6 +472,8 @@ typedef struct {
   void *progress_data;
   EosinWarningFunc warning; /* may be NULL: called as each warning arises */
   void *warning_data;
+  EosinNoteFunc note;       /* may be NULL: notes (EosinNoteFunc) */
+  void *note_data;
   const char *const *argv;  /* may be NULL: the command line (NULL-terminated), for
                                report.json "command"; borrowed, must outlive the run */
 } EosinRunOptions;
@@ -510,6 +546,26 @@ typedef struct {
   bool interrupted;
 } EosinBatchResult;
 
+/* Where a batch is: slide @index (from 0) of @total, its tiles. */
+typedef struct {
+  int index, total;
+  const char *name;
+  int tiles_done, tiles_total;
+  double tiles_per_s;
+  double eta_s;           /* the whole batch's, from the slides done so far */
+} EosinBatchProgress;
+
+/* What a batch tells its caller as it goes (each may be NULL; never two
+ * calls at once): progress at most every 250 ms per slide and when its
+ * tiles are done; slide_done once per slide with its final status (done,
+ * done-replaced, skipped-complete, failed). Errors and notes go to the
+ * run options' note function. */
+typedef struct {
+  void (*progress)(const EosinBatchProgress *p, void *data);
+  void (*slide_done)(int index, int total, const char *name, const char *status, void *data);
+  void *data;
+} EosinBatchObserver;
+
 /* Runs every item holding OUTDIR's lock (EOSIN_ERROR_BUSY when another
  * process has it). A slide whose OUTDIR/<name> is COMPLETE for this
  * config is skipped (so a killed batch resumes); a STALE result (another
@@ -517,15 +573,15 @@ typedef struct {
  * @refuse_stale is a failure of that slide; a FOREIGN folder is a failure.
  * A failing slide is recorded in OUTDIR/batch-summary.csv with its error
  * and the batch goes on. The summary is rewritten after every slide.
- * @progress: print progress lines to stderr. @pipeline: write each
+ * @obs (may be NULL): progress and slides done. @pipeline: write each
  * slide's outputs on a thread of their own while the next slide is
  * analysed (at most one slide's outputs pending; the results are the same
  * byte for byte, only timings differ); @opts' warning may then be called
  * from that thread (never two calls at once). Returns false only when the
  * batch itself cannot run. */
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
-                     const EosinRunOptions *opts, bool progress, bool refuse_stale,
-                     bool pipeline, EosinBatchResult *res, GError **err);
+                     const EosinRunOptions *opts, const EosinBatchObserver *obs,
+                     bool refuse_stale, bool pipeline, EosinBatchResult *res, GError **err);
 G_END_DECLS
 
 G_BEGIN_DECLS
@@ -617,12 +673,16 @@ void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b);
 
 typedef struct {
   EosinCancel *cancel;  /* may be NULL */
-  bool progress;        /* a progress line on stderr */
+  /* each may be NULL: images done of @total after each batch; a note per
+   * image that cannot be read (EOSIN_NOTE_WARNING) */
+  void (*progress)(int done, int total, void *data);
+  EosinNoteFunc note;
+  void *data;
 } EosinPredictOptions;
 
 typedef struct {
   int images;      /* rows written */
-  int failed;      /* unreadable images, reported on stderr and left out */
+  int failed;      /* unreadable images, noted and left out */
   int resized;     /* images not at the model's input size, resized */
   double seconds;
   char *backend;   /* eosin_infer_summary of the run */
@@ -634,7 +694,8 @@ void eosin_predict_result_clear(EosinPredictResult *res);
  * to the list's folder), in path order, and writes @csv_path: a header
  * "path,<class>,..." then one row per image, the path relative to @input,
  * the probabilities in the config's class order. Images that cannot be
- * read are reported on stderr, counted in res->failed and left out. */
+ * read are reported to @opts' note function, counted in res->failed and
+ * left out. */
 bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_path,
                    const EosinPredictOptions *opts, EosinPredictResult *res, GError **err);
 

@@ -12,7 +12,7 @@
  * stitch, lesions, overlays, preview, tissue mask, tiles.csv, verify,
  * report, promote). `eosin run` does one after the other.
  */
-#include "eosin-private.h"
+#include "pipeline-private.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -25,10 +25,6 @@ void eosin_run_result_clear(EosinRunResult *res) {
   g_clear_pointer(&res->scores, json_node_unref);
   g_clear_pointer(&res->warnings, g_strfreev);
 }
-
-typedef struct {
-  double open_s, tissue_s, qc_s, write_s, verify_s;
-} Timing;
 
 static double since(gint64 t0) {
   return (g_get_monotonic_time() - t0) / 1e6;
@@ -49,45 +45,8 @@ static int find_channel(const EosinConfig *cfg, const EosinAnalyzerInfo *ai, con
   return -1;
 }
 
-/* One slide between its two phases. The analysis phase fills it on the
- * caller's thread; the output phase may run on another thread, but never
- * at the same time as anything else touches this run. */
-struct _EosinSlideRun {
-  const EosinConfig *cfg;
-  EosinRunOptions opts;     /* a copy: cancel, warning and their data must outlive the run */
-  char *path;               /* the slide */
-  char *final;              /* OUTDIR/<slide> */
-  EosinSlide *slide;
-  EosinThumbnail thumb;     /* at the tissue detector's µm/px */
-  EosinTissueMask mask;     /* the tissue detected (tissue.png) */
-  EosinQc qc;               /* the quality gate's findings (qc.png, report "qc") */
-  EosinTissueMask usable;   /* mask without excluded artefacts: what tiles are planned on */
-  float *sharpness;         /* per analysed tile, from the tile stage */
-  EosinTilePlan plan;
-  const EosinAnalyzerOps *ops;
-  void *actx;               /* released at the end of the analysis */
-  EosinAnalyzerInfo ainfo;  /* channel_names: @channel_names once actx is gone */
-  char **channel_names;     /* copied from the analyzer */
-  JsonNode *inference;      /* the analyzer's describe(), or NULL */
-  int channel, lesion_channel;
-  double vmin, vmax;        /* the overlay's range */
-  gint64 t_start;           /* when the analysis began */
-  double analyse_s;         /* how long it took */
-  float *values;
-  EosinGrid grid;
-  EosinSchedStats sched;
-  Timing timing;
-  JsonNode *scores;
-  EosinLesionSet lesions;
-  GPtrArray *analyzer_files; /* the analyzer's own outputs (write op) */
-  char *staging;
-  EosinIdentity identity;
-  GPtrArray *warnings;      /* char *, report.json "warnings" */
-};
-typedef EosinSlideRun Run;
 
-/* Keeps a warning for report.json and passes it to the caller's callback. */
-static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
+void _eosin_run_warn(Run *r, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = g_strdup_vprintf(fmt, ap);
@@ -100,7 +59,7 @@ static void G_GNUC_PRINTF(2, 3) warn(Run *r, const char *fmt, ...) {
 /* The QC's reasons from @from on, as warnings. */
 static void warn_qc(Run *r, guint from) {
   for (guint k = from; k < r->qc.reasons->len; k++)
-    warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
+    _eosin_run_warn(r, "QC: %s", (char *) r->qc.reasons->pdata[k]);
 }
 
 /* Frees @r and everything it holds; its staging folder is removed. */
@@ -134,149 +93,6 @@ static void run_free(Run *r) {
   g_free(r);
 }
 
-static bool write_report(Run *r, double wall_s, const char *path, GError **err) {
-  int channel = r->channel;
-  double vmin = r->vmin, vmax = r->vmax;
-  const EosinConfig *cfg = r->cfg;
-  const EosinSlideInfo *i = eosin_slide_get_info(r->slide);
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  _eosin_json_str(b, "status", "complete");
-  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-  g_autofree char *iso = g_date_time_format_iso8601(now);
-  _eosin_json_str(b, "created", iso);
-  json_builder_set_member_name(b, "versions");
-  _eosin_versions_json(b);
-  if (r->opts.argv) {
-    json_builder_set_member_name(b, "command");
-    _eosin_command_json(r->opts.argv, b);
-  }
-
-  json_builder_set_member_name(b, "identity");
-  _eosin_identity_json(&r->identity, b);
-
-  json_builder_set_member_name(b, "slide");
-  eosin_slide_info_json(i, b);
-
-  json_builder_set_member_name(b, "config");
-  json_builder_begin_object(b);
-  g_autofree char *cfg_path = g_canonicalize_filename(cfg->path, NULL);
-  _eosin_json_str(b, "path", cfg_path);
-  _eosin_json_str(b, "task", cfg->task);
-  _eosin_json_str(b, "analyzer", cfg->analyzer);
-  _eosin_json_int(b, "tile_size", cfg->tile_size);
-  _eosin_json_int(b, "overlap", cfg->overlap);
-  _eosin_json_num(b, "mpp", cfg->mpp);
-  _eosin_json_num(b, "tissue_min_fraction", cfg->tissue_min_fraction);
-  _eosin_json_num(b, "tissue_min_saturation", cfg->tissue_min_saturation);
-  _eosin_json_int(b, "readers", r->sched.readers);
-  _eosin_json_int(b, "batch_size", cfg->batch_size);
-  _eosin_json_int(b, "queue_depth", cfg->queue_depth);
-  _eosin_config_effective_json(cfg, b);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "domain");
-  _eosin_domain_json(cfg, &r->plan.level, r->opts.allow_upsample, b);
-
-  json_builder_set_member_name(b, "tiling");
-  json_builder_begin_object(b);
-  _eosin_json_num(b, "mpp_effective", r->plan.mpp);
-  _eosin_json_int(b, "level", r->plan.level.level);
-  _eosin_json_bool(b, "resampled", r->plan.level.resample);
-  _eosin_json_num(b, "level_pixels_per_tile_pixel", r->plan.level.scale);
-  _eosin_json_num(b, "tile_level0_px", r->plan.tile_l0_x);
-  _eosin_json_num(b, "stride_level0_px", r->plan.stride_l0_x);
-  _eosin_json_int(b, "columns", r->plan.cols);
-  _eosin_json_int(b, "rows", r->plan.rows);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "tissue");
-  json_builder_begin_object(b);
-  _eosin_json_num(b, "saturation_threshold", r->mask.threshold);
-  _eosin_json_bool(b, "glass_found", r->mask.glass);
-  _eosin_json_num(b, "fraction", r->mask.fraction);
-  _eosin_json_num(b, "thumbnail_level0_px_per_px", r->thumb.scale_x);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "qc");
-  _eosin_qc_json(&r->qc, cfg, b);
-
-  json_builder_set_member_name(b, "tiles");
-  json_builder_begin_object(b);
-  _eosin_json_int(b, "planned", r->plan.planned);
-  _eosin_json_int(b, "skipped_no_tissue", r->plan.skipped);
-  _eosin_json_int(b, "analyzed", r->plan.tiles->len);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "timing");
-  json_builder_begin_object(b);
-  _eosin_json_num(b, "open_s", r->timing.open_s);
-  _eosin_json_num(b, "tissue_s", r->timing.tissue_s);
-  _eosin_json_num(b, "qc_s", r->timing.qc_s); /* of tissue_s; the tiles' focus is in the tile stage */
-  _eosin_json_num(b, "read_s_all_readers", r->sched.read_s);
-  _eosin_json_num(b, "analyze_s", r->sched.analyze_s);
-  _eosin_json_num(b, "tiles_wall_s", r->sched.wall_s);
-  _eosin_json_num(b, "write_s", r->timing.write_s);
-  _eosin_json_num(b, "verify_s", r->timing.verify_s);
-  _eosin_json_num(b, "wall_s", wall_s);
-  _eosin_json_num(b, "tiles_per_s", r->sched.wall_s > 0 ? r->plan.tiles->len / r->sched.wall_s : 0);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "channels");
-  json_builder_begin_array(b);
-  for (int c = 0; c < r->ainfo.n_channels; c++)
-    json_builder_add_string_value(b, r->ainfo.channel_names[c]);
-  json_builder_end_array(b);
-
-  json_builder_set_member_name(b, "overlay");
-  json_builder_begin_object(b);
-  _eosin_json_str(b, "channel", r->ainfo.channel_names[channel]);
-  _eosin_json_str(b, "colormap", cfg->colormap);
-  _eosin_json_num(b, "alpha", cfg->overlay_alpha);
-  _eosin_json_str(b, "compression", cfg->overlay_compression);
-  _eosin_json_str(b, "tiles_geojson", cfg->tiles_geojson);
-  _eosin_json_num(b, "min", vmin);
-  _eosin_json_num(b, "max", vmax);
-  _eosin_json_str(b, "heatmap_encoding", "0 = no tissue / not analysed; 1..255 = min..max linearly");
-  _eosin_json_num(b, "cell_level0_px", r->grid.cell_x);
-  json_builder_end_object(b);
-
-  json_builder_set_member_name(b, "scores");
-  json_builder_add_value(b, json_node_ref(r->scores));
-
-  if (r->inference) {
-    json_builder_set_member_name(b, "inference");
-    json_builder_add_value(b, json_node_ref(r->inference));
-  }
-
-  json_builder_set_member_name(b, "outputs");
-  json_builder_begin_array(b);
-  const char *files[] = {"overlay.tif", "heatmap.tif", "preview.png", "tissue.png",
-                         "tiles.csv", "report.json", NULL};
-  for (int f = 0; files[f]; f++)
-    json_builder_add_string_value(b, files[f]);
-  if (r->qc.enabled)
-    json_builder_add_string_value(b, "qc.png");
-  if (_eosin_tiles_geojson_name(cfg))
-    json_builder_add_string_value(b, _eosin_tiles_geojson_name(cfg));
-  const char *lesion_files[] = {"detections.csv", "lesions.geojson", "lesions.xml", NULL};
-  for (int f = 0; cfg->lesions.present && lesion_files[f]; f++)
-    json_builder_add_string_value(b, lesion_files[f]);
-  for (guint f = 0; r->analyzer_files && f < r->analyzer_files->len; f++)
-    json_builder_add_string_value(b, r->analyzer_files->pdata[f]);
-  json_builder_end_array(b);
-
-  json_builder_set_member_name(b, "warnings");
-  json_builder_begin_array(b);
-  for (guint w = 0; w < r->warnings->len; w++)
-    json_builder_add_string_value(b, r->warnings->pdata[w]);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  return _eosin_write_json(path, root, err);
-}
-
 static bool cancelled(const EosinRunOptions *o) {
   return o && o->cancel && g_atomic_int_get(&o->cancel->cancelled);
 }
@@ -308,7 +124,7 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
   double stride = cfg->tile_size - cfg->overlap;
   double cover = (cfg->tile_size / stride) * (cfg->tile_size / stride);
   if (cover > 4.01)
-    warn(r,
+    _eosin_run_warn(r,
          "[tiling] overlap = %d of tile_size = %d: every point is analysed by %.0f tiles, "
          "%d tiles planned for this slide (%.0f x the work of tiles side by side)",
          cfg->overlap, cfg->tile_size, cover, r->plan.planned, cover);
@@ -328,19 +144,19 @@ static bool check_plan(Run *r, size_t per_tile, GError **err) {
   return true;
 }
 
-/* The analysis phase of run_slide: everything up to the analyzer's scores
- * and own files in the staging folder. */
-static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, GError **err) {
+/* Where the result goes and what it will belong to, and whether its place
+ * may be taken, before any work is done. Returns the output name (caller
+ * frees), or NULL with @err set. */
+static char *identify(Run *r, const char *outdir, const EosinIdentity *config_id, int readers,
+                      GError **err) {
   const EosinConfig *cfg = r->cfg;
   const EosinRunOptions *o = &r->opts;
   const char *path = r->path;
-  gint64 t0 = r->t_start = g_get_monotonic_time();
   g_autofree char *name = output_name(path, err);
   if (!name)
-    return false;
-  int readers = o->readers_override > 0 ? o->readers_override : cfg->readers;
+    return NULL;
   if (!_eosin_config_check_memory(cfg, readers, err))
-    return false;
+    return NULL;
   /* what this result will belong to, and whether its place may be taken,
    * before any work is done */
   if (config_id) {
@@ -349,7 +165,7 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     r->identity.model_paths = g_strdupv(config_id->model_paths);
     r->identity.model_sha256 = g_strdupv(config_id->model_sha256);
   } else if (!_eosin_identity_config(cfg, &r->identity, err)) {
-    return false;
+    return NULL;
   }
   if (config_id && config_id->slide_path) { /* the caller identified the slide too */
     r->identity.slide_path = g_strdup(config_id->slide_path);
@@ -358,12 +174,20 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
     r->identity.slide_hash = g_strdup(config_id->slide_hash);
     r->identity.mpp_user = config_id->mpp_user;
   } else if (!_eosin_identity_slide(path, o->mpp_override, o->cancel, &r->identity, err)) {
-    return false;
+    return NULL;
   }
   r->final = g_build_filename(outdir, name, NULL);
   if (!_eosin_output_check_replaceable(r->final, path, err))
-    return false;
+    return NULL;
 
+  return g_steal_pointer(&name);
+}
+
+/* Opens the slide and checks its µm/px against the task's domain. */
+static bool open_slide(Run *r, gint64 t0, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
   r->slide = eosin_slide_open(path, o->mpp_override, err);
   if (!r->slide)
     return false;
@@ -372,7 +196,7 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   r->timing.open_s = since(t0);
   double aspect = info->mpp_y / info->mpp_x;
   if (aspect > 1.01 || aspect < 1 / 1.01)
-    warn(r, "slide %s: pixels are not square (%g x %g µm/px, aspect %.3f); tiles are "
+    _eosin_run_warn(r, "slide %s: pixels are not square (%g x %g µm/px, aspect %.3f); tiles are "
             "resampled to square %g µm pixels",
          path, info->mpp_x, info->mpp_y, aspect, cfg->mpp);
   /* the slide's µm/px against the model's, before anything is read */
@@ -380,10 +204,16 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   g_autoptr(GPtrArray) dw = g_ptr_array_new_with_free_func(g_free);
   bool in_domain = _eosin_domain_check(cfg, info, &level, o->allow_upsample, dw, err);
   for (guint w = 0; w < dw->len; w++)
-    warn(r, "%s", (char *) dw->pdata[w]);
+    _eosin_run_warn(r, "%s", (char *) dw->pdata[w]);
   if (!in_domain)
     return false;
 
+  return true;
+}
+
+/* The analyzer, its overlay and lesion channels and the overlay's range. */
+static bool init_analyzer(Run *r, GError **err) {
+  const EosinConfig *cfg = r->cfg;
   r->ops = eosin_analyzer_find(cfg->analyzer);
   if (!r->ops->init(cfg, &r->actx, &r->ainfo, err))
     return false;
@@ -399,7 +229,15 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   r->vmax = cfg->overlay_range_set ? cfg->overlay_max : r->ainfo.default_max[r->channel];
   _eosin_config_record_overlay(cfg, r->ainfo.channel_names[r->channel], r->vmin, r->vmax);
 
-  t0 = g_get_monotonic_time();
+  return true;
+}
+
+/* Thumbnail, tissue mask, quality gate and tile plan: what will be read. */
+static bool find_tissue(Run *r, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const char *path = r->path;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
+  gint64 t0 = g_get_monotonic_time();
   if (!eosin_slide_thumbnail(r->slide, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp,
                              &r->thumb, err) ||
       !eosin_tissue_detect(&r->thumb, info, cfg, &r->mask, err))
@@ -427,17 +265,25 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
                 r->mask.threshold);
     return false;
   }
+  return true;
+}
+
+/* The analyzer over every planned tile: prepare, the tile stage, finish
+ * (its scores) and write (its own files in the staging folder). */
+static bool run_analyzer(Run *r, int readers, size_t per_tile, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinRunOptions *o = &r->opts;
+  const char *path = r->path;
+  const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
   size_t n = r->plan.tiles->len;
-  size_t per_tile = _eosin_values_per_tile(&r->ainfo);
-  if (!check_plan(r, per_tile, err))
-    return false;
-
-  r->staging = _eosin_output_stage(outdir, name, path, err);
-  if (!r->staging)
-    return false;
-
-  if (r->ops->prepare && !r->ops->prepare(r->actx, r->slide, &r->plan, &r->usable, err))
-    return false;
+  if (r->ops->prepare) {
+    EosinSlideAccessImpl access;
+    _eosin_slide_access_init(&access, r->slide, &r->plan, &r->usable, o);
+    bool prepared = r->ops->prepare(r->actx, &access.access, err);
+    _eosin_slide_access_clear(&access);
+    if (!prepared)
+      return false;
+  }
 
   r->sharpness = cfg->qc.enabled ? g_try_new0(float, n) : NULL;
   r->values = g_try_new0(float, n * per_tile);
@@ -473,6 +319,11 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
       return false;
     }
 
+  return true;
+}
+
+/* Releases the analyzer once what the outputs need of it is copied. */
+static void release_analyzer(Run *r) {
   /* The outputs need of the analyzer only its channel names and its
    * description (report.json "inference"): both are copied and the
    * analyzer is released here, on the thread that made it. Its model's
@@ -491,6 +342,29 @@ static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, 
   }
   r->ops->destroy(r->actx);
   r->actx = NULL;
+}
+
+/* The analysis phase of run_slide: everything up to the analyzer's scores
+ * and own files in the staging folder. */
+static bool analyse(Run *r, const char *outdir, const EosinIdentity *config_id, GError **err) {
+  const EosinConfig *cfg = r->cfg;
+  const EosinRunOptions *o = &r->opts;
+  gint64 t0 = r->t_start = g_get_monotonic_time();
+  int readers = o->readers_override > 0 ? o->readers_override : cfg->readers;
+  g_autofree char *name = identify(r, outdir, config_id, readers, err);
+  if (!name || !open_slide(r, t0, err) || !init_analyzer(r, err) || !find_tissue(r, err))
+    return false;
+  size_t per_tile = _eosin_values_per_tile(&r->ainfo);
+  if (!check_plan(r, per_tile, err))
+    return false;
+
+  r->staging = _eosin_output_stage(outdir, name, r->path, err);
+  if (!r->staging)
+    return false;
+
+  if (!run_analyzer(r, readers, per_tile, err))
+    return false;
+  release_analyzer(r);
   r->analyse_s = since(r->t_start);
   return true;
 }
@@ -539,7 +413,7 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
-  if (!write_report(r, r->analyse_s + since(t_out), report, err))
+  if (!_eosin_run_write_report(r, r->analyse_s + since(t_out), report, err))
     return false;
   if (cancelled(o)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
@@ -550,7 +424,7 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
     return false;
   g_clear_pointer(&r->staging, g_free);
   if (warning)
-    warn(r, "%s", warning);
+    _eosin_run_warn(r, "%s", warning);
 
   if (res) {
     res->outdir = g_strdup(r->final);

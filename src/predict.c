@@ -200,7 +200,10 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
       g_autoptr(GError) ierr = NULL;
       bool resized = false;
       if (!load_image(path, size, cfg->model.predict_center_crop, rgb + img * n, &resized, &ierr)) {
-        fprintf(stderr, "eosin predict: skipped %s: %s\n", path, ierr->message);
+        if (o && o->note) {
+          g_autofree char *text = g_strdup_printf("skipped %s: %s", path, ierr->message);
+          o->note(EOSIN_NOTE_WARNING, text, o->data);
+        }
         res->failed++;
         continue;
       }
@@ -244,10 +247,8 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
     }
     res->images += n;
     if (o && o->progress)
-      fprintf(stderr, "\r%d/%u images", res->images + res->failed, files->len);
+      o->progress(res->images + res->failed, (int) files->len, o->data);
   }
-  if (o && o->progress)
-    fprintf(stderr, "\n");
   if (res->images == 0) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: none of %u images could be read", input,
                 files->len);

@@ -30,6 +30,15 @@ int eosin_cli_exit_code(const GError *err);
 void eosin_cli_print_json(JsonNode *root);
 /* An EosinWarningFunc printing "eosin: warning: MESSAGE" on stderr. */
 void eosin_cli_warning(const char *message, void *data);
+/* An EosinNoteFunc printing "eosin: TEXT" on stderr; @data (may be NULL)
+ * is a const bool *: true when a progress line is being rewritten in place,
+ * which an error first ends. */
+void eosin_cli_note(EosinNoteKind kind, const char *text, void *data);
+/* An EosinBatchObserver's functions: the progress line rewritten in place
+ * ("[i/n] slide: done/total tiles, rate, ETA"), a line per slide done. */
+void eosin_cli_batch_progress(const EosinBatchProgress *p, void *data);
+void eosin_cli_batch_slide_done(int index, int total, const char *name, const char *status,
+                                void *data);
 /* "eosin: note: model made for ..." on stderr once per command when the
  * config declares a specimen (eosin_domain_note). */
 void eosin_cli_domain_note(const EosinConfig *cfg);

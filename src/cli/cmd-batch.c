@@ -81,12 +81,16 @@ int eosin_cmd_batch(int argc, char **argv) {
     return EOSIN_EXIT_USAGE;
   }
   EosinCancel cancel = {0};
+  /* progress lines only on a terminal: a log file gets the slides' notes */
+  bool progress = isatty(STDERR_FILENO);
   EosinRunOptions opts = {.readers_override = readers, .cancel = &cancel,
                           .argv = (const char *const *) command,
-                          .allow_upsample = allow_upsample};
+                          .allow_upsample = allow_upsample, .note = eosin_cli_note,
+                          .note_data = &progress};
+  EosinBatchObserver obs = {eosin_cli_batch_progress, eosin_cli_batch_slide_done, NULL};
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinBatchResult res;
-  bool ok = eosin_batch_run(cfg, items, outdir, &opts, isatty(STDERR_FILENO), refuse_stale,
+  bool ok = eosin_batch_run(cfg, items, outdir, &opts, progress ? &obs : NULL, refuse_stale,
                             !no_pipeline, &res, &err);
   eosin_cli_signals_stop(sig);
   if (!ok) {

@@ -7,6 +7,18 @@
 #include <stdio.h>
 #include <unistd.h>
 
+/* Progress on a terminal: "done/total images", rewritten in place; @data
+ * is a bool *, set once a line is open. */
+static void progress(int done, int total, void *data) {
+  *(bool *) data = true;
+  fprintf(stderr, "\r%d/%d images", done, total);
+}
+
+/* An image that cannot be read: "eosin predict: skipped PATH: why". */
+static void note(EosinNoteKind kind, const char *text, void *data) {
+  fprintf(stderr, "eosin predict: %s\n", text);
+}
+
 int eosin_cmd_predict(int argc, char **argv) {
   g_autofree char *config = NULL, *model = NULL, *device = NULL, *out = NULL;
   int batch = 0;
@@ -58,11 +70,16 @@ int eosin_cmd_predict(int argc, char **argv) {
   if (batch)
     cfg->batch_size = batch;
   EosinCancel cancel = {0};
-  EosinPredictOptions opts = {.cancel = &cancel, .progress = isatty(STDERR_FILENO)};
+  bool line_open = false;
+  EosinPredictOptions opts = {.cancel = &cancel, .note = note, .data = &line_open};
+  if (isatty(STDERR_FILENO))
+    opts.progress = progress;
   EosinSignals *sig = eosin_cli_signals_start(&cancel);
   EosinPredictResult res;
   bool ok = eosin_predict(cfg, argv[1], out, &opts, &res, &err);
   eosin_cli_signals_stop(sig);
+  if (line_open)
+    fputc('\n', stderr);
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);
     eosin_predict_result_clear(&res);

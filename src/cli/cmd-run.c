@@ -74,8 +74,8 @@ int eosin_cmd_run(int argc, char **argv) {
   EosinCancel cancel = {0};
   gint64 last = 0;
   EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel,
-                          .warning = eosin_cli_warning, .allow_upsample = allow_upsample,
-                          .argv = (const char *const *) command};
+                          .warning = eosin_cli_warning, .note = eosin_cli_note,
+                          .allow_upsample = allow_upsample, .argv = (const char *const *) command};
   if (isatty(STDERR_FILENO)) {
     opts.progress = progress;
     opts.progress_data = &last;

@@ -94,4 +94,32 @@ EosinPnStage _eosin_pn_stage(const EosinNodeCat *nodes, int n);
 /* Quadratic weighted Cohen kappa of two ratings over @k categories. */
 double _eosin_quadratic_kappa(const int *a, const int *b, int n, int k);
 
+/* ---------------------------------------------------------------- tables (tables.c) */
+
+/* The names a header's first column may have. */
+#define NAME_COLUMN "name", "image", "slide", "filename", "file", "id", "image_id", "slide_id"
+
+/* @path read as CSV (_eosin_csv_read, strict: quoting, CRLF, a BOM, '#'
+ * comment lines; FIFOs, devices and folders refused): EosinCsvRow rows,
+ * freed by the caller; @what names the table in errors. */
+GPtrArray *_eosin_eval_read_table(const char *path, const char *what, GError **err);
+/* Row @r as the user wrote it (fields joined by commas). Caller frees. */
+char *_eosin_eval_row_text(const EosinCsvRow *r);
+/* Whether @r names the columns: each field one of @cols' names
+ * (case-insensitive), every column when @exact, else at least the first. */
+bool _eosin_eval_is_header(const EosinCsvRow *r, const char *const *const *cols, bool exact);
+/* An EOSIN_ERROR_CONFIG error naming @path, @r's line and text, what was
+ * wanted and what was found (printf @fmt). */
+void _eosin_eval_bad_row(GError **err, const char *path, const EosinCsvRow *r, const char *want,
+                         const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+/* False with an error when @name (a @kind) was seen before in @path. */
+bool _eosin_eval_check_unique(GHashTable *seen, const char *path, const char *kind,
+                              const char *name, int line, GError **err);
+/* A finite number in all of @s. */
+bool _eosin_eval_parse_num(const char *s, double *v);
+/* NULL when @s is a probability in [0, 1] (into @v), else what is wrong. */
+const char *_eosin_eval_prob_problem(const char *s, double *v);
+/* NULL when @s is a coordinate in [0, EOSIN_EVAL_MAX_COORD], else what is wrong. */
+const char *_eosin_eval_coord_problem(const char *s, double *v);
+
 G_END_DECLS

@@ -1,6 +1,6 @@
 /*
- * eval.c — `eosin eval`: reads predictions and ground truth from disk and
- * scores them with eval-camelyon16.c / eval-camelyon17.c, writing the FROC
+ * eval.c — `eosin eval camelyon16`: reads predictions and ground truth from
+ * disk (tables.c) and scores them with eval-camelyon16.c, writing the FROC
  * curve as CSV and PNG. File layouts follow the challenges' submissions:
  * CAMELYON16 detections are one CSV per slide (`confidence,X,Y`, the
  * challenge's without a header), slide probabilities one CSV
@@ -22,60 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ------------------------------------------------------------ CSV rows */
-
-/* Every eval table goes through _eosin_csv_read: RFC 4180 quoting (eosin
- * batch quotes a slide name holding a comma), CRLF, a BOM, '#' comment
- * lines; FIFOs, devices and folders refused. */
-static GPtrArray *read_table(const char *path, const char *what, GError **err) {
-  return _eosin_csv_read(path, what, EOSIN_CSV_COMMENTS, err);
-}
-
-/* @r as CSV again, for messages: at most 80 bytes (cut at a UTF-8
- * character), line breaks and other control characters shown as '?'. */
-static char *row_text(const EosinCsvRow *r) {
-  GString *s = g_string_new(NULL);
-  for (int i = 0; i < r->n; i++) {
-    if (i)
-      g_string_append_c(s, ',');
-    _eosin_csv_append_field(s, r->fields[i]);
-  }
-  if (s->len > 80) {
-    gsize cut = 80;
-    while (cut > 0 && ((guchar) s->str[cut] & 0xC0) == 0x80)
-      cut--;
-    g_string_truncate(s, cut);
-    g_string_append(s, "...");
-  }
-  for (gsize i = 0; i < s->len; i++)
-    if ((guchar) s->str[i] < 0x20 || s->str[i] == 0x7f)
-      s->str[i] = '?';
-  return g_string_free(s, FALSE);
-}
-
-/* A first row is a header only when its fields are the column names a
- * header of that file uses (case-insensitive; @cols: one NULL-terminated
- * list of alternatives per column, NULL-terminated): a first row that
- * merely fails to parse (semicolons, a typo) is an error like any other
- * row, not silently dropped. With @exact the row has exactly those
- * columns, else at least them (the reference's histotype, ...). */
-static bool is_header(const EosinCsvRow *r, const char *const *const *cols, bool exact) {
-  int n = 0;
-  while (cols[n])
-    n++;
-  if (exact ? r->n != n : r->n < n)
-    return false;
-  for (int i = 0; i < n; i++) {
-    bool ok = false;
-    for (const char *const *c = cols[i]; *c && !ok; c++)
-      ok = !g_ascii_strcasecmp(r->fields[i], *c);
-    if (!ok)
-      return false;
-  }
-  return true;
-}
-
-#define NAME_COLUMN "name", "image", "slide", "filename", "file", "id", "image_id", "slide_id"
+/* The column names a header row may use. */
 static const char *const DET_P[] = {"confidence", "probability", "prob", "p", "score", NULL};
 static const char *const DET_X[] = {"x", "coord_x", "x_coord", NULL};
 static const char *const DET_Y[] = {"y", "coord_y", "y_coord", NULL};
@@ -87,64 +34,6 @@ static const char *const *const SLIDES_HEADER[] = {SLIDE_NAME, SLIDE_P, NULL};
 static const char *const REF_LABEL[] = {"type", "label", "class", "category", "diagnosis",
                                         "ground_truth", "truth", NULL};
 static const char *const *const REF_HEADER[] = {SLIDE_NAME, REF_LABEL, NULL};
-static const char *const C17_NAME[] = {"patient", "node", "case", NAME_COLUMN, NULL};
-static const char *const C17_LABEL[] = {"stage", "pn_stage", "pn", "label", "category", "class",
-                                        "prediction", NULL};
-static const char *const *const C17_HEADER[] = {C17_NAME, C17_LABEL, NULL};
-
-/* The message for a bad row: "FILE line N: WHY in "ROW" (expected WANT)". */
-static void bad_row(GError **err, const char *path, const EosinCsvRow *r, const char *want,
-                    const char *fmt, ...) G_GNUC_PRINTF(5, 6);
-static void bad_row(GError **err, const char *path, const EosinCsvRow *r, const char *want,
-                    const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *why = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_autofree char *text = row_text(r);
-  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s line %d: %s in \"%s\" (expected %s)",
-              path, r->line, why, text, want);
-}
-
-/* "FILE line N: NAME again (first on line M)": a second probability or
- * stage for one name would silently replace the first. */
-static bool check_unique(GHashTable *seen, const char *path, const char *kind, const char *name,
-                         int line, GError **err) {
-  gpointer first;
-  if (g_hash_table_lookup_extended(seen, name, NULL, &first)) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s line %d: %s %s again (first on line %d)",
-                path, line, kind, name, GPOINTER_TO_INT(first));
-    return false;
-  }
-  g_hash_table_insert(seen, g_strdup(name), GINT_TO_POINTER(line));
-  return true;
-}
-
-static bool parse_num(const char *s, double *v) {
-  char *end;
-  errno = 0;
-  *v = g_ascii_strtod(s, &end);
-  return *s && !*end && !errno && isfinite(*v);
-}
-
-/* NULL when @s is a probability (a finite number in [0, 1]), else why not. */
-static const char *prob_problem(const char *s, double *v) {
-  if (!parse_num(s, v))
-    return "is not a finite number";
-  return *v >= 0 && *v <= 1 ? NULL : "is outside [0, 1]";
-}
-
-/* NULL when @s is a level-0 coordinate eval accepts (a finite number in
- * [0, EOSIN_EVAL_MAX_COORD]: checked here, before the grid size or a pixel
- * index is computed from it), else why not. */
-static const char *coord_problem(const char *s, double *v) {
-  if (!parse_num(s, v))
-    return "is not a finite number";
-  if (*v < 0)
-    return "is negative";
-  return *v <= EOSIN_EVAL_MAX_COORD ? NULL : "is past 4194304 px, the largest level-0 "
-                                             "coordinate eval accepts";
-}
 
 /* ------------------------------------------------------------ CAMELYON16 */
 
@@ -169,30 +58,30 @@ static GArray *read_detections(const char *dir, const char *name, char **path_ou
   GArray *det = g_array_new(FALSE, FALSE, sizeof(EosinDetection));
   if (!g_file_test(path, G_FILE_TEST_EXISTS))
     return det;
-  g_autoptr(GPtrArray) rows = read_table(path, "detections", err);
+  g_autoptr(GPtrArray) rows = _eosin_eval_read_table(path, "detections", err);
   if (!rows) {
     g_array_unref(det);
     return NULL;
   }
   for (guint i = 0; i < rows->len; i++) {
     const EosinCsvRow *r = rows->pdata[i];
-    if (i == 0 && is_header(r, DET_HEADER, true))
+    if (i == 0 && _eosin_eval_is_header(r, DET_HEADER, true))
       continue;
     EosinDetection d = {.line = r->line};
     const char *why = NULL, *what = NULL, *val = NULL;
     if (r->n != 3) {
-      bad_row(err, path, r, DET_WANT, "%d field%s", r->n, r->n == 1 ? "" : "s");
+      _eosin_eval_bad_row(err, path, r, DET_WANT, "%d field%s", r->n, r->n == 1 ? "" : "s");
       g_array_unref(det);
       return NULL;
     }
-    if ((why = prob_problem(r->fields[0], &d.p)))
+    if ((why = _eosin_eval_prob_problem(r->fields[0], &d.p)))
       what = "confidence", val = r->fields[0];
-    else if ((why = coord_problem(r->fields[1], &d.x)))
+    else if ((why = _eosin_eval_coord_problem(r->fields[1], &d.x)))
       what = "X", val = r->fields[1];
-    else if ((why = coord_problem(r->fields[2], &d.y)))
+    else if ((why = _eosin_eval_coord_problem(r->fields[2], &d.y)))
       what = "Y", val = r->fields[2];
     if (why) {
-      bad_row(err, path, r, DET_WANT, "%s %s %s", what, val, why);
+      _eosin_eval_bad_row(err, path, r, DET_WANT, "%s %s %s", what, val, why);
       g_array_unref(det);
       return NULL;
     }
@@ -367,13 +256,13 @@ static bool truth_suffix(const char *f, size_t *stem_len) {
 static GPtrArray *slide_list(const EosinC16Options *o, GHashTable *tumour, GError **err) {
   GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
   if (o->reference) {
-    g_autoptr(GPtrArray) rows = read_table(o->reference, "reference CSV", err);
+    g_autoptr(GPtrArray) rows = _eosin_eval_read_table(o->reference, "reference CSV", err);
     if (!rows)
       return g_ptr_array_unref(names), NULL;
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 0; i < rows->len; i++) {
       const EosinCsvRow *r = rows->pdata[i];
-      if (i == 0 && is_header(r, REF_HEADER, false))
+      if (i == 0 && _eosin_eval_is_header(r, REF_HEADER, false))
         continue;
       const char *why = r->n < 2          ? "one field"
                         : !*r->fields[0]  ? "an empty name"
@@ -382,7 +271,7 @@ static GPtrArray *slide_list(const EosinC16Options *o, GHashTable *tumour, GErro
                             ? "a label that is neither Tumor nor Normal"
                             : NULL;
       if (why) {
-        bad_row(err, o->reference, r, REF_WANT, "%s", why);
+        _eosin_eval_bad_row(err, o->reference, r, REF_WANT, "%s", why);
         return g_ptr_array_unref(names), NULL;
       }
       char *name = g_strdup(r->fields[0]);
@@ -390,7 +279,7 @@ static GPtrArray *slide_list(const EosinC16Options *o, GHashTable *tumour, GErro
       if (dot && !strcmp(dot, ".tif"))
         *dot = 0;
       /* Test_001 and Test_001.tif are one slide */
-      if (!check_unique(seen, o->reference, "slide", name, r->line, err)) {
+      if (!_eosin_eval_check_unique(seen, o->reference, "slide", name, r->line, err)) {
         g_free(name);
         return g_ptr_array_unref(names), NULL;
       }
@@ -442,43 +331,37 @@ static int cmp_name(gconstpointer a, gconstpointer b) {
   return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError **err) {
-  memset(res, 0, sizeof *res);
-  res->auc = NAN;
-  g_autoptr(GHashTable) tumour = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr(GPtrArray) names = slide_list(o, tumour, err);
-  if (!names)
-    return false;
-  g_ptr_array_sort(names, cmp_name);
-
-  /* slide level: PRED/camelyon-slides.csv (name,probability) */
+/* Slide level: PRED/camelyon-slides.csv (name,probability), when there,
+ * scored by ROC AUC against the tumour slides (res->auc, n_slides_auc). */
+static bool slide_auc(const EosinC16Options *o, GPtrArray *names, GHashTable *tumour,
+                      EosinC16Result *res, GError **err) {
   g_autofree char *slides_csv = g_build_filename(o->pred_dir, "camelyon-slides.csv", NULL);
   if (g_file_test(slides_csv, G_FILE_TEST_EXISTS)) {
-    g_autoptr(GPtrArray) rows = read_table(slides_csv, "slide probabilities", err);
+    g_autoptr(GPtrArray) rows = _eosin_eval_read_table(slides_csv, "slide probabilities", err);
     if (!rows)
       return false;
     g_autoptr(GHashTable) prob = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 0; i < rows->len; i++) {
       const EosinCsvRow *r = rows->pdata[i];
-      if (i == 0 && is_header(r, SLIDES_HEADER, true))
+      if (i == 0 && _eosin_eval_is_header(r, SLIDES_HEADER, true))
         continue;
       const char *want = "name,probability: a probability in [0, 1]";
       if (r->n != 2) {
-        bad_row(err, slides_csv, r, want, "%d field%s", r->n, r->n == 1 ? "" : "s");
+        _eosin_eval_bad_row(err, slides_csv, r, want, "%d field%s", r->n, r->n == 1 ? "" : "s");
         return false;
       }
       if (!*r->fields[0]) {
-        bad_row(err, slides_csv, r, want, "an empty name");
+        _eosin_eval_bad_row(err, slides_csv, r, want, "an empty name");
         return false;
       }
       double p;
-      const char *why = prob_problem(r->fields[1], &p);
+      const char *why = _eosin_eval_prob_problem(r->fields[1], &p);
       if (why) {
-        bad_row(err, slides_csv, r, want, "probability %s %s", r->fields[1], why);
+        _eosin_eval_bad_row(err, slides_csv, r, want, "probability %s %s", r->fields[1], why);
         return false;
       }
-      if (!check_unique(seen, slides_csv, "slide", r->fields[0], r->line, err))
+      if (!_eosin_eval_check_unique(seen, slides_csv, "slide", r->fields[0], r->line, err))
         return false;
       g_hash_table_insert(prob, g_strdup(r->fields[0]), g_memdup2(&p, sizeof p));
     }
@@ -501,6 +384,48 @@ bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError
     res->auc = _eosin_roc_auc((double *) sc->data, (bool *) pos->data, sc->len);
     res->n_slides_auc = sc->len;
   }
+  return true;
+}
+
+/* froc.csv and froc.png in o->out_dir (created if needed); their paths
+ * into @res. */
+static bool write_curve(const EosinC16Options *o, const EosinFroc *froc, EosinC16Result *res,
+                        GError **err) {
+  g_autofree char *csv = g_build_filename(o->out_dir, "froc.csv", NULL);
+  g_autofree char *png = g_build_filename(o->out_dir, "froc.png", NULL);
+  g_autoptr(GString) s = g_string_new("threshold,fps_per_slide,sensitivity\n");
+  char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE], c[G_ASCII_DTOSTR_BUF_SIZE];
+  for (int i = froc->n - 1; i >= 0; i--)
+    g_string_append_printf(s, "%s,%s,%s\n",
+                           isfinite(froc->threshold[i])
+                               ? g_ascii_formatd(a, sizeof a, "%.9g", froc->threshold[i])
+                               : "inf",
+                           g_ascii_formatd(b, sizeof b, "%.9g", froc->fps[i]),
+                           g_ascii_formatd(c, sizeof c, "%.9g", froc->sensitivity[i]));
+  bool ok = g_mkdir_with_parents(o->out_dir, 0755) == 0 &&
+            _eosin_write_atomic(csv, s->str, s->len, err) &&
+            _eosin_froc_plot(froc, res->auc, png, err);
+  if (ok) {
+    res->curve_csv = g_steal_pointer(&csv);
+    res->curve_png = g_steal_pointer(&png);
+  } else if (err && !*err) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "creating %s: %s", o->out_dir,
+                g_strerror(errno));
+  }
+  return ok;
+}
+
+bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError **err) {
+  memset(res, 0, sizeof *res);
+  res->auc = NAN;
+  g_autoptr(GHashTable) tumour = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) names = slide_list(o, tumour, err);
+  if (!names)
+    return false;
+  g_ptr_array_sort(names, cmp_name);
+
+  if (!slide_auc(o, names, tumour, res, err))
+    return false;
 
   /* lesion level */
   g_autoptr(GArray) fp = g_array_new(FALSE, FALSE, sizeof(double));
@@ -556,30 +481,7 @@ bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError
     return false;
   memcpy(res->sensitivity, froc.at_rate, sizeof froc.at_rate);
   res->froc = froc.score;
-  bool ok = true;
-  if (o->out_dir) {
-    g_autofree char *csv = g_build_filename(o->out_dir, "froc.csv", NULL);
-    g_autofree char *png = g_build_filename(o->out_dir, "froc.png", NULL);
-    g_autoptr(GString) s = g_string_new("threshold,fps_per_slide,sensitivity\n");
-    char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE], c[G_ASCII_DTOSTR_BUF_SIZE];
-    for (int i = froc.n - 1; i >= 0; i--)
-      g_string_append_printf(s, "%s,%s,%s\n",
-                             isfinite(froc.threshold[i])
-                                 ? g_ascii_formatd(a, sizeof a, "%.9g", froc.threshold[i])
-                                 : "inf",
-                             g_ascii_formatd(b, sizeof b, "%.9g", froc.fps[i]),
-                             g_ascii_formatd(c, sizeof c, "%.9g", froc.sensitivity[i]));
-    ok = g_mkdir_with_parents(o->out_dir, 0755) == 0 &&
-         _eosin_write_atomic(csv, s->str, s->len, err) &&
-         _eosin_froc_plot(&froc, res->auc, png, err);
-    if (ok) {
-      res->curve_csv = g_steal_pointer(&csv);
-      res->curve_png = g_steal_pointer(&png);
-    } else if (err && !*err) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "creating %s: %s", o->out_dir,
-                  g_strerror(errno));
-    }
-  }
+  bool ok = !o->out_dir || write_curve(o, &froc, res, err);
   _eosin_froc_clear(&froc);
   return ok;
 }
@@ -587,120 +489,4 @@ bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError
 void eosin_c16_result_clear(EosinC16Result *r) {
   g_clear_pointer(&r->curve_csv, g_free);
   g_clear_pointer(&r->curve_png, g_free);
-}
-
-/* ------------------------------------------------------------ CAMELYON17 */
-
-#define C17_WANT                                                                               \
-  "patient_X.zip,<pN0|pN0(i+)|pN1mi|pN1|pN2> or patient_X_node_Y.tif,<negative|itc|micro|macro>"
-
-/* @s without its extension (patient_000.zip, patient_000_node_0.tif). */
-static char *strip_ext(const char *s) {
-  char *n = g_strdup(s);
-  char *dot = strrchr(n, '.');
-  if (dot && dot != n)
-    *dot = 0;
-  return n;
-}
-
-/* Patient stages from a CAMELYON17 CSV: patient rows as given, else
- * derived from the node rows. GHashTable name -> stage + 1. A patient or
- * node named twice is an error naming both lines. */
-static GHashTable *read_stages(const char *path, GError **err) {
-  g_autoptr(GPtrArray) rows = read_table(path, "CAMELYON17 CSV", err);
-  if (!rows)
-    return NULL;
-  g_autoptr(GHashTable) stage = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr(GHashTable) nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                                      (GDestroyNotify) g_array_unref);
-  g_autoptr(GHashTable) seen_patient = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr(GHashTable) seen_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; i < rows->len; i++) {
-    const EosinCsvRow *r = rows->pdata[i];
-    if (i == 0 && is_header(r, C17_HEADER, true))
-      continue;
-    if (r->n != 2) {
-      bad_row(err, path, r, C17_WANT, "%d field%s", r->n, r->n == 1 ? "" : "s");
-      return NULL;
-    }
-    const char *name = r->fields[0], *value = r->fields[1];
-    if (!*name) {
-      bad_row(err, path, r, C17_WANT, "an empty name");
-      return NULL;
-    }
-    const char *node = strstr(name, "_node_");
-    g_autofree char *key = strip_ext(name);
-    if (node == name) {
-      bad_row(err, path, r, C17_WANT, "no patient before \"_node_\"");
-      return NULL;
-    }
-    if (node) {
-      int c = _eosin_node_category_parse(value);
-      if (c < 0) {
-        bad_row(err, path, r, C17_WANT, "node category \"%s\" unknown", value);
-        return NULL;
-      }
-      if (!check_unique(seen_node, path, "node", key, r->line, err))
-        return NULL;
-      g_autofree char *patient = g_strndup(name, node - name);
-      GArray *a = g_hash_table_lookup(nodes, patient);
-      if (!a) {
-        a = g_array_new(FALSE, FALSE, sizeof(EosinNodeCat));
-        g_hash_table_insert(nodes, g_strdup(patient), a);
-      }
-      EosinNodeCat cat = c;
-      g_array_append_val(a, cat);
-    } else {
-      int s = _eosin_pn_stage_parse(value);
-      if (s < 0) {
-        bad_row(err, path, r, C17_WANT, "pN stage \"%s\" unknown", value);
-        return NULL;
-      }
-      if (!check_unique(seen_patient, path, "patient", key, r->line, err))
-        return NULL;
-      g_hash_table_insert(stage, g_steal_pointer(&key), GINT_TO_POINTER(s + 1));
-    }
-  }
-  GHashTableIter it;
-  gpointer k, v;
-  g_hash_table_iter_init(&it, nodes);
-  while (g_hash_table_iter_next(&it, &k, &v))
-    if (!g_hash_table_contains(stage, k))
-      g_hash_table_insert(stage, g_strdup(k),
-                          GINT_TO_POINTER(_eosin_pn_stage((EosinNodeCat *) ((GArray *) v)->data,
-                                                          ((GArray *) v)->len) + 1));
-  return g_steal_pointer(&stage);
-}
-
-bool eosin_eval_camelyon17(const char *pred, const char *truth, double *kappa, int *n_patients,
-                           GError **err) {
-  g_autoptr(GHashTable) p = read_stages(pred, err);
-  if (!p)
-    return false;
-  g_autoptr(GHashTable) t = read_stages(truth, err);
-  if (!t)
-    return false;
-  g_autoptr(GArray) a = g_array_new(FALSE, FALSE, sizeof(int));
-  g_autoptr(GArray) b = g_array_new(FALSE, FALSE, sizeof(int));
-  g_autoptr(GList) keys = g_hash_table_get_keys(t);
-  for (GList *l = keys; l; l = l->next) {
-    int want = GPOINTER_TO_INT(g_hash_table_lookup(t, l->data)) - 1;
-    gpointer got = g_hash_table_lookup(p, l->data);
-    if (!got) {
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s: no prediction for %s", pred,
-                  (char *) l->data);
-      return false;
-    }
-    int g = GPOINTER_TO_INT(got) - 1;
-    g_array_append_val(a, want);
-    g_array_append_val(b, g);
-  }
-  if (a->len == 0) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "%s: no patients (expected " C17_WANT ")",
-                truth);
-    return false;
-  }
-  *n_patients = a->len;
-  *kappa = _eosin_quadratic_kappa((int *) a->data, (int *) b->data, a->len, 5);
-  return true;
 }

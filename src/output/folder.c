@@ -1,5 +1,5 @@
 /*
- * output-folder.c — OUTDIR/<slide>/ and who may touch it. Eosin replaces
+ * folder.c — OUTDIR/<slide>/ and who may touch it. Eosin replaces
  * or removes only a folder it can prove it wrote: the first file written
  * into a new folder is a marker (.eosin-output, a format of its own), and
  * when the folder is finished the marker is rewritten with the name and

@@ -1,5 +1,5 @@
 /*
- * output-grid-files.c — the files a slide's stitched grid is drawn into:
+ * grid-files.c — the files a slide's stitched grid is drawn into:
  * overlay.tif (colour map) and heatmap.tif (raw 8-bit values), preview.png
  * (the overlay over a small image of the slide), tissue.png, tiles.csv and
  * tiles.geojson, all in the slide's staging folder. Two workers write them

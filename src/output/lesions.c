@@ -1,5 +1,5 @@
 /*
- * output-lesions.c — lesion candidates on one channel of the stitched
+ * lesions.c — lesion candidates on one channel of the stitched
  * heatmap (the [lesions] group; metastasis detection), optionally averaged
  * over a window of smooth_um first: the slide score,
  * 8-connected components of the cells at or above a threshold, each with

@@ -1,5 +1,5 @@
 /*
- * output-lock.c — one eosin process per output folder. Two batches writing
+ * lock.c — one eosin process per output folder. Two batches writing
  * into one OUTDIR would replace each other's staging folders and
  * summaries, so the first takes OUTDIR/.eosin-lock with an open file
  * description lock (fcntl F_OFD_SETLK) and writes who it is into it; a

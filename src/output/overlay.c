@@ -1,5 +1,5 @@
 /*
- * output-overlay.c — the stitched grid drawn as images that line up with
+ * overlay.c — the stitched grid drawn as images that line up with
  * the slide: colour maps, the painter that draws any rectangle of the
  * cells at any scale (overlay.tif and heatmap.tif are painted tile by tile
  * in output-pyramid.c, so a 100k x 100k overlay costs no more memory than

@@ -1,5 +1,5 @@
 /*
- * output-report.c — the completeness test a batch uses to skip finished
+ * report.c — the completeness test a batch uses to skip finished
  * slides: an output folder Eosin sealed, every file it lists intact,
  * report.json parsing and saying "complete", its identity that of this
  * slide, config and models, and every file this config writes there

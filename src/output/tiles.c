@@ -1,5 +1,5 @@
 /*
- * output-tiles.c — the per-tile outputs of a slide, one entry per analysed
+ * tiles.c — the per-tile outputs of a slide, one entry per analysed
  * tile in plan order: tiles.csv (level-0 geometry, tissue fraction and
  * every channel — the mean over the tile's map for analyzers that give
  * one) and tiles.geojson, the same tiles as QuPath detections whose

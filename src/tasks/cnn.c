@@ -1,5 +1,5 @@
 /*
- * analyzer-cnn.c — the "cnn" analyzer: an ONNX network from the config's
+ * cnn.c — the "cnn" analyzer: an ONNX network from the config's
  * [model] group run on every tile through the inference runtime (infer.c:
  * GPU when there is one, else oneDNN on the CPU).
  *

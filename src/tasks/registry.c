@@ -1,5 +1,5 @@
 /*
- * analyzer.c — the table of analyzers, looked up by the name a config's
+ * registry.c — the table of analyzers, looked up by the name a config's
  * [task] analyzer key gives. Adding a task means adding an analyzer file,
  * a line here and a config.
  */

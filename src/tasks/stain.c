@@ -1,5 +1,5 @@
 /*
- * analyzer-stain.c — the "stain" analyzer: Ruifrok–Johnston colour
+ * stain.c — the "stain" analyzer: Ruifrok–Johnston colour
  * deconvolution of every tile into three stain concentrations (optical
  * density units) and their mean per tile. H&E, H-DAB or custom stain
  * vectors from the [stain] group; the numbers equal scikit-image's

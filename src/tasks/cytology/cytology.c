@@ -1,5 +1,5 @@
 /*
- * analyzer-cytology.c — the "cytology" analyzer: cervical (Pap, liquid-based)
+ * cytology.c — the "cytology" analyzer: cervical (Pap, liquid-based)
  * screening on whole slides and fields.
  *
  * Per tile (a whole multiple of the tile model's input side, read at a
@@ -327,9 +327,9 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
  * brightest tenth of the pixels), against which optical density is taken,
  * as QuPath's "background" stain value: LBC glass is bluish grey, not
  * white, and read against white it looks like haematoxylin. */
-static bool check_slide(CytoCtx *c, EosinSlide *slide, GError **err) {
+static bool check_slide(CytoCtx *c, const EosinSlideAccess *slide, GError **err) {
   EosinThumbnail th = {0};
-  if (!eosin_slide_thumbnail(slide, 512, 0, &th, err))
+  if (!slide->thumbnail(slide, 512, &th, err))
     return false;
   size_t n = (size_t) th.width * th.height;
   int64_t hist[256] = {0};
@@ -367,11 +367,10 @@ static bool check_slide(CytoCtx *c, EosinSlide *slide, GError **err) {
   return true;
 }
 
-static bool cyto_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
-                         const EosinTissueMask *mask, GError **err) {
-  (void) mask;
+static bool cyto_prepare(void *ctx, const EosinSlideAccess *slide, GError **err) {
   CytoCtx *c = ctx;
-  const EosinSlideInfo *info = eosin_slide_get_info(slide);
+  const EosinSlideInfo *info = slide->info;
+  const EosinTilePlan *plan = slide->plan;
   c->mpp_x = info->mpp_x, c->mpp_y = info->mpp_y;
   _eosin_tile_index_init(&c->tiles, plan);
   g_array_set_size(c->cells, 0);

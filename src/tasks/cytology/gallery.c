@@ -1,5 +1,5 @@
 /*
- * output-gallery.c — the cytology task's files: gallery.png (the most
+ * gallery.c — the cytology task's files: gallery.png (the most
  * suspicious cells side by side, as the cleared screening systems show a
  * cytologist, each labelled so it can be found on the slide),
  * suspicious-cells.geojson (QuPath detections) and cells.csv.

@@ -1,5 +1,5 @@
 /*
- * cytology-triage.c — slide-level Bethesda triage for the cytology task,
+ * triage.c — slide-level Bethesda triage for the cytology task,
  * from the tile model's class probabilities and the cell model's abnormal
  * scores. A Pap slide is reported by its most severe lesion, however small
  * (The Bethesda System 2014); top_tile_fraction can narrow the tile

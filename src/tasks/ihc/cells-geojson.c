@@ -1,5 +1,5 @@
 /*
- * output-cells.c — the cells of an IHC run as files a lab opens:
+ * cells-geojson.c — the cells of an IHC run as files a lab opens:
  * cells.geojson, QuPath cell objects (File > Import objects: the cell
  * outline as geometry, the nucleus as nucleusGeometry, the class and
  * QuPath-named measurements, in QuPath's coordinates) plus the Ki-67 hot

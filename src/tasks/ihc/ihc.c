@@ -1,5 +1,5 @@
 /*
- * analyzer-ihc.c — the "ihc" analyzer: IHC quantification by counting
+ * ihc.c — the "ihc" analyzer: IHC quantification by counting
  * cells, as QuPath's positive cell detection does. Every tile is
  * deconvolved into haematoxylin and DAB optical density (QuPath's H-DAB
  * vectors, custom ones, or vectors estimated from the slide), nuclei and
@@ -468,10 +468,11 @@ static bool ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **
 }
 
 /* The tissue fragments and, with stains = estimate, the stain vectors. */
-static bool ihc_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
-                        const EosinTissueMask *mask, GError **err) {
+static bool ihc_prepare(void *ctx, const EosinSlideAccess *slide, GError **err) {
   IhcCtx *c = ctx;
-  const EosinSlideInfo *info = eosin_slide_get_info(slide);
+  const EosinSlideInfo *info = slide->info;
+  const EosinTilePlan *plan = slide->plan;
+  const EosinTissueMask *mask = slide->mask;
   c->mpp_x = info->mpp_x, c->mpp_y = info->mpp_y;
   c->bounds[0] = info->bounds_x, c->bounds[1] = info->bounds_y;
   c->bounds[2] = info->bounds_w, c->bounds[3] = info->bounds_h;
@@ -479,9 +480,13 @@ static bool ihc_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
   if (mask && mask->mask) {
     c->mask_w = mask->width, c->mask_h = mask->height;
     c->mask_sx = mask->scale_x, c->mask_sy = mask->scale_y;
-    c->region_of = g_new(int, (size_t) mask->width * mask->height);
-    c->n_regions = _eosin_label_components(mask->mask, mask->width, mask->height, true,
-                                           c->region_of);
+    const int *fragments = slide->fragments(slide, &c->n_regions);
+    if (!fragments) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
+                  "slide %s: the tissue fragments do not fit in memory", info->path);
+      return false;
+    }
+    c->region_of = g_memdup2(fragments, sizeof(int) * (size_t) mask->width * mask->height);
   }
   if (strcmp(c->stains_mode, "estimate") || !plan->tiles->len)
     return true;
@@ -496,8 +501,7 @@ static bool ihc_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
   }
   for (int k = 0; k < n; k++) {
     int id = (int) ((k + 0.5) * plan->tiles->len / n);
-    if (!eosin_tile_read(slide, plan, &g_array_index(plan->tiles, EosinTile, id),
-                         rgb + k * px * 3, err)) {
+    if (!slide->read_tile(slide, id, rgb + k * px * 3, err)) {
       g_prefix_error(err, "slide %s: stain estimation: ", info->path);
       return false;
     }
@@ -511,7 +515,8 @@ static bool ihc_prepare(void *ctx, EosinSlide *slide, const EosinTilePlan *plan,
     /* a slide with too little of one stain: keep the defaults and say so */
     c->stain_note = g_strdup_printf("estimation failed (%s): QuPath's default H-DAB vectors used",
                                     e ? e->message : "?");
-    g_printerr("eosin: slide %s: stain %s\n", info->path, c->stain_note);
+    g_autofree char *note = g_strdup_printf("slide %s: stain %s", info->path, c->stain_note);
+    slide->note(slide, note);
   }
   return true;
 }

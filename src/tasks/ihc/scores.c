@@ -1,5 +1,5 @@
 /*
- * ihc-scores.c — the numbers a pathologist reports from counted IHC cells:
+ * scores.c — the numbers a pathologist reports from counted IHC cells:
  * positive percentage (the Ki-67 index), H-score, Allred score, the HER2
  * category of ASCO/CAP 2018, and the Ki-67 hot spot. Pure functions of
  * the cells, each rule written out where it is applied (and in README).

@@ -1,0 +1,67 @@
+/*
+ * slide-access.c — what an analyzer's prepare() may ask of the slide
+ * (EosinSlideAccess): a thumbnail, the pixels of a planned tile, the
+ * fragments of tissue, a note for the user. The pipeline holds the slide
+ * open and answers; the analyzer never reads the slide or labels the mask
+ * itself, so a task depends only on the analyzer interface.
+ */
+#include "eosin-private.h"
+
+#include "cells/nuclei-private.h"
+
+static EosinSlideAccessImpl *impl(const EosinSlideAccess *s) {
+  return s->data;
+}
+
+static bool access_thumbnail(const EosinSlideAccess *s, int max_side, EosinThumbnail *out,
+                             GError **err) {
+  return eosin_slide_thumbnail(impl(s)->slide, max_side, 0, out, err);
+}
+
+static bool access_read_tile(const EosinSlideAccess *s, int id, uint8_t *rgb, GError **err) {
+  if (id < 0 || (guint) id >= s->plan->tiles->len) {
+    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED, "slide %s: no planned tile %d",
+                s->info->path, id);
+    return false;
+  }
+  return eosin_tile_read(impl(s)->slide, s->plan, &g_array_index(s->plan->tiles, EosinTile, id),
+                         rgb, err);
+}
+
+/* Labelled once, on the first request: only the IHC task asks. */
+static const int *access_fragments(const EosinSlideAccess *s, int *n) {
+  EosinSlideAccessImpl *a = impl(s);
+  if (!a->labelled && s->mask && s->mask->mask) {
+    a->labelled = true;
+    a->fragments = g_try_new(int, (size_t) s->mask->width * s->mask->height);
+    if (a->fragments)
+      a->n_fragments = _eosin_label_components(s->mask->mask, s->mask->width, s->mask->height,
+                                               true, a->fragments);
+  }
+  *n = a->n_fragments;
+  return a->fragments;
+}
+
+static void access_note(const EosinSlideAccess *s, const char *text) {
+  const EosinRunOptions *o = impl(s)->opts;
+  if (o && o->note)
+    o->note(EOSIN_NOTE_INFO, text, o->note_data);
+}
+
+void _eosin_slide_access_init(EosinSlideAccessImpl *a, EosinSlide *slide,
+                              const EosinTilePlan *plan, const EosinTissueMask *mask,
+                              const EosinRunOptions *opts) {
+  *a = (EosinSlideAccessImpl){
+      .access = {.info = eosin_slide_get_info(slide), .plan = plan, .mask = mask,
+                 .thumbnail = access_thumbnail, .read_tile = access_read_tile,
+                 .fragments = access_fragments, .note = access_note, .data = a},
+      .slide = slide,
+      .opts = opts,
+  };
+}
+
+void _eosin_slide_access_clear(EosinSlideAccessImpl *a) {
+  g_clear_pointer(&a->fragments, g_free);
+  a->n_fragments = 0;
+  a->labelled = false;
+}
