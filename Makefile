@@ -1,6 +1,7 @@
 # Eosin — build, test, demo and benchmark.
 #
-#   make            build build/eosin and build/libeosin.a
+#   make            build build/eosin, build/libeosin.a and build/libeosin.so (+ pkg-config files)
+#   make install    the library, eosin.h and eosin.pc under PREFIX (/usr/local), the CLI in PREFIX/bin
 #   make test       install missing packages, build, generate test data, run Criterion tests
 #   make demo       install missing packages, build, make the sample slide, run the stain,
 #                   metastasis and (with ../shared) Ki-67 and cytology tasks
@@ -20,7 +21,7 @@ CFLAGS  ?= -O2 -g
 # SANITIZE: extra compile+link flags (make asan sets AddressSanitizer + UBSan)
 SANITIZE ?=
 ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
-           -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -pthread \
+           -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -fvisibility=hidden -pthread \
            -DEOSIN_VERSION=\"$(VERSION)\" -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread -fopenmp
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
@@ -39,7 +40,7 @@ ifeq ($(CUDA),auto)
 else
   CUDA_ON := $(CUDA)
 endif
-NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
+NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
@@ -72,9 +73,12 @@ CUDA_STAMP := $(BUILD)/obj/.cuda-$(CUDA_ON)
 TESTS   := $(wildcard tests/test-*.c)
 TESTBIN := $(BUILD)/eosin-tests
 TESTDATA:= $(BUILD)/testdata
+SOVERSION := 0
+PREFIX ?= /usr/local
+PC_FILES := $(BUILD)/pkgconfig/eosin.pc $(BUILD)/pkgconfig/eosin-uninstalled.pc $(BUILD)/include/eosin.h
 
 .PHONY: all setup test demo asan bench clean kernels fuzz
-all: $(BUILD)/eosin $(if $(filter 1,$(CUDA_ON)),kernels)
+all: $(BUILD)/eosin $(BUILD)/libeosin.so $(PC_FILES) $(if $(filter 1,$(CUDA_ON)),kernels)
 
 setup:
 	@scripts/setup
@@ -118,6 +122,47 @@ $(BUILD)/obj $(BUILD)/kernels $(BUILD)/tobj:
 $(BUILD)/libeosin.a: $(OBJS) $(if $(filter 1,$(CUDA_ON)),$(KOBJS))
 	rm -f $@ && ar rcs $@ $^
 
+# The shared library exports only what src/eosin.h declares (EOSIN_API:
+# everything is compiled -fvisibility=hidden); programs find it with
+# pkg-config: eosin.pc for an installed copy (make install), and
+# eosin-uninstalled.pc, which pkg-config prefers when $(BUILD)/pkgconfig is
+# on PKG_CONFIG_PATH, for this build tree (its include folder holds eosin.h
+# alone, so a program that builds against it uses nothing else).
+$(BUILD)/libeosin.so: $(OBJS) $(if $(filter 1,$(CUDA_ON)),$(KOBJS))
+	@echo "  LD      $@"
+	@$(CC) -shared -Wl,-soname,libeosin.so.$(SOVERSION) -Wl,--no-undefined $(SANITIZE) $^ \
+	  -o $@.$(SOVERSION) $(ALL_LDLIBS)
+	@ln -sf libeosin.so.$(SOVERSION) $@
+$(BUILD)/include/eosin.h: src/eosin.h
+	@mkdir -p $(@D) && cp $< $@
+$(BUILD)/pkgconfig/eosin.pc: Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: eosin' 'Description: whole-slide pathology analysis engine' 'Version: $(VERSION)' \
+	  'Requires: glib-2.0' 'Libs: -L$${libdir} -leosin' 'Cflags: -I$${includedir}' > $@
+$(BUILD)/pkgconfig/eosin-uninstalled.pc: Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' 'libdir=$(abspath $(BUILD))' 'includedir=$(abspath $(BUILD))/include' '' \
+	  'Name: eosin' 'Description: whole-slide pathology analysis engine (build tree)' \
+	  'Version: $(VERSION)' 'Requires: glib-2.0' 'Libs: -L$${libdir} -leosin -Wl,-rpath,$${libdir}' \
+	  'Cflags: -I$${includedir}' > $@
+
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(BUILD)/libeosin.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libeosin.so.$(SOVERSION)
+	ln -sf libeosin.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libeosin.so
+	install -m 644 src/eosin.h $(DESTDIR)$(PREFIX)/include/eosin.h
+	install -m 644 $(BUILD)/pkgconfig/eosin.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/eosin.pc
+	install -m 755 $(BUILD)/eosin $(DESTDIR)$(PREFIX)/bin/eosin
+
+# A program that embeds Eosin through eosin.h alone, built as a user would
+# (pkg-config, the shared library): tests/test-embed.c runs it on a slide.
+$(BUILD)/embed-run-slide: tests/embed/run-slide.c $(BUILD)/libeosin.so $(PC_FILES)
+	@echo "  LD      $@"
+	@$(CC) -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror $< -o $@ \
+	  $$(PKG_CONFIG_PATH=$(BUILD)/pkgconfig pkg-config --cflags --libs eosin)
+
 $(BUILD)/eosin: $(CLIOBJS) $(BUILD)/libeosin.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS)
@@ -157,9 +202,11 @@ $(BUILD)/libfaultfs.so: tests/faultfs.c
 # OMP_WAIT_POLICY: the eosin binary sets it for itself (src/main.c); the test
 # binary runs the library in-process and gets it here
 test: setup
-	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp $(BUILD)/libfaultfs.so
+	$(MAKE) all $(TESTBIN) $(TESTDATA)/.stamp $(BUILD)/libfaultfs.so $(BUILD)/embed-run-slide
+	scripts/test/check-structure --lib $(BUILD)/libeosin.so
 	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
-	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
+	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) EOSIN_EMBED=$(abspath $(BUILD)/embed-run-slide) \
+	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
 	$(if $(SANITIZE),,$(MAKE) device-rehearsal-quick)
 
 # The GPU machine's bundle (docs/DEVICE-CHECK.md): binaries, the libraries

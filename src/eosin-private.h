@@ -1,144 +1,21 @@
 /*
- * eosin-private.h — helpers shared between Eosin's source files and not part
- * of the public API: the tile scheduler, the stitched grid, the output
- * writers and small utilities.
+ * eosin-private.h — the spine's own header (the files of src/, output/, slide/,
+ * eval/, the CLI): identity, output folders, the pipeline's phases, the
+ * scheduler, stitching, the quality gate, the output writers. It sees
+ * every layer below: the core types (eosin-core.h), the slide reader
+ * (slide/slide.h), the analyzer interface (tasks/analyzer.h), cells/ and
+ * nn/. A task never includes it.
  */
 #pragma once
 
-#include "eosin.h"
+#include "eosin-core.h"
+#include "slide/slide.h"
+#include "tasks/analyzer.h"
 
 #include <stdio.h>
 #include <vips/vips.h>
 
 G_BEGIN_DECLS
-
-/* libvips only declares g_autoptr support for its types from 8.15 on. */
-#if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION < 15
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsImage, g_object_unref)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsRegion, g_object_unref)
-#endif
-
-/* ---------------------------------------------------------------- util */
-
-/* ---------------------------------------------------------------- files (files.c) */
-
-/* Size limits of the small files Eosin reads whole. */
-#define EOSIN_MAX_CONFIG_BYTES (1 << 20)        /* a task config */
-#define EOSIN_MAX_TABLE_BYTES (256 << 20)       /* a manifest, list or CAMELYON table */
-#define EOSIN_MAX_MODEL_BYTES ((gint64) 2 << 30) /* an ONNX model (protobuf's limit) */
-
-/* @path is a regular file (symlinks followed; not a FIFO, device or folder)
- * of at most @max_bytes (0: any size); else an EOSIN_ERROR_IO error naming
- * @what ("config", "manifest", ...) and the path. *@size may be NULL. */
-bool _eosin_check_input_file(const char *path, const char *what, gint64 max_bytes,
-                             gint64 *size, GError **err);
-/* The whole of a checked input file, NUL-terminated (*@text, g_free) and
- * its length (*@len, may be NULL). */
-bool _eosin_read_input_file(const char *path, const char *what, gint64 max_bytes, char **text,
-                            gsize *len, GError **err);
-
-/* Writes @len bytes to @path durably: a temporary file in the same folder
- * (.NAME.XXXXXX.tmp), fsync'd, renamed over @path, the folder fsync'd. On
- * failure @path is untouched and no temporary file is left. */
-bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError **err);
-/* @root as pretty JSON, parsed back first (a NaN would make it invalid),
- * written with _eosin_write_atomic. */
-bool _eosin_write_json(const char *path, JsonNode *root, GError **err);
-/* A JSON file Eosin reads back (a report a batch resumes from): at most
- * @max_bytes, nested at most @max_depth deep (json-glib recurses per
- * level), parsed. NULL with @err naming the file otherwise. Caller frees
- * with json_node_unref. */
-JsonNode *_eosin_read_json_file(const char *path, const char *what, gint64 max_bytes,
-                                int max_depth, GError **err);
-/* The bounds Eosin reads its own report.json with: far above any report it
- * writes, far below what would exhaust memory or the stack. */
-#define EOSIN_REPORT_MAX_BYTES (16 << 20)
-#define EOSIN_REPORT_MAX_DEPTH 64
-/* The temporary name a writer of @path uses: "DIR/.BASE.XXXXXX.tmp", a
- * template for g_mkstemp. Caller frees. */
-char *_eosin_temp_name(const char *path);
-/* fsyncs the written file @tmp, renames it to @path and fsyncs the folder. */
-bool _eosin_publish(const char *tmp, const char *path, GError **err);
-bool _eosin_fsync_file(const char *path, GError **err);
-bool _eosin_fsync_dir(const char *dir, GError **err);
-
-/* A file written as a stream (a whole slide's cells): to a temporary name,
- * fsync'd and renamed over @path by _eosin_out_close(o, true, err), which
- * also reports a write that failed on the way (a full disk); with @ok
- * false (or on any failure) the temporary file is removed and @path is
- * untouched. _eosin_out_close always frees @o. */
-typedef struct _EosinOutFile EosinOutFile;
-EosinOutFile *_eosin_out_open(const char *path, GError **err);
-FILE *_eosin_out_stream(EosinOutFile *o);
-bool _eosin_out_close(EosinOutFile *o, bool ok, GError **err);
-
-/* ---------------------------------------------------------------- csv (csv.c) */
-
-typedef struct {
-  char **fields;  /* NULL-terminated; unquoted fields trimmed */
-  int n;          /* number of fields */
-  int line;       /* 1-based line where the row starts */
-} EosinCsvRow;
-void _eosin_csv_row_free(gpointer row);
-
-typedef enum {
-  EOSIN_CSV_PLAIN = 0,
-  EOSIN_CSV_COMMENTS = 1 << 0,          /* a row starting with '#' is a comment */
-  EOSIN_CSV_TRAILING_COMMENTS = 1 << 1, /* also: an unquoted '#' after a blank ends the row */
-} EosinCsvFlags;
-
-/* Parses RFC 4180 CSV (@name is used in messages): comma-separated,
- * double-quoted fields may hold commas, newlines and "" for a quote; CRLF
- * accepted, a UTF-8 BOM skipped, blank rows dropped. Returns a GPtrArray
- * of EosinCsvRow, or NULL with an EOSIN_ERROR_CONFIG error naming the line
- * (an unclosed quote, text after a closing quote, a stray quote, NUL). */
-GPtrArray *_eosin_csv_parse(const char *name, const char *text, gsize len, EosinCsvFlags flags,
-                            GError **err);
-/* The same from a checked input file (at most EOSIN_MAX_TABLE_BYTES). */
-GPtrArray *_eosin_csv_read(const char *path, const char *what, EosinCsvFlags flags,
-                           GError **err);
-/* Appends @v (NULL = "") as one field: quoted, inner quotes doubled, when
- * it holds a comma, quote, CR, LF or '#' or starts or ends with a blank. */
-void _eosin_csv_append_field(GString *s, const char *v);
-
-/* Sets @err from libvips's error buffer, prefixed with @what, and clears it. */
-void _eosin_set_vips_error(GError **err, const char *what);
-
-/* Removes @path and everything below it; missing is not an error. */
-bool _eosin_rm_rf(const char *path, GError **err);
-
-/* One member of the JSON object being built: "@k": @v. A number that is
- * not finite is written as null (JSON has no NaN). */
-void _eosin_json_num(JsonBuilder *b, const char *k, double v);
-/* A number as a value (an array element, a member whose name is set):
- * null when it is not finite. */
-void _eosin_json_value(JsonBuilder *b, double v);
-void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v);
-void _eosin_json_str(JsonBuilder *b, const char *k, const char *v);
-void _eosin_json_bool(JsonBuilder *b, const char *k, bool v);
-
-/* Calls vips_init once per process; safe from any thread. */
-bool _eosin_vips_init(GError **err);
-
-/* Makes @img stop computing (libvips's kill flag) within a fraction of a
- * second of @cancel being set, wherever it is being evaluated: a
- * thumbnail, a pyramid being written. @cancel may be NULL. */
-void _eosin_vips_watch_cancel(VipsImage *img, const EosinCancel *cancel);
-/* @in passed through unchanged, but each region it is asked for fails once
- * @cancel is set: a source that decodes slowly (strips of a huge image)
- * stops between two reads. A new reference (to @in itself when @cancel is
- * NULL); NULL with libvips's error set on failure. */
-VipsImage *_eosin_vips_cancellable(VipsImage *in, const EosinCancel *cancel);
-
-/* A model's raw outputs (@n images x @per values) must be finite: a NaN
- * or an infinity is an EOSIN_ERROR_NUMERIC error naming the model, the
- * count, and the first tile of @b (level-0 place) or image (@b NULL) that
- * had one. Eosin never turns such outputs into a score. */
-bool _eosin_check_model_outputs(const char *model, const float *v, int n, size_t per,
-                                const EosinTileBatch *b, GError **err);
-
-/* strcmp on two char * elements, for qsort of a GStrv. */
-int _eosin_strv_cmp(const void *a, const void *b);
 
 /* ---------------------------------------------------------------- identity (identity.c) */
 
@@ -178,8 +55,6 @@ void _eosin_identity_json(const EosinIdentity *id, JsonBuilder *b);
  * (caller frees). */
 char *_eosin_identity_differs(const EosinIdentity *want, JsonObject *got);
 
-/* The @i-th analyzer of the table, NULL past the last (analyzer.c). */
-const EosinAnalyzerOps *_eosin_analyzer_nth(int i);
 
 /* eosin_versions() as one JSON object value {name: version} (provenance.c). */
 void _eosin_versions_json(JsonBuilder *b);
@@ -193,26 +68,18 @@ void _eosin_command_json(const char *const *argv, JsonBuilder *b);
  * _new/_free belong to eosin_config_load/_free. */
 EosinConfigRecord *_eosin_config_record_new(void);
 void _eosin_config_record_free(EosinConfigRecord *r);
-/* Records @group.@key = @value (.ini text; NULL: nothing) as the run's;
- * thread-safe, through a const config. [model] keys only when the file has
- * that group. */
-void _eosin_config_record(const EosinConfig *cfg, const char *group, const char *key,
-                          const char *value);
-/* The same for a number (shortest text that reads back to @v). */
-void _eosin_config_record_double(const EosinConfig *cfg, const char *group, const char *key,
-                                 double v);
 /* What an empty [overlay] channel and an absent min/max stood for: the
  * analyzer's channel and range the run resolved them to. */
 void _eosin_config_record_overlay(const EosinConfig *cfg, const char *channel, double vmin,
                                   double vmax);
-/* A path named in @cfg made absolute: relative paths are taken from the
- * config file's folder. Caller frees. */
-char *_eosin_config_resolve_path(const EosinConfig *cfg, const char *path);
 /* Adds members "effective" ({group: {key: value}}, every key recorded and
  * every key of the file) and "ini" (the same as .ini text that re-runs it)
  * to the JSON object being built. */
 void _eosin_config_effective_json(const EosinConfig *cfg, JsonBuilder *b);
 
+/* Reads cfg->path into cfg->keyfile strictly (config-file.c): an
+ * EOSIN_ERROR_CONFIG error naming the file and line otherwise. */
+bool _eosin_config_read_keyfile(EosinConfig *cfg, GError **err);
 /* Half of this machine's memory (or of its cgroup's limit). */
 gint64 _eosin_default_memory_limit(void);
 /* Bytes a run of @cfg with @readers reader threads holds for tiles in
@@ -348,14 +215,6 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
                      const EosinRunOptions *opts, float *values, float *sharpness,
                      EosinSchedStats *stats, GError **err);
 
-/* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
- * classes of each of @n positions in place; a position's class values are
- * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
-void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
-
-/* A classification model gives one value per [model] class per image; an
- * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
-bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
 
 /* ---------------------------------------------------------------- stitch */
 
@@ -379,12 +238,6 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
 /* Values per tile of an analyzer: n_channels x cells_per_side^2. */
 size_t _eosin_values_per_tile(const EosinAnalyzerInfo *ai);
 
-/* Calls @fn(@data, k, scratch) for k = 0..@n-1 on up to one thread per
- * processor (the caller's included), each thread with its own @scratch_bytes
- * buffer, and returns when all are done. For analyzers whose tiles of a
- * batch are independent: @fn must write only what belongs to its k. */
-void _eosin_parallel_for(int n, size_t scratch_bytes, void (*fn)(void *data, int k, void *scratch),
-                         void *data);
 
 /* The level a plan at cfg->mpp reads and how it is scaled (the tile plan's
  * own choice, tiling.c); *@dx_out / *@dy_out (may be NULL): level-0 pixels
@@ -409,22 +262,6 @@ bool _eosin_domain_check(const EosinConfig *cfg, const EosinSlideInfo *info,
 void _eosin_domain_json(const EosinConfig *cfg, const EosinLevelChoice *level,
                         bool allow_upsample, JsonBuilder *b);
 
-/* Where a plan's analysed tiles lie on its grid, for analyzers that own
- * objects by tile (tiling.c). */
-typedef struct {
-  int *tile_at;  /* rows x cols: tile index, -1 = not analysed */
-  int cols, rows;
-} EosinTileIndex;
-void _eosin_tile_index_init(EosinTileIndex *ix, const EosinTilePlan *plan);
-void _eosin_tile_index_clear(EosinTileIndex *ix);
-/* The analysed tile whose stride cell holds level-0 (@gx, @gy), or -1. */
-int _eosin_tile_at(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy);
-/* The analysed tile an object at level-0 (@gx, @gy) belongs to: of the
- * tiles containing the point, the one whose centre is nearest (ties: the
- * first in plan order); -1 when none does. Every tile computes the same
- * answer, so an object seen by two overlapping tiles is kept by exactly
- * one, where it lies whole. */
-int _eosin_tile_owner(const EosinTileIndex *ix, const EosinTilePlan *plan, double gx, double gy);
 void _eosin_grid_clear(EosinGrid *grid);
 
 /* ---------------------------------------------------------------- lesions */
@@ -465,43 +302,6 @@ bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const Eosi
                           const char *class_name, GError **err);
 /* Adds the lesions object (slide probability, rule, lesions) as one value. */
 void _eosin_lesions_json(const EosinLesionSet *set, const EosinLesionParams *p, JsonBuilder *b);
-
-/* ---------------------------------------------------------------- stains */
-
-/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
- * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value.
- * (analyzer-stain.c, as the helpers below) */
-bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
-                                const char *value, double m[3][3], GError **err);
-/* Scales the three rows of @m to unit length (a zero row stays zero). */
-void _eosin_stain_normalise(double m[3][3]);
-/* Completes two stain vectors with a third, their cross product (QuPath's
- * residual), and normalises all three rows. */
-void _eosin_stain_complete(double m[3][3]);
-/* QuPath's optical density of an 8-bit value: max(0, -log10(max(v, 1) / 255)). */
-void _eosin_stain_od_table(double od[256]);
-/* Deconvolution of @n RGB pixels with a per-channel optical density table
- * @od (so the blank can differ from 255 per channel) and @stain_from (OD
- * row vector -> stains), not clamped: 3 floats per pixel into @out. */
-void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
-                                 const double stain_from[3][3], float *out);
-
-/* ---------------------------------------------------------------- outlines */
-
-/* Chains the boundary edges of the pixels (cells) labelled @id in @label
- * (W x H, row-major), looking only inside the box x0..x1, y0..y1
- * (inclusive), into closed rings of vertex coordinates (pixel corners):
- * interior on the right, so outer rings run clockwise on screen and holes
- * the other way; collinear vertices dropped. Returns a GPtrArray of
- * GArray(int x, y), owned by the caller. (outline.c) */
-GPtrArray *_eosin_trace_rings(const int *label, int W, int H, int id, int x0, int y0, int x1,
-                              int y1);
-/* The largest outer ring of label @id (holes and smaller pieces left out);
- * an empty array when the label is absent. Caller unrefs. */
-GArray *_eosin_trace_outer(const int *label, int W, int H, int id, int x0, int y0, int x1,
-                           int y1);
-/* Twice the signed shoelace area of a ring (positive: clockwise on screen). */
-double _eosin_ring_area2(const GArray *ring);
 
 /* ---------------------------------------------------------------- outputs */
 
@@ -610,11 +410,6 @@ bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err);
 bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
                          const uint8_t *rgba_cells, const char *path, GError **err);
 
-/* Where QuPath's image pixel (0, 0) lies on @info's level 0: QuPath shows
- * a slide with bounds cropped to them. Every .geojson Eosin writes (files
- * QuPath imports) subtracts this from level-0 coordinates; detections.csv,
- * lesions.xml (ASAP, CAMELYON) and the .csv files keep level-0 ones. */
-void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y);
 
 /* tiles.csv: one row per analysed tile (plan order), level-0 x, y, width,
  * height, tissue fraction and the mean of every channel over the tile (an
@@ -694,42 +489,3 @@ bool _eosin_qc_png(const EosinThumbnail *th, const EosinQc *qc, const char *path
 void _eosin_qc_clear(EosinQc *qc);
 
 G_END_DECLS
-
-/* ---------------------------------------------------------------- slide backends */
-
-/* A slide reader (OpenSlide or libvips): open fills slide->info (except µm/px,
- * resolved by slide.c from get_property) and slide->ctx. */
-typedef struct {
-  const char *name;
-  bool (*open)(EosinSlide *slide, const char *path, GError **err);
-  bool (*read_region)(EosinSlide *slide, int level, int64_t x, int64_t y, int w, int h,
-                      uint8_t *rgb, GError **err);
-  /* A lazy image of the whole of @level, RGB on white; caller unrefs.
-   * @sequential: it will be read once top to bottom (a thumbnail), so a
-   * reader may stream it in bounded memory. */
-  VipsImage *(*level_image)(EosinSlide *slide, int level, bool sequential, GError **err);
-  const char *(*get_property)(void *ctx, const char *name);
-  void (*close)(void *ctx);
-} EosinSlideOps;
-
-struct _EosinSlide {
-  const EosinSlideOps *ops;
-  void *ctx;
-  EosinSlideInfo info;
-  double mpp_override;
-  const EosinCancel *cancel; /* eosin_slide_set_cancel; may be NULL */
-};
-
-extern const EosinSlideOps _eosin_slide_openslide_ops;
-extern const EosinSlideOps _eosin_slide_vips_ops;
-/* True when OpenSlide recognises @path (its vendor, owned by OpenSlide). */
-const char *_eosin_openslide_detect(const char *path);
-/* When @path, which OpenSlide does not open, still is a whole-slide format
- * that only OpenSlide reads (a scanner's extension, an Aperio or Ventana
- * TIFF, Aperio's JPEG 2000 tiles): a description of what it looks like
- * (caller frees); NULL for a plain image libvips may read. */
-char *_eosin_slide_format_only_openslide_reads(const char *path);
-/* TIFFOpen(@path, "r") with libtiff's messages silenced for this file only
- * (never through its process-wide handlers); NULL when it does not open.
- * Close with TIFFClose. */
-struct tiff *_eosin_tiff_open_quiet(const char *path);

@@ -2,7 +2,7 @@
  * fuzz-onnx.c — libFuzzer target for the ONNX loader (`make fuzz`): any
  * bytes must give a model or an error, never a crash, a hang or a leak.
  */
-#include "eosin.h"
+#include "eosin-private.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
  */
 #pragma once
 
-#include "eosin.h"
+#include "eosin-private.h"
 
 #include <criterion/criterion.h>
 #include <stdint.h>

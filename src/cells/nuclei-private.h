@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "eosin-private.h"
+#include "eosin-core.h"
 
 typedef struct {
   double mpp;                  /* µm per pixel of the image given */

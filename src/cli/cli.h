@@ -4,7 +4,16 @@
  */
 #pragma once
 
-#include "eosin.h"
+#include "eosin-private.h"
+
+/* Process exit codes of the `eosin` CLI (documented in README.md). */
+enum {
+  EOSIN_EXIT_OK = 0,
+  EOSIN_EXIT_FAILED = 1,      /* the slide / job failed; message on stderr */
+  EOSIN_EXIT_USAGE = 2,       /* bad command line or config */
+  EOSIN_EXIT_PARTIAL = 3,     /* batch finished, some slides failed */
+  EOSIN_EXIT_INTERRUPTED = 130,
+};
 
 int eosin_cmd_info(int argc, char **argv);
 int eosin_cmd_run(int argc, char **argv);

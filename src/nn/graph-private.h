@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "eosin.h"
+#include "eosin-core.h"
 
 G_BEGIN_DECLS
 

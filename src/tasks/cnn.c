@@ -13,7 +13,7 @@
  * tiles (classification) or cells (segmentation) and how many tiles/cells
  * the class wins; task-specific scores (e.g. metastasis) build on these.
  */
-#include "eosin-private.h"
+#include "tasks/analyzer.h"
 
 #include <math.h>
 

@@ -3,7 +3,7 @@
  * [task] analyzer key gives. Adding a task means adding an analyzer file,
  * a line here and a config.
  */
-#include "eosin-private.h"
+#include "tasks/analyzer.h"
 
 extern const EosinAnalyzerOps _eosin_analyzer_stain;
 extern const EosinAnalyzerOps _eosin_analyzer_cnn;

@@ -5,7 +5,7 @@
  * vectors from the [stain] group; the numbers equal scikit-image's
  * separate_stains() times 6 (see eosin_stain_deconvolve).
  */
-#include "eosin-private.h"
+#include "tasks/analyzer.h"
 
 #include <math.h>
 

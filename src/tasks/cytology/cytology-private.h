@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include "tasks/analyzer.h"
 #include "cells/nuclei-private.h"
 
 #define EOSIN_CYTO_MAX_CELL_CLASSES 16
@@ -81,3 +82,56 @@ bool _eosin_cyto_geojson_write(const char *path, const EosinSlideInfo *info,
 /* cells.csv: every cell. */
 bool _eosin_cyto_csv_write(const char *path, const EosinCytoCell *cells, size_t n,
                            char **class_names, GError **err);
+
+/* ---------------------------------------------------------------- the analyzer (cytology.c) */
+
+/* Heatmap channels: the tile model's four classes, abnormal, cells and
+ * abnormal cells per mm². */
+enum { CH_NL, CH_LSIL, CH_HSIL, CH_SCC, CH_ABNORMAL, CH_CELLS, CH_ABN_CELLS, N_CH };
+extern const char *const _eosin_cyto_triage_names[EOSIN_CYTO_FIELD_CLASSES];
+
+/* The analyzer's context: made by init (cytology.c), filled per tile by
+ * run (tiles.c) and per slide by finish (scores.c). */
+typedef struct {
+  /* the tile model */
+  EosinInfer *tile_inf;
+  EosinPreprocess pre;
+  int tile_in, tile_factor;   /* model input side; tile px per input px */
+  char *tile_activation;
+  /* the cell model */
+  EosinInfer *cell_inf;
+  int cell_in, n_cell_classes;
+  char **cell_classes;
+  bool abnormal[EOSIN_CYTO_MAX_CELL_CLASSES];
+  bool not_squamous[EOSIN_CYTO_MAX_CELL_CLASSES]; /* adequacy_exclude */
+  double window_um;
+  /* nuclei */
+  EosinNucleiParams np;
+  double stain_from[3][3];
+  float od_lut[3][256];       /* per channel, against the slide's glass */
+  double glass[3];            /* the slide's background RGB, from prepare */
+  /* triage and outputs */
+  EosinTriageRule rule;
+  int min_cells, min_cells_triage, gallery_n, geojson_max;
+  double geojson_min_p;
+  /* heatmap channels */
+  char *names[N_CH + 1];
+  double dmin[N_CH], dmax[N_CH];
+  /* per slide */
+  EosinTileIndex tiles;
+  double mpp_x, mpp_y;
+  char *not_brightfield;      /* why the slide is not triaged, from prepare */
+  GArray *cells;              /* EosinCytoCell, sorted in finish */
+  EosinCytoCrop *gallery;     /* the pool: pool_n best so far, unsorted; after
+                                 finish, the gallery, most suspicious first */
+  int n_gallery, pool_n;
+  float *tile_probs;          /* tiles x 4, written by run */
+  size_t n_tiles;
+  EosinTriage triage;
+  bool finished;
+} CytoCtx;
+
+/* The tile stage and the slide stage of EosinAnalyzerOps (tiles.c, scores.c). */
+bool _eosin_cyto_run(void *ctx, const EosinTileBatch *b, float *values, GError **err);
+bool _eosin_cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, JsonBuilder *b,
+                        GError **err);

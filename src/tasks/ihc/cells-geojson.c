@@ -49,7 +49,7 @@ bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const Eosin
     return false;
   FILE *f = _eosin_out_stream(g);
   fputs("{\"type\":\"FeatureCollection\",\"features\":[\n", f);
-  bool first = true;
+  bool first_feature = true;
   if (hotspot && hotspot->found) {
     double x0 = hotspot->x - o[0], y0 = hotspot->y - o[1];
     double x1 = x0 + hotspot->w, y1 = y0 + hotspot->h;
@@ -62,15 +62,15 @@ bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const Eosin
             ",\"Num positive\":%" G_GINT64_FORMAT "}}}",
             x0, y0, x1, y0, x1, y1, x0, y1, x0, y0, hotspot->index, hotspot->cells,
             hotspot->positive);
-    first = false;
+    first_feature = false;
   }
   for (size_t i = 0; i < n; i++) {
     const EosinCell *q = &cells[i];
     const float *nv = vertices + 2 * (size_t) q->vertex, *cv = nv + 2 * q->n_nucleus;
     if (q->n_nucleus < 3)
       continue;
-    fputs(first ? "" : ",\n", f);
-    first = false;
+    fputs(first_feature ? "" : ",\n", f);
+    first_feature = false;
     fputs("{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":", f);
     if (q->n_cell >= 3)
       ring(f, cv, q->n_cell, o);

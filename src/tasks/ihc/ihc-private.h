@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include "tasks/analyzer.h"
 #include "cells/nuclei-private.h"
 
 G_BEGIN_DECLS
@@ -108,5 +109,43 @@ bool _eosin_cells_write(const char *dir, const EosinSlideInfo *info, const Eosin
                         size_t n, const float *vertices, const char *const class_names[4],
                         const char *compartment, const EosinHotspot *hotspot,
                         GError **err);
+
+
+/* ---------------------------------------------------------------- the analyzer (ihc.c) */
+
+/* Heatmap channels: positive and all cells per mm², positive percent,
+ * H-score, mean DAB. */
+enum { CH_POS_DENSITY, CH_DENSITY, CH_POS_PERCENT, CH_HSCORE, CH_DAB, N_CH };
+
+/* The analyzer's context: made by init and prepare (ihc.c), filled per
+ * tile by run (tiles.c), scored by finish (ihc.c). */
+typedef struct {
+  char *marker, *stains_mode, *compartment_name;
+  int compartment;
+  EosinNucleiParams np;
+  EosinIntensityRule rule;
+  double hotspot_area_mm2, hotspot_step_um, complete_fraction;
+  int hotspot_min_cells, estimate_tiles;
+  double rgb_from[3][3], stain_from[3][3];
+  char *stain_note;           /* how the vectors were chosen */
+  float od_lut[3][256];        /* QuPath's OD table, the same for r, g, b */
+  char *names[N_CH + 1];
+  double dmin[N_CH], dmax[N_CH];
+  /* cells kept so far (owned by their tile), in batch order */
+  GArray *cells;              /* EosinCell */
+  GArray *tile_of;            /* uint32 tile index per cell */
+  GArray *vertices;           /* float level-0 x, y */
+  EosinTileIndex tiles;       /* from prepare */
+  /* tissue fragments (8-connected components of the mask), from prepare */
+  int *region_of;             /* mask pixels -> fragment 1..n, 0 = none */
+  int mask_w, mask_h, n_regions;
+  double mask_sx, mask_sy;    /* level-0 px per mask px */
+  double mpp_x, mpp_y;        /* the slide's level-0 µm/px */
+  double bounds[4];           /* the slide bounds (level-0 x, y, w, h) */
+  EosinHotspot hotspot;
+} IhcCtx;
+
+/* The tile stage of EosinAnalyzerOps (tiles.c). */
+bool _eosin_ihc_run(void *ctx, const EosinTileBatch *b, float *values, GError **err);
 
 G_END_DECLS

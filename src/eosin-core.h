@@ -1,0 +1,704 @@
+/*
+ * eosin-core.h — the library's own types and the API its layers share, on
+ * top of the public eosin.h: what a slide, a config, a tissue mask and a
+ * tile plan are, the config's strict getters, a run's options and result,
+ * models and inference, batches, predict and evaluation as the CLI calls
+ * them; and the file, CSV and JSON helpers every layer writes with. Not
+ * installed: a program embedding Eosin includes only eosin.h. The slide
+ * reader (slide/slide.h), the analyzer interface (tasks/analyzer.h) and
+ * the spine's internals (eosin-private.h) are in their own headers.
+ *
+ * Conventions: coordinates are level-0 pixels of the slide unless a name
+ * says otherwise.
+ */
+#pragma once
+
+#include "eosin.h"
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <vips/vips.h>
+
+G_BEGIN_DECLS
+
+/* libvips only declares g_autoptr support for its types from 8.15 on. */
+#if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION < 15
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsImage, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VipsRegion, g_object_unref)
+#endif
+
+/* ---------------------------------------------------------------- util */
+
+/* ---------------------------------------------------------------- files (files.c) */
+
+/* Size limits of the small files Eosin reads whole. */
+#define EOSIN_MAX_CONFIG_BYTES (1 << 20)        /* a task config */
+#define EOSIN_MAX_TABLE_BYTES (256 << 20)       /* a manifest, list or CAMELYON table */
+#define EOSIN_MAX_MODEL_BYTES ((gint64) 2 << 30) /* an ONNX model (protobuf's limit) */
+
+/* @path is a regular file (symlinks followed; not a FIFO, device or folder)
+ * of at most @max_bytes (0: any size); else an EOSIN_ERROR_IO error naming
+ * @what ("config", "manifest", ...) and the path. *@size may be NULL. */
+bool _eosin_check_input_file(const char *path, const char *what, gint64 max_bytes,
+                             gint64 *size, GError **err);
+/* The whole of a checked input file, NUL-terminated (*@text, g_free) and
+ * its length (*@len, may be NULL). */
+bool _eosin_read_input_file(const char *path, const char *what, gint64 max_bytes, char **text,
+                            gsize *len, GError **err);
+
+/* Writes @len bytes to @path durably: a temporary file in the same folder
+ * (.NAME.XXXXXX.tmp), fsync'd, renamed over @path, the folder fsync'd. On
+ * failure @path is untouched and no temporary file is left. */
+bool _eosin_write_atomic(const char *path, const void *data, gsize len, GError **err);
+/* @root as pretty JSON, parsed back first (a NaN would make it invalid),
+ * written with _eosin_write_atomic. */
+bool _eosin_write_json(const char *path, JsonNode *root, GError **err);
+/* A JSON file Eosin reads back (a report a batch resumes from): at most
+ * @max_bytes, nested at most @max_depth deep (json-glib recurses per
+ * level), parsed. NULL with @err naming the file otherwise. Caller frees
+ * with json_node_unref. */
+JsonNode *_eosin_read_json_file(const char *path, const char *what, gint64 max_bytes,
+                                int max_depth, GError **err);
+/* The bounds Eosin reads its own report.json with: far above any report it
+ * writes, far below what would exhaust memory or the stack. */
+#define EOSIN_REPORT_MAX_BYTES (16 << 20)
+#define EOSIN_REPORT_MAX_DEPTH 64
+/* The temporary name a writer of @path uses: "DIR/.BASE.XXXXXX.tmp", a
+ * template for g_mkstemp. Caller frees. */
+char *_eosin_temp_name(const char *path);
+/* fsyncs the written file @tmp, renames it to @path and fsyncs the folder. */
+bool _eosin_publish(const char *tmp, const char *path, GError **err);
+bool _eosin_fsync_file(const char *path, GError **err);
+bool _eosin_fsync_dir(const char *dir, GError **err);
+
+/* A file written as a stream (a whole slide's cells): to a temporary name,
+ * fsync'd and renamed over @path by _eosin_out_close(o, true, err), which
+ * also reports a write that failed on the way (a full disk); with @ok
+ * false (or on any failure) the temporary file is removed and @path is
+ * untouched. _eosin_out_close always frees @o. */
+typedef struct _EosinOutFile EosinOutFile;
+EosinOutFile *_eosin_out_open(const char *path, GError **err);
+FILE *_eosin_out_stream(EosinOutFile *o);
+bool _eosin_out_close(EosinOutFile *o, bool ok, GError **err);
+
+/* ---------------------------------------------------------------- csv (csv.c) */
+
+typedef struct {
+  char **fields;  /* NULL-terminated; unquoted fields trimmed */
+  int n;          /* number of fields */
+  int line;       /* 1-based line where the row starts */
+} EosinCsvRow;
+void _eosin_csv_row_free(gpointer row);
+
+typedef enum {
+  EOSIN_CSV_PLAIN = 0,
+  EOSIN_CSV_COMMENTS = 1 << 0,          /* a row starting with '#' is a comment */
+  EOSIN_CSV_TRAILING_COMMENTS = 1 << 1, /* also: an unquoted '#' after a blank ends the row */
+} EosinCsvFlags;
+
+/* Parses RFC 4180 CSV (@name is used in messages): comma-separated,
+ * double-quoted fields may hold commas, newlines and "" for a quote; CRLF
+ * accepted, a UTF-8 BOM skipped, blank rows dropped. Returns a GPtrArray
+ * of EosinCsvRow, or NULL with an EOSIN_ERROR_CONFIG error naming the line
+ * (an unclosed quote, text after a closing quote, a stray quote, NUL). */
+GPtrArray *_eosin_csv_parse(const char *name, const char *text, gsize len, EosinCsvFlags flags,
+                            GError **err);
+/* The same from a checked input file (at most EOSIN_MAX_TABLE_BYTES). */
+GPtrArray *_eosin_csv_read(const char *path, const char *what, EosinCsvFlags flags,
+                           GError **err);
+/* Appends @v (NULL = "") as one field: quoted, inner quotes doubled, when
+ * it holds a comma, quote, CR, LF or '#' or starts or ends with a blank. */
+void _eosin_csv_append_field(GString *s, const char *v);
+
+/* Sets @err from libvips's error buffer, prefixed with @what, and clears it. */
+void _eosin_set_vips_error(GError **err, const char *what);
+
+/* Removes @path and everything below it; missing is not an error. */
+bool _eosin_rm_rf(const char *path, GError **err);
+
+/* One member of the JSON object being built: "@k": @v. A number that is
+ * not finite is written as null (JSON has no NaN). */
+void _eosin_json_num(JsonBuilder *b, const char *k, double v);
+/* A number as a value (an array element, a member whose name is set):
+ * null when it is not finite. */
+void _eosin_json_value(JsonBuilder *b, double v);
+void _eosin_json_int(JsonBuilder *b, const char *k, gint64 v);
+void _eosin_json_str(JsonBuilder *b, const char *k, const char *v);
+void _eosin_json_bool(JsonBuilder *b, const char *k, bool v);
+
+/* Calls vips_init once per process; safe from any thread. */
+bool _eosin_vips_init(GError **err);
+
+/* Makes @img stop computing (libvips's kill flag) within a fraction of a
+ * second of @cancel being set, wherever it is being evaluated: a
+ * thumbnail, a pyramid being written. @cancel may be NULL. */
+void _eosin_vips_watch_cancel(VipsImage *img, const EosinCancel *cancel);
+/* @in passed through unchanged, but each region it is asked for fails once
+ * @cancel is set: a source that decodes slowly (strips of a huge image)
+ * stops between two reads. A new reference (to @in itself when @cancel is
+ * NULL); NULL with libvips's error set on failure. */
+VipsImage *_eosin_vips_cancellable(VipsImage *in, const EosinCancel *cancel);
+
+/* strcmp on two char * elements, for qsort of a GStrv. */
+int _eosin_strv_cmp(const void *a, const void *b);
+
+/* ---------------------------------------------------------------- slides */
+
+typedef enum {
+  EOSIN_MPP_SOURCE_NONE,
+  EOSIN_MPP_SOURCE_OPENSLIDE,  /* openslide.mpp-x / -y */
+  EOSIN_MPP_SOURCE_TIFF,       /* TIFF XResolution + ResolutionUnit */
+  EOSIN_MPP_SOURCE_USER,       /* --mpp on the command line / manifest */
+} EosinMppSource;
+
+const char *eosin_mpp_source_name(EosinMppSource src);
+
+typedef struct {
+  int64_t width, height;  /* pixels at this level */
+  double downsample;      /* level-0 pixels per pixel of this level */
+} EosinLevel;
+
+typedef struct {
+  char *path;
+  char *name;            /* file name without extension: the output folder */
+  char *backend;         /* "openslide" or "vips" */
+  char *vendor;          /* OpenSlide vendor, or the libvips loader */
+  int64_t width, height; /* level 0 */
+  int n_levels;
+  EosinLevel *levels;
+  double mpp_x, mpp_y;
+  EosinMppSource mpp_source;
+  double objective_power;  /* 0 when the slide does not say */
+  bool has_bounds;         /* openslide.bounds-* present */
+  int64_t bounds_x, bounds_y, bounds_w, bounds_h;  /* the whole slide if not */
+  char **associated;       /* NULL-terminated names of associated images */
+} EosinSlideInfo;
+
+
+/* A whole-slide RGB thumbnail (eosin_slide_thumbnail); its pixels are
+ * freed with eosin_thumbnail_clear. */
+typedef struct {
+  int width, height;
+  double scale_x, scale_y;  /* level-0 pixels per thumbnail pixel */
+  uint8_t *rgb;
+} EosinThumbnail;
+void eosin_thumbnail_clear(EosinThumbnail *thumb);
+
+/* How a tile at a target µm/px is read: from @level, scaled by @scale (level
+ * pixels per output pixel); @resample is false when the level is within 5 %
+ * of the target and is read as it is. */
+typedef struct {
+  int level;
+  double scale;    /* level pixels per output pixel, across */
+  bool resample;
+  double scale_y;  /* the same down: differs from scale only for pixels that
+                    * are not square (set by the tile plan) */
+} EosinLevelChoice;
+
+
+/* ---------------------------------------------------------------- config */
+
+/* How uint8 RGB tiles become a network's float input:
+ * x = (v / 255 - mean[c]) / std[c] in the network's channel order, which is
+ * BGR (channels reversed) when @bgr. */
+typedef struct {
+  float mean[3], std[3];
+  bool bgr;
+} EosinPreprocess;
+
+
+/* [lesions]: lesion candidates on one channel of the stitched heatmap
+ * (output-lesions.c). */
+typedef struct {
+  bool present;             /* the file has a [lesions] group */
+  char *channel;            /* the heatmap channel (e.g. a [model] class) */
+  double threshold;         /* cells at or above it form candidates */
+  double min_area_um2;      /* smaller candidates are dropped */
+  double smooth_um;         /* > 0: the channel is first averaged over a square
+                               window this wide (an odd number of cells) */
+  int top_k;                /* slide score: mean of the k highest cells (1 = max) */
+} EosinLesionParams;
+
+/* Backends shared by the slides of a batch (see eosin_infer_cache_new). */
+typedef struct _EosinInferCache EosinInferCache;
+
+struct _EosinConfig {
+  char *path;               /* the config file */
+  char *task;               /* [task] name */
+  char *analyzer;           /* [task] analyzer */
+  /* [domain]: what the model (or the task's method) was made for. Stain and
+   * imaging are checked from the pixels by the QC stage, the slide's
+   * µm/px by the pipeline (domain.c); the specimen cannot be checked and is
+   * only said (report.json "domain", a note on stderr). Absent group:
+   * any / any / any / 0 / 0 / warn. */
+  struct {
+    bool present;           /* the file has a [domain] group */
+    char *stain;            /* he | hdab | any */
+    char *imaging;          /* brightfield | fluorescence | any */
+    char *specimen;         /* free text, e.g. "lymph-node sections", or "any" */
+    double slide_mpp_min, slide_mpp_max; /* accepted level-0 µm/px of a slide;
+                                            0 = no bound */
+    char *on_mismatch;      /* refuse | warn: what a stain, imaging or µm/px
+                               mismatch does */
+  } domain;
+  /* [tiling] */
+  int tile_size;            /* pixels at mpp */
+  int overlap;              /* pixels at mpp, < tile_size */
+  double mpp;               /* µm per pixel the analyzer sees */
+  /* [tissue] */
+  double tissue_min_fraction;   /* tiles below are skipped */
+  double tissue_thumbnail_mpp;  /* µm/px of the thumbnail */
+  int tissue_max_side;          /* thumbnail size cap */
+  double tissue_min_saturation; /* floor under the Otsu threshold */
+  double tissue_closing_um;     /* closing radius */
+  double tissue_min_object_um2; /* smaller objects removed */
+  double tissue_max_hole_um2;   /* smaller holes filled */
+  /* [scheduler] */
+  int readers;              /* reader threads, each with its own slide handle */
+  int batch_size;           /* tiles per batch */
+  int queue_depth;          /* batches buffered between readers and analyzer */
+  gint64 max_memory_bytes;  /* [scheduler] max_memory_mb, default half the machine's */
+  /* [overlay] */
+  char *overlay_channel;    /* which analyzer channel is drawn */
+  char *colormap;           /* viridis, jet, inferno, gray */
+  double overlay_alpha;     /* 0..1 opacity of drawn cells */
+  double overlay_min, overlay_max;  /* value range of the colour map */
+  bool overlay_range_set;   /* false: the analyzer's default range */
+  char *overlay_compression; /* deflate (any viewer), zstd (faster to write), lzw */
+  char *tiles_geojson;      /* plain (tiles.geojson), zip (tiles.geojson.zip) or off */
+  /* [model]: the network an analyzer (cnn) or `eosin predict` runs. The
+   * command line's --model and --device replace path and device. */
+  struct {
+    bool present;           /* the file has a [model] group */
+    char *path;             /* relative paths are taken from the config's folder */
+    char *kind;             /* classification | segmentation */
+    char **classes;         /* NULL-terminated class names, in output order */
+    int n_classes;
+    char *activation;       /* none (outputs are probabilities) | softmax | sigmoid */
+    EosinPreprocess pre;    /* mean, std, channel order */
+    char *device;           /* auto | cpu | cuda | cuda:N */
+    bool fp16;              /* precision = fp16 (GPU only) */
+    int cell;               /* segmentation: output pixels per stitched cell */
+    double predict_center_crop; /* `eosin predict`: the central fraction of each
+                                   image (each side) the model sees, 1 = all */
+    EosinInferCache *cache; /* not from the file: set (borrowed) by eosin_batch_run
+                               on its copy of the config, so the analyzers of
+                               its slides share backends; NULL otherwise */
+  } model;
+  EosinLesionParams lesions;
+  /* [qc]: the quality gate before tiling (qc.c) */
+  struct {
+    bool enabled;
+    char *pen, *dark, *edge, *blur; /* per artefact: exclude | flag | off */
+    double min_usable_fraction;     /* less usable tissue than this: fail */
+    double warn_fraction;           /* an artefact on more of the tissue: warn */
+    double dark_lightness;          /* stained tissue darker (L*) than this: a fold */
+    double blur_threshold;          /* tiles below this sharpness are blurred; 0 = off */
+    int brightfield_min_median;     /* darker median brightness: fluorescence */
+  } qc;
+  GKeyFile *keyfile;        /* the whole file, for the analyzer's own group */
+  /* every key as the getters resolved it, defaults included (report.json
+   * "config"; config-effective.c); shared by shallow copies, freed with
+   * the config */
+  struct _EosinConfigRecord *effective;
+};
+typedef struct _EosinConfigRecord EosinConfigRecord;
+
+
+/* Helpers for analyzers reading their own group with the same strictness. */
+bool eosin_config_check_keys(const EosinConfig *cfg, const char *group,
+                             const char *const *known, GError **err);
+bool eosin_config_get_double(const EosinConfig *cfg, const char *group,
+                             const char *key, double def, double min, double max,
+                             double *out, GError **err);
+bool eosin_config_get_int(const EosinConfig *cfg, const char *group, const char *key, int def,
+                          int min, int max, int *out, GError **err);
+bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
+                             const char *key, const char *def,
+                             const char *const *choices, char **out, GError **err);
+/* "model made for <[domain] specimen>: ..." (a note for the user: the
+ * specimen cannot be checked from the pixels), or NULL when the config
+ * declares none ("any"). Caller frees. */
+char *eosin_domain_note(const EosinConfig *cfg);
+
+/* ---------------------------------------------------------------- tissue */
+
+typedef struct {
+  int width, height;       /* thumbnail pixels */
+  double scale_x, scale_y; /* level-0 pixels per mask pixel */
+  uint8_t *mask;           /* 1 = tissue */
+  double threshold;        /* saturation threshold used */
+  bool glass;              /* a glass population was found (the threshold is
+                              Otsu's); false: all tissue, the floor is used */
+  double fraction;         /* tissue pixels / pixels inside bounds */
+  int64_t *integral;       /* (w+1)*(h+1) summed-area table of mask */
+} EosinTissueMask;
+
+/* Saturation + Otsu when the image has glass (else only the floor),
+ * floored at cfg->tissue_min_saturation, closing, small-object removal
+ * (below min_object_um2 and 1 % of the image) and hole filling on @thumb,
+ * inside the slide bounds. */
+bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info,
+                         const EosinConfig *cfg, EosinTissueMask *out, GError **err);
+/* Fraction of tissue in a level-0 rectangle. */
+double eosin_tissue_fraction(const EosinTissueMask *mask, double x, double y,
+                             double w, double h);
+bool eosin_tissue_save_png(const EosinTissueMask *mask, const char *path, GError **err);
+void eosin_tissue_clear(EosinTissueMask *mask);
+
+/* ---------------------------------------------------------------- tiling */
+
+typedef struct {
+  int64_t x, y;        /* level-0 top-left (rounded down) */
+  int col, row;        /* grid position */
+  float tissue;        /* tissue fraction */
+} EosinTile;
+
+typedef struct {
+  int tile_size, overlap;  /* pixels at the target µm/px */
+  double mpp;
+  double tile_l0_x, tile_l0_y;      /* tile extent in level-0 pixels */
+  double stride_l0_x, stride_l0_y;  /* tile stride in level-0 pixels */
+  int64_t origin_x, origin_y;       /* level-0 top-left of tile (0,0) */
+  int cols, rows;                   /* tiles across and down */
+  int planned;                      /* cols * rows */
+  int skipped;                      /* below the tissue fraction */
+  EosinLevelChoice level;
+  GArray *tiles;                    /* EosinTile, the tiles to analyse */
+} EosinTilePlan;
+
+/* Plans tiles of cfg->tile_size at cfg->mpp over the slide bounds and keeps
+ * those with at least cfg->tissue_min_fraction tissue (all, if @mask is NULL). */
+bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
+                     const EosinTissueMask *mask, EosinTilePlan *plan, GError **err);
+void eosin_tile_plan_clear(EosinTilePlan *plan);
+
+
+
+/* Ruifrok–Johnston colour deconvolution: optical density -log10(I/255),
+ * clamped at I >= 1e-6*255 like scikit-image, times the inverse of the
+ * stain matrix (rows = stain RGB vectors), clamped at 0. Writes 3 values
+ * per pixel. Equals 6 x scikit-image's separate_stains(), whose OD is
+ * divided by -log10(1e-6). */
+void eosin_stain_deconvolve(const uint8_t *rgb, size_t n_pixels,
+                            const double stain_from_rgb[3][3], float *out);
+bool eosin_stain_matrix_invert(const double rgb_from_stain[3][3],
+                               double stain_from_rgb[3][3], GError **err);
+
+/* ---------------------------------------------------------------- pipeline */
+
+struct _EosinCancel {
+  volatile gint cancelled;  /* set (g_atomic_int_set) to stop cleanly */
+};
+
+
+struct _EosinRunOptions {
+  int readers_override;     /* > 0: replaces cfg->readers */
+  double mpp_override;      /* > 0: used when the slide has no µm/px */
+  bool allow_upsample;      /* --allow-upsample: a level read upsampled more
+                               than 2x is a warning, not an error */
+  EosinCancel *cancel;      /* may be NULL */
+  EosinProgressFunc progress;
+  void *progress_data;
+  EosinWarningFunc warning; /* may be NULL: called as each warning arises */
+  void *warning_data;
+  EosinNoteFunc note;       /* may be NULL: notes (EosinNoteFunc) */
+  void *note_data;
+  const char *const *argv;  /* may be NULL: the command line (NULL-terminated), for
+                               report.json "command"; borrowed, must outlive the run */
+};
+
+typedef struct {
+  char *outdir;         /* OUTDIR/<slide> on success */
+  int tiles_analyzed;
+  int tiles_planned;
+  int tiles_skipped;
+  double seconds;
+  double tiles_per_s;
+  JsonNode *scores;     /* the analyzer's slide-level scores */
+  char **warnings;      /* NULL-terminated (empty when none) */
+} EosinRunResult;
+void eosin_run_result_clear(EosinRunResult *res);
+
+/* Runs @cfg on the slide at @path and writes OUTDIR/<slide>/: overlay.tif,
+ * heatmap.tif, preview.png, tissue.png, tiles.csv, tiles.geojson (as
+ * [overlay] tiles_geojson says) and report.json.
+ * Outputs are built in OUTDIR/.<slide>.partial (each file durable: fsync'd
+ * and renamed) and the folder takes the place of OUTDIR/<slide> in one
+ * atomic step only when every file is written and overlay.tif re-opens
+ * with the slide's size and µm/px; on failure or cancellation nothing is
+ * left behind and a previous result stays as it was. OUTDIR/<slide> is
+ * replaced only when Eosin wrote it (its marker lists every file in it);
+ * otherwise the run stops with EOSIN_ERROR_EXISTS before any work. The run
+ * holds OUTDIR's lock (EOSIN_ERROR_BUSY when another process has it). */
+bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
+                     const EosinRunOptions *opts, EosinRunResult *res, GError **err);
+
+/* What OUTDIR/<slide> holds for a run of a config on a slide. */
+typedef enum {
+  EOSIN_OUTPUT_ABSENT,   /* nothing there */
+  EOSIN_OUTPUT_COMPLETE, /* Eosin's finished, intact result of this slide, config and models */
+  EOSIN_OUTPUT_STALE,    /* Eosin's finished result of another slide, config or model */
+  EOSIN_OUTPUT_BROKEN,   /* Eosin's, but unfinished or with a file missing or changed */
+  EOSIN_OUTPUT_FOREIGN,  /* not Eosin's (or holding files it did not write): never replaced */
+} EosinOutputState;
+
+/* Which of these OUTDIR/<slide> is for running @cfg (after --model and
+ * --device) on @slide with @opts' --mpp (@opts may be NULL); *@why (may be
+ * NULL; caller frees) says why it is not complete. False with an error
+ * when the slide or a model cannot be read to know its identity. */
+bool eosin_output_check(const EosinConfig *cfg, const char *slide, const EosinRunOptions *opts,
+                        const char *outdir, EosinOutputState *state, char **why, GError **err);
+
+/* The output folder name of a slide path (basename without extension). */
+char *eosin_slide_name_from_path(const char *path);
+
+G_END_DECLS
+
+G_BEGIN_DECLS
+/* ---------------------------------------------------------------- batch */
+
+typedef struct {
+  char *path;
+  double mpp;  /* > 0: used when the slide has none */
+} EosinBatchItem;
+
+/* A manifest: one slide per line, "path" or "path,mpp"; blank lines, '#'
+ * comments and a "path[,mpp]" header are ignored; relative paths are taken
+ * from the manifest's folder. Returns a GPtrArray of EosinBatchItem
+ * (owned, with its free function). */
+GPtrArray *eosin_batch_from_manifest(const char *path, GError **err);
+/* Every slide-like file (by extension) directly in @dir, sorted by name. */
+GPtrArray *eosin_batch_from_dir(const char *dir, GError **err);
+
+
+/* Runs every item holding OUTDIR's lock (EOSIN_ERROR_BUSY when another
+ * process has it). A slide whose OUTDIR/<name> is COMPLETE for this
+ * config is skipped (so a killed batch resumes); a STALE result (another
+ * slide, config or model) is recomputed and says so, or with
+ * @refuse_stale is a failure of that slide; a FOREIGN folder is a failure.
+ * A failing slide is recorded in OUTDIR/batch-summary.csv with its error
+ * and the batch goes on. The summary is rewritten after every slide.
+ * @obs (may be NULL): progress and slides done. @pipeline: write each
+ * slide's outputs on a thread of their own while the next slide is
+ * analysed (at most one slide's outputs pending; the results are the same
+ * byte for byte, only timings differ); @opts' warning may then be called
+ * from that thread (never two calls at once). Returns false only when the
+ * batch itself cannot run. */
+bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
+                     const EosinRunOptions *opts, const EosinBatchObserver *obs,
+                     bool refuse_stale, bool pipeline, EosinBatchResult *res, GError **err);
+G_END_DECLS
+
+G_BEGIN_DECLS
+/* ---------------------------------------------------------------- models */
+
+typedef struct _EosinModel EosinModel;
+
+/* Loads an ONNX model (opsets 11-17, float32) into a graph ready to run:
+ * every node checked, sorted, its shapes inferred for a batch of @batch
+ * (which resolves a symbolic batch dimension), BatchNormalization folded
+ * into the convolution before it. A corrupt or truncated file, an
+ * unsupported op, opset or data type, a missing input, a cycle or a shape
+ * that cannot be resolved is an error naming the node and the reason.
+ * Free with eosin_model_free. */
+EosinModel *eosin_model_load(const char *path, int batch, GError **err);
+/* The same from @len bytes in memory; @name is used in messages. */
+EosinModel *eosin_model_load_from_memory(const char *name, const void *data, size_t len,
+                                         int batch, GError **err);
+void eosin_model_free(EosinModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinModel, eosin_model_free)
+
+/* The shape of the model's image input / first output; returns the rank. */
+int eosin_model_input_shape(const EosinModel *model, int64_t dims[6]);
+int eosin_model_output_shape(const EosinModel *model, int64_t dims[6]);
+/* Nodes left to run (after folding), and how many BatchNormalizations were folded. */
+int eosin_model_n_nodes(const EosinModel *model);
+int eosin_model_n_folded(const EosinModel *model);
+
+/* ---------------------------------------------------------------- inference */
+
+typedef struct _EosinInfer EosinInfer;
+
+/* Backends kept from one slide of a batch to the next: eosin_infer_free
+ * hands its loaded model and running backend to the cache, and the next
+ * eosin_infer_new of the same model, device string, precision and batch
+ * takes them instead of setting up again (on the GPU: handles, weights,
+ * cuDNN's algorithm search, pinned buffers, the trial run). It also
+ * remembers a GPU lost to a sticky fault, so later slides do not try it
+ * again. One thread at a time; eosin_infer_cache_free (after every
+ * EosinInfer using it is freed) releases everything. */
+EosinInferCache *eosin_infer_cache_new(void);
+void eosin_infer_cache_free(EosinInferCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInferCache, eosin_infer_cache_free)
+/* How many times an EosinInfer took a backend from @cache. */
+int eosin_infer_cache_reused(const EosinInferCache *cache);
+
+typedef struct {
+  const char *device;  /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
+  bool fp16;           /* half precision on the GPU; the CPU stays fp32 */
+  int batch;           /* images per backend call (>= 1) */
+  EosinInferCache *cache; /* NULL, or borrowed: outlives the EosinInfer */
+} EosinInferOptions;
+
+/* Loads @model_path and starts the backend @opts asks for: "cpu" is oneDNN;
+ * "cuda[:N]" is cuDNN on GPU N and an error if that GPU cannot start;
+ * "auto" takes the GPU when it starts and otherwise the CPU, remembering
+ * why. A CUDA failure at load or during a run (out of memory, driver)
+ * retries with half the batch down to 1, then moves to the CPU: the run
+ * goes on and eosin_infer_report says what happened. A GPU lost to a
+ * sticky fault is not retried: "auto" moves to the CPU, "cuda" fails with
+ * the reason (and with opts->cache, later slides do the same at once).
+ * Free with eosin_infer_free (with a cache, its backend goes back there). */
+EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opts,
+                            GError **err);
+void eosin_infer_free(EosinInfer *inf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInfer, eosin_infer_free)
+
+/* The model's input height and width, and the number of values one image
+ * yields (its output shape without the batch: @dims, rank returned). */
+void eosin_infer_input_size(const EosinInfer *inf, int *height, int *width);
+int eosin_infer_output_shape(const EosinInfer *inf, int64_t dims[6]);
+size_t eosin_infer_output_per_image(const EosinInfer *inf);
+
+/* Runs @n images (any number; batched internally) of height x width uint8
+ * HWC RGB through the model, preprocessed by @pp, writing n x
+ * eosin_infer_output_per_image floats to @out. */
+bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const EosinPreprocess *pp,
+                         float *out, GError **err);
+
+/* The backend running now ("cpu-onednn", "cuda", ...). */
+const char *eosin_infer_backend(const EosinInfer *inf);
+/* One line: backend, precision, batch and what happened. Caller frees. */
+char *eosin_infer_summary(const EosinInfer *inf);
+/* Adds an object to @b: device asked for, backend that ran, precision,
+ * batch, why a GPU was not used or left, retries. */
+void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b);
+
+/* ---------------------------------------------------------------- predict */
+
+typedef struct {
+  EosinCancel *cancel;  /* may be NULL */
+  /* each may be NULL: images done of @total after each batch; a note per
+   * image that cannot be read (EOSIN_NOTE_WARNING) */
+  void (*progress)(int done, int total, void *data);
+  EosinNoteFunc note;
+  void *data;
+} EosinPredictOptions;
+
+typedef struct {
+  int images;      /* rows written */
+  int failed;      /* unreadable images, noted and left out */
+  int resized;     /* images not at the model's input size, resized */
+  double seconds;
+  char *backend;   /* eosin_infer_summary of the run */
+} EosinPredictResult;
+void eosin_predict_result_clear(EosinPredictResult *res);
+
+/* Runs cfg's classification model on every image below the folder @input
+ * (recursively) or listed in the file @input (one path per line, relative
+ * to the list's folder), in path order, and writes @csv_path: a header
+ * "path,<class>,..." then one row per image, the path relative to @input,
+ * the probabilities in the config's class order. Images that cannot be
+ * read are reported to @opts' note function, counted in res->failed and
+ * left out. */
+bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_path,
+                   const EosinPredictOptions *opts, EosinPredictResult *res, GError **err);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+  const char *pred_dir;   /* <slide>.csv or <slide>/detections.csv (confidence,X,Y)
+                           * and camelyon-slides.csv (name,probability) */
+  const char *truth;      /* <slide>.xml (ASAP) or <slide>_mask.png/.tif (level 5) */
+  const char *reference;  /* optional: name,Tumor|Normal,... for every slide */
+  const char *out_dir;    /* optional: froc.csv and froc.png written there */
+} EosinC16Options;
+
+typedef struct {
+  double auc;              /* slide-level ROC AUC; NaN without camelyon-slides.csv */
+  int n_slides_auc;
+  double froc;             /* mean sensitivity at 1/4 .. 8 FP per slide */
+  double sensitivity[6];
+  int n_slides_froc, n_tumours, n_itc;
+  char *curve_csv, *curve_png;
+} EosinC16Result;
+void eosin_c16_result_clear(EosinC16Result *r);
+
+/* CAMELYON16 evaluation as the challenge's Evaluation_FROC.py: see
+ * src/eval-camelyon16.c and README. */
+bool eosin_eval_camelyon16(const EosinC16Options *opts, EosinC16Result *res, GError **err);
+/* CAMELYON17: patient pN stages (given, or from node categories) scored by
+ * quadratic weighted kappa against @truth. */
+bool eosin_eval_camelyon17(const char *pred, const char *truth, double *kappa, int *n_patients,
+                           GError **err);
+/* ---------------------------------------------------------------- shared by layers */
+
+/* Records @group.@key = @value (.ini text; NULL: nothing) as the run's;
+ * thread-safe, through a const config. [model] keys only when the file has
+ * that group. */
+void _eosin_config_record(const EosinConfig *cfg, const char *group, const char *key,
+                          const char *value);
+/* The same for a number (shortest text that reads back to @v). */
+void _eosin_config_record_double(const EosinConfig *cfg, const char *group, const char *key,
+                                 double v);
+/* A path named in @cfg made absolute: relative paths are taken from the
+ * config file's folder. Caller frees. */
+char *_eosin_config_resolve_path(const EosinConfig *cfg, const char *path);
+
+/* Where QuPath's image pixel (0, 0) lies on @info's level 0: QuPath shows
+ * a slide with bounds cropped to them. Every .geojson Eosin writes (files
+ * QuPath imports) subtracts this from level-0 coordinates; detections.csv,
+ * lesions.xml (ASAP, CAMELYON) and the .csv files keep level-0 ones. */
+void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y);
+
+/* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
+ * classes of each of @n positions in place; a position's class values are
+ * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
+void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
+
+/* A classification model gives one value per [model] class per image; an
+ * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
+bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
+
+/* ---------------------------------------------------------------- stains */
+
+/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
+ * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value.
+ * (analyzer-stain.c, as the helpers below) */
+bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
+                                const char *value, double m[3][3], GError **err);
+/* Scales the three rows of @m to unit length (a zero row stays zero). */
+void _eosin_stain_normalise(double m[3][3]);
+/* Completes two stain vectors with a third, their cross product (QuPath's
+ * residual), and normalises all three rows. */
+void _eosin_stain_complete(double m[3][3]);
+/* QuPath's optical density of an 8-bit value: max(0, -log10(max(v, 1) / 255)). */
+void _eosin_stain_od_table(double od[256]);
+/* Deconvolution of @n RGB pixels with a per-channel optical density table
+ * @od (so the blank can differ from 255 per channel) and @stain_from (OD
+ * row vector -> stains), not clamped: 3 floats per pixel into @out. */
+void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
+                                 const double stain_from[3][3], float *out);
+
+/* ---------------------------------------------------------------- outlines */
+
+/* Chains the boundary edges of the pixels (cells) labelled @id in @label
+ * (W x H, row-major), looking only inside the box x0..x1, y0..y1
+ * (inclusive), into closed rings of vertex coordinates (pixel corners):
+ * interior on the right, so outer rings run clockwise on screen and holes
+ * the other way; collinear vertices dropped. Returns a GPtrArray of
+ * GArray(int x, y), owned by the caller. (outline.c) */
+GPtrArray *_eosin_trace_rings(const int *label, int W, int H, int id, int x0, int y0, int x1,
+                              int y1);
+/* The largest outer ring of label @id (holes and smaller pieces left out);
+ * an empty array when the label is absent. Caller unrefs. */
+GArray *_eosin_trace_outer(const int *label, int W, int H, int id, int x0, int y0, int x1,
+                           int y1);
+/* Twice the signed shoelace area of a ring (positive: clockwise on screen). */
+double _eosin_ring_area2(const GArray *ring);
+
+G_END_DECLS
