@@ -408,16 +408,6 @@ typedef struct {
 /* The analyzer named @name, or NULL. */
 const EosinAnalyzerOps *eosin_analyzer_find(const char *name);
 
-/* Ruifrok–Johnston colour deconvolution: optical density -log10(I/255),
- * clamped at I >= 1e-6*255 like scikit-image, times the inverse of the
- * stain matrix (rows = stain RGB vectors), clamped at 0. Writes 3 values
- * per pixel. Equals 6 x scikit-image's separate_stains(), whose OD is
- * divided by -log10(1e-6). */
-void eosin_stain_deconvolve(const uint8_t *rgb, size_t n_pixels,
-                            const double stain_from_rgb[3][3], float *out);
-bool eosin_stain_matrix_invert(const double rgb_from_stain[3][3],
-                               double stain_from_rgb[3][3], GError **err);
-
 /* ---------------------------------------------------------------- pipeline */
 
 struct _EosinCancel {

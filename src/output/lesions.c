@@ -12,6 +12,7 @@
  * Outlines follow cell edges exactly (outline.c): simple rings, holes of
  * opposite orientation.
  */
+#include "cells/eosin-cells.h"
 #include "eosin-private.h"
 
 #include <math.h>
