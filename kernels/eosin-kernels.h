@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 /* Ruifrok–Johnston deconvolution of @n_pixels RGB pixels, exactly as
- * eosin_stain_deconvolve (src/analyzer-stain.c): OD = -log10(max(v/255,
+ * _eosin_stain_deconvolve (src/cells/stain.c): OD = -log10(max(v/255,
  * 1e-6)), c_j = sum_i OD_i M[i][j], clamped at 0; 3 floats per pixel. */
 int eosin_cuda_stain_deconvolve(const uint8_t *d_rgb, size_t n_pixels,
                                 const double stain_from_rgb[3][3], float *d_out, void *stream);

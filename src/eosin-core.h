@@ -376,24 +376,11 @@ bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
                      const EosinTissueMask *mask, EosinTilePlan *plan, GError **err);
 void eosin_tile_plan_clear(EosinTilePlan *plan);
 
-
-
-/* Ruifrok–Johnston colour deconvolution: optical density -log10(I/255),
- * clamped at I >= 1e-6*255 like scikit-image, times the inverse of the
- * stain matrix (rows = stain RGB vectors), clamped at 0. Writes 3 values
- * per pixel. Equals 6 x scikit-image's separate_stains(), whose OD is
- * divided by -log10(1e-6). */
-void eosin_stain_deconvolve(const uint8_t *rgb, size_t n_pixels,
-                            const double stain_from_rgb[3][3], float *out);
-bool eosin_stain_matrix_invert(const double rgb_from_stain[3][3],
-                               double stain_from_rgb[3][3], GError **err);
-
 /* ---------------------------------------------------------------- pipeline */
 
 struct _EosinCancel {
   volatile gint cancelled;  /* set (g_atomic_int_set) to stop cleanly */
 };
-
 
 struct _EosinRunOptions {
   int readers_override;     /* > 0: replaces cfg->readers */
@@ -663,42 +650,5 @@ void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t s
 /* A classification model gives one value per [model] class per image; an
  * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
 bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
-
-/* ---------------------------------------------------------------- stains */
-
-/* Parses "r,g,b; r,g,b; r,g,b" ([@group] @key of @cfg) into three stain
- * vectors (rows); an EOSIN_ERROR_CONFIG error naming file, key and value.
- * (analyzer-stain.c, as the helpers below) */
-bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
-                                const char *value, double m[3][3], GError **err);
-/* Scales the three rows of @m to unit length (a zero row stays zero). */
-void _eosin_stain_normalise(double m[3][3]);
-/* Completes two stain vectors with a third, their cross product (QuPath's
- * residual), and normalises all three rows. */
-void _eosin_stain_complete(double m[3][3]);
-/* QuPath's optical density of an 8-bit value: max(0, -log10(max(v, 1) / 255)). */
-void _eosin_stain_od_table(double od[256]);
-/* Deconvolution of @n RGB pixels with a per-channel optical density table
- * @od (so the blank can differ from 255 per channel) and @stain_from (OD
- * row vector -> stains), not clamped: 3 floats per pixel into @out. */
-void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
-                                 const double stain_from[3][3], float *out);
-
-/* ---------------------------------------------------------------- outlines */
-
-/* Chains the boundary edges of the pixels (cells) labelled @id in @label
- * (W x H, row-major), looking only inside the box x0..x1, y0..y1
- * (inclusive), into closed rings of vertex coordinates (pixel corners):
- * interior on the right, so outer rings run clockwise on screen and holes
- * the other way; collinear vertices dropped. Returns a GPtrArray of
- * GArray(int x, y), owned by the caller. (outline.c) */
-GPtrArray *_eosin_trace_rings(const int *label, int W, int H, int id, int x0, int y0, int x1,
-                              int y1);
-/* The largest outer ring of label @id (holes and smaller pieces left out);
- * an empty array when the label is absent. Caller unrefs. */
-GArray *_eosin_trace_outer(const int *label, int W, int H, int id, int x0, int y0, int x1,
-                           int y1);
-/* Twice the signed shoelace area of a ring (positive: clockwise on screen). */
-double _eosin_ring_area2(const GArray *ring);
 
 G_END_DECLS

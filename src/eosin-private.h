@@ -266,7 +266,12 @@ void _eosin_grid_clear(EosinGrid *grid);
 
 /* ---------------------------------------------------------------- lesions */
 
-/* One lesion candidate: an 8-connected component of heatmap cells. */
+/* One lesion candidate: an 8-connected component of heatmap cells at or
+ * above the threshold (labelled and outlined by cells/, eosin-cells.h).
+ * A prediction, with its probability and outline:
+ * not the CAMELYON16 truth lesions the evaluation matches candidates
+ * against (EosinTruthLesions, eval/eval-private.h: a label image of the
+ * annotated tumour grown by 75 µm, with ITC flags). */
 typedef struct {
   double probability;   /* its highest cell */
   double x, y;          /* level-0 centre of that cell */
@@ -278,6 +283,7 @@ typedef struct {
                            negative */
 } EosinLesion;
 
+/* The lesion candidates of one slide's heatmap ([lesions]). */
 typedef struct {
   GArray *lesions;      /* EosinLesion, by probability, highest first */
   double slide_score;   /* EosinLesionParams.top_k rule; 0 on an empty grid */

@@ -15,8 +15,8 @@
  * coverslip masks (../shared/data/qc/histoqc) and checked for false alarms
  * on clean tissue (CAMELYON16 tumor_001, CMU-1): docs/BENCHMARKS.md.
  */
+#include "cells/eosin-cells.h"
 #include "eosin-private.h"
-#include "tasks/ihc/ihc-private.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
  */
 #include "eosin-private.h"
 
-#include "cells/nuclei-private.h"
+#include "cells/eosin-cells.h"
 
 static EosinSlideAccessImpl *impl(const EosinSlideAccess *s) {
   return s->data;

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (gw * gh <= FUZZ_MAX_CELLS) {
     int w = (int) gw, h = (int) gh;
     uint8_t *mask = _eosin_c16_mask_from_polygons(polys, w, h);
-    EosinLesions les;
+    EosinTruthLesions les;
     bool ok = _eosin_c16_lesions(mask, w, h, &les, &err);
     fuzz_contract(ok, err, "_eosin_c16_lesions");
     g_clear_error(&err);
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(les.label[i] >= 0 && les.label[i] <= les.n_labels, "label %d",
                     les.label[i]);
     }
-    _eosin_lesions_clear(&les);
+    _eosin_truth_lesions_clear(&les);
     g_free(mask);
   }
   g_array_unref(polys);

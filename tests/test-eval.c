@@ -42,7 +42,7 @@ static EosinDetection at(double p, int row, int col) {
 
 Test(eval, froc_hand_computed_case_scores_0_4444) {
   g_autofree uint8_t *mask = five_components();
-  EosinLesions les;
+  EosinTruthLesions les;
   cr_assert(_eosin_c16_lesions(mask, 300, 200, &les, NULL));
   cr_expect_eq(les.n_labels, 5);
   cr_expect_eq(les.n_tumours, 3, "two of five are isolated tumour cells");
@@ -80,7 +80,7 @@ Test(eval, froc_hand_computed_case_scores_0_4444) {
   EosinDetection far = {0.5, 1e6, 10};
   cr_expect_not(_eosin_c16_match(&les, &far, 1, "tumour", fp, tp, &err));
   cr_expect(err && strstr(err->message, "slide tumour") && strstr(err->message, "outside"));
-  _eosin_lesions_clear(&les);
+  _eosin_truth_lesions_clear(&les);
 }
 
 Test(eval, float32_tp_is_not_counted_at_the_float64_threshold) {
@@ -349,7 +349,7 @@ Test(eval, camelyon16_huge_or_negative_coordinates_are_errors_not_aborts) {
   /* the library entry point converts nothing out of range either */
   g_autofree uint8_t *mask = g_new0(uint8_t, 10 * 10);
   mask[55] = 1;
-  EosinLesions les;
+  EosinTruthLesions les;
   cr_assert(_eosin_c16_lesions(mask, 10, 10, &les, NULL));
   g_autoptr(GArray) fp = g_array_new(FALSE, FALSE, sizeof(double));
   g_autoptr(GArray) tp = g_array_new(FALSE, FALSE, sizeof(float));
@@ -359,7 +359,7 @@ Test(eval, camelyon16_huge_or_negative_coordinates_are_errors_not_aborts) {
     cr_expect_not(_eosin_c16_match(&les, &bad[i], 1, "s", fp, tp, &err), "case %d", i);
     cr_expect(err && strstr(err->message, "outside"), "case %d", i);
   }
-  _eosin_lesions_clear(&les);
+  _eosin_truth_lesions_clear(&les);
   c16_case_clear(&c);
 }
 

@@ -1,7 +1,7 @@
 /*
  * test-kernels.c — the kernels of kernels/ (the .cu files) that no inference op runs
  * (colour deconvolution, per-tile stain means, the overlay's colour map),
- * each against its CPU twin on random data: eosin_stain_deconvolve, the
+ * each against its CPU twin on random data: _eosin_stain_deconvolve, the
  * mean of that over a tile, _eosin_grid_colorize. The inference kernels of
  * kernels/ops.cu and preprocess.cu are checked op by op (test-ops.c) and
  * whole-model (test-backend.c). Without a GPU these skip, naming the
@@ -9,6 +9,7 @@
  * Only this test file sees CUDA's runtime header (the Makefile adds it).
  */
 #include "test-cuda.h"
+#include "cells/eosin-cells.h"
 #include "eosin-private.h"
 
 #ifdef EOSIN_HAVE_CUDA
@@ -52,7 +53,7 @@ static void hed_matrix(double m[3][3]) {
   const double rgb_from_hed[3][3] = {
       {0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {0.27, 0.57, 0.78}};
   g_autoptr(GError) err = NULL;
-  cr_assert(eosin_stain_matrix_invert(rgb_from_hed, m, &err), "%s", err ? err->message : "");
+  cr_assert(_eosin_stain_matrix_invert(rgb_from_hed, m, &err), "%s", err ? err->message : "");
 }
 
 static uint8_t *random_rgb(size_t n_pixels, guint32 seed) {
@@ -70,7 +71,7 @@ Test(kernels, stain_deconvolve_equals_cpu) {
   const size_t n = 1000003; /* not a multiple of the block */
   g_autofree uint8_t *rgb = random_rgb(n, 11);
   g_autofree float *want = g_new(float, n * 3), *got = g_new(float, n * 3);
-  eosin_stain_deconvolve(rgb, n, m, want);
+  _eosin_stain_deconvolve(rgb, n, m, want);
   void *d_rgb = to_device(rgb, n * 3), *d_out = to_device(NULL, n * 3 * sizeof(float));
   cr_assert_eq(eosin_cuda_stain_deconvolve(d_rgb, n, m, d_out, NULL), 0);
   from_device(got, d_out, n * 3 * sizeof(float));
@@ -93,7 +94,7 @@ Test(kernels, stain_tile_means_equal_cpu) {
   g_autofree float *c = g_new(float, px * 3);
   float want[37 * 3], got[37 * 3];
   for (int t = 0; t < tiles; t++) {
-    eosin_stain_deconvolve(rgb + t * px * 3, px, m, c);
+    _eosin_stain_deconvolve(rgb + t * px * 3, px, m, c);
     double s[3] = {0, 0, 0};
     for (size_t i = 0; i < px; i++)
       for (int j = 0; j < 3; j++)

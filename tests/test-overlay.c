@@ -12,6 +12,7 @@
 #include <openslide.h>
 #include <tiffio.h>
 
+#include "cells/eosin-cells.h"
 #include "eosin-private.h"
 
 /* The overlay colour the stain task must paint over a block of @rgb with
@@ -19,9 +20,9 @@
 static void expected_colour(const uint8_t rgb[3], uint8_t out[4], uint8_t *q) {
   static const double HED[3][3] = {{0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {0.27, 0.57, 0.78}};
   double inv[3][3];
-  cr_assert(eosin_stain_matrix_invert(HED, inv, NULL));
+  cr_assert(_eosin_stain_matrix_invert(HED, inv, NULL));
   float c[3];
-  eosin_stain_deconvolve(rgb, 1, inv, c);
+  _eosin_stain_deconvolve(rgb, 1, inv, c);
   EosinColormap cm;
   cr_assert(_eosin_colormap_get("viridis", &cm, NULL));
   double u = CLAMP(c[0] / 1.5, 0.0, 1.0);

@@ -6,6 +6,8 @@
  */
 #include "test-util.h"
 
+#include "cells/eosin-cells.h"
+
 #include <math.h>
 #include <stdio.h>
 
@@ -16,7 +18,7 @@ static const double RGB_FROM_HED[3][3] = {
 
 Test(stain, pixels_match_scikit_image_hed) {
   double inv[3][3];
-  cr_assert(eosin_stain_matrix_invert(RGB_FROM_HED, inv, NULL));
+  cr_assert(_eosin_stain_matrix_invert(RGB_FROM_HED, inv, NULL));
   g_autofree char *ref = td("stain-ref-hed-pixels.csv");
   g_autoptr(GPtrArray) rows = read_csv_rows(ref);
   cr_assert_gt(rows->len, 2000);
@@ -25,7 +27,7 @@ Test(stain, pixels_match_scikit_image_hed) {
     char **f = rows->pdata[i];
     uint8_t rgb[3] = {atoi(f[1]), atoi(f[2]), atoi(f[3])};
     float out[3];
-    eosin_stain_deconvolve(rgb, 1, inv, out);
+    _eosin_stain_deconvolve(rgb, 1, inv, out);
     for (int c = 0; c < 3; c++)
       worst = fmax(worst, fabs(out[c] - SKIMAGE_SCALE * g_ascii_strtod(f[4 + c], NULL)));
   }

@@ -6,7 +6,7 @@
  * rings of opposite orientation. Used for lesion outlines (cells of the
  * heatmap grid) and for nuclei and cells (pixels of a tile).
  */
-#include "eosin-private.h"
+#include "cells/cells-private.h"
 
 /* Directions in grid (y-down) coordinates: a right turn is d + 1. */
 enum { DIR_E, DIR_S, DIR_W, DIR_N };

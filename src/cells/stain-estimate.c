@@ -5,7 +5,7 @@
  * defaults (another antibody lot, scanner or protocol). Transparent pixels
  * and background are left out by an optical density floor in every channel.
  */
-#include "tasks/ihc/ihc-private.h"
+#include "cells/cells-private.h"
 
 #include <math.h>
 

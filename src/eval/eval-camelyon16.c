@@ -3,11 +3,12 @@
  * Evaluation_FROC.py computes it (../shared/notes/camelyon-evaluation.md):
  * lesion masks at level 5 (ASAP XML polygons rasterised, groups _2 and
  * Exclusion subtracted), a 75 µm margin by Euclidean distance, holes
- * filled, 8-connected lesions, isolated tumour cells (major axis < 275 µm)
+ * filled, 8-connected lesions (distance, holes and labels by cells/), isolated tumour cells (major axis < 275 µm)
  * ignored, detections matched to lesions with the TP maxima stored as
  * float32 like the original, the FROC curve and its 6-point score, and the
  * slide-level ROC AUC with ties counting one half.
  */
+#include "cells/eosin-cells.h"
 #include "eval/eval-private.h"
 
 #include <errno.h>
@@ -214,139 +215,74 @@ uint8_t *_eosin_c16_mask_from_polygons(GArray *polys, int w, int h) {
 
 /* ------------------------------------------------------------ lesions */
 
-/* 1-D squared distance transform (Felzenszwalb & Huttenlocher) of f (n values). */
-static void edt_1d(const double *f, int n, double *d, int *v, double *z) {
-  int k = 0;
-  v[0] = 0;
-  z[0] = -INFINITY;
-  z[1] = INFINITY;
-  for (int q = 1; q < n; q++) {
-    double s = ((f[q] + (double) q * q) - (f[v[k]] + (double) v[k] * v[k])) / (2.0 * q - 2.0 * v[k]);
-    while (s <= z[k]) {
-      k--;
-      s = ((f[q] + (double) q * q) - (f[v[k]] + (double) v[k] * v[k])) / (2.0 * q - 2.0 * v[k]);
-    }
-    k++;
-    v[k] = q;
-    z[k] = s;
-    z[k + 1] = INFINITY;
-  }
-  k = 0;
-  for (int q = 0; q < n; q++) {
-    while (z[k + 1] < q)
-      k++;
-    d[q] = (double) (q - v[k]) * (q - v[k]) + f[v[k]];
-  }
-}
-
-/* Squared Euclidean distance of every pixel to the nearest set pixel. */
-static double *edt_sq(const uint8_t *mask, int w, int h) {
-  double *d = g_new(double, (size_t) w * h);
-  int n = MAX(w, h);
-  g_autofree double *f = g_new(double, n), *out = g_new(double, n), *z = g_new(double, n + 1);
-  g_autofree int *v = g_new(int, n);
-  const double INF = 1e20;
-  for (int c = 0; c < w; c++) {
-    for (int r = 0; r < h; r++)
-      f[r] = mask[(size_t) r * w + c] ? 0 : INF;
-    edt_1d(f, h, out, v, z);
-    for (int r = 0; r < h; r++)
-      d[(size_t) r * w + c] = out[r];
-  }
-  for (int r = 0; r < h; r++) {
-    memcpy(f, d + (size_t) r * w, w * sizeof(double));
-    edt_1d(f, w, d + (size_t) r * w, v, z);
-  }
-  return d;
-}
-
-void _eosin_lesions_clear(EosinLesions *l) {
+void _eosin_truth_lesions_clear(EosinTruthLesions *l) {
   g_clear_pointer(&l->label, g_free);
   g_clear_pointer(&l->itc, g_free);
 }
 
-bool _eosin_c16_lesions(const uint8_t *mask, int w, int h, EosinLesions *out, GError **err) {
+/* Whether each of the @n lesions of @label (w x h) is made of isolated
+ * tumour cells, as Evaluation_FROC.py's regionprops says: a major axis
+ * (4 sqrt of the inertia tensor's larger eigenvalue of the (row, col)
+ * coordinates) under 275 µm. Caller frees. The moments are whole numbers,
+ * summed exactly in 64 bits (in doubles, as the original, they are the
+ * same until a sum passes 2^53: a lesion larger than any slide). */
+static bool *itc_flags(const int *label, int w, int h, int n) {
+  typedef struct {
+    int64_t m00, sr, sc, srr, scc, src;
+  } Moments;
+  g_autofree Moments *m = g_new0(Moments, (size_t) n + 1);
+  for (int r = 0; r < h; r++)
+    for (int c = 0; c < w; c++) {
+      int l = label[(size_t) r * w + c];
+      if (!l)
+        continue;
+      Moments *k = &m[l];
+      k->m00++, k->sr += r, k->sc += c, k->srr += (int64_t) r * r, k->scc += (int64_t) c * c,
+          k->src += (int64_t) r * c;
+    }
+  bool *itc = g_new0(bool, MAX(n, 1));
+  for (int l = 1; l <= n; l++) {
+    const Moments *k = &m[l];
+    double m00 = (double) k->m00, mr = (double) k->sr / m00, mc = (double) k->sc / m00;
+    double a = (double) k->srr / m00 - mr * mr, c = (double) k->scc / m00 - mc * mc,
+           b = (double) k->src / m00 - mr * mc;
+    double l1 = (a + c) / 2 + sqrt(((a - c) / 2) * ((a - c) / 2) + b * b);
+    itc[l - 1] = 4 * sqrt(MAX(l1, 0)) < T_ITC;
+  }
+  return itc;
+}
+
+bool _eosin_c16_lesions(const uint8_t *mask, int w, int h, EosinTruthLesions *out,
+                        GError **err) {
   memset(out, 0, sizeof *out);
   out->width = w, out->height = h;
   size_t n = (size_t) w * h;
-  g_autofree double *d2 = edt_sq(mask, w, h);
+  /* the tumour grown by 75 µm: pixels nearer than T_DIST to a tumour pixel */
   g_autofree uint8_t *bin = g_new(uint8_t, n);
   bool any = false;
-  for (size_t i = 0; i < n; i++)
-    any |= (bin[i] = sqrt(d2[i]) < T_DIST);
-  /* fill holes: background not 4-connected to the border becomes lesion */
-  g_autofree uint8_t *outside = g_new0(uint8_t, n);
-  g_autofree int *stack = g_new(int, n);
-  int sp = 0;
-  for (int r = 0; r < h; r++)
-    for (int c = 0; c < w; c++)
-      if ((r == 0 || c == 0 || r == h - 1 || c == w - 1) && !bin[(size_t) r * w + c] &&
-          !outside[(size_t) r * w + c]) {
-        outside[(size_t) r * w + c] = 1;
-        stack[sp++] = r * w + c;
-        while (sp) {
-          int p = stack[--sp], pr = p / w, pc = p % w;
-          const int dr[4] = {-1, 1, 0, 0}, dc[4] = {0, 0, -1, 1};
-          for (int k = 0; k < 4; k++) {
-            int qr = pr + dr[k], qc = pc + dc[k];
-            if (qr < 0 || qc < 0 || qr >= h || qc >= w)
-              continue;
-            int q = qr * w + qc;
-            if (!bin[q] && !outside[q]) {
-              outside[q] = 1;
-              stack[sp++] = q;
-            }
-          }
-        }
-      }
-  for (size_t i = 0; i < n; i++)
-    bin[i] = !outside[i];
-  /* 8-connected labels in row-major order of first pixel */
-  out->label = g_new0(int, n);
-  GArray *itc = g_array_new(FALSE, TRUE, sizeof(bool));
-  int k = 0;
-  for (size_t s = 0; any && s < n; s++) {
-    if (!bin[s] || out->label[s])
-      continue;
-    k++;
-    double m00 = 0, sr = 0, sc = 0, srr = 0, scc = 0, src = 0;
-    sp = 0;
-    stack[sp++] = (int) s;
-    out->label[s] = k;
-    while (sp) {
-      int p = stack[--sp], pr = p / w, pc = p % w;
-      m00++, sr += pr, sc += pc, srr += (double) pr * pr, scc += (double) pc * pc,
-          src += (double) pr * pc;
-      for (int dr = -1; dr <= 1; dr++)
-        for (int dc = -1; dc <= 1; dc++) {
-          int qr = pr + dr, qc = pc + dc;
-          if (qr < 0 || qc < 0 || qr >= h || qc >= w)
-            continue;
-          int q = qr * w + qc;
-          if (bin[q] && !out->label[q]) {
-            out->label[q] = k;
-            stack[sp++] = q;
-          }
-        }
-    }
-    /* regionprops: inertia tensor of (row, col), major axis 4 sqrt(l1) */
-    double mr = sr / m00, mc = sc / m00;
-    double a = srr / m00 - mr * mr, c = scc / m00 - mc * mc, b = src / m00 - mr * mc;
-    double l1 = (a + c) / 2 + sqrt(((a - c) / 2) * ((a - c) / 2) + b * b);
-    bool is_itc = 4 * sqrt(MAX(l1, 0)) < T_ITC;
-    g_array_append_val(itc, is_itc);
+  {
+    g_autofree double *d2 = g_new(double, n);
+    _eosin_edt_sq(mask, w, h, d2);
+    for (size_t i = 0; i < n; i++)
+      any |= (bin[i] = sqrt(d2[i]) < T_DIST);
   }
-  out->n_labels = k;
-  out->itc = (bool *) g_array_free(itc, FALSE);
+  out->label = g_new0(int, n);
+  if (any) {
+    /* holes filled (background not 4-connected to the border), then
+     * 8-connected lesions numbered in raster order of their first pixel */
+    _eosin_fill_holes(bin, w, h, false);
+    out->n_labels = _eosin_label_components(bin, w, h, true, out->label);
+  }
+  out->itc = itc_flags(out->label, w, h, out->n_labels);
   out->n_tumours = 0;
-  for (int i = 0; i < k; i++)
+  for (int i = 0; i < out->n_labels; i++)
     out->n_tumours += !out->itc[i];
   return true;
 }
 
 /* ------------------------------------------------------------ FROC */
 
-bool _eosin_c16_match(const EosinLesions *les, const EosinDetection *det, int n_det,
+bool _eosin_c16_match(const EosinTruthLesions *les, const EosinDetection *det, int n_det,
                       const char *slide, GArray *fp, GArray *tp, GError **err) {
   if (!les) { /* a normal slide: every detection is a false positive */
     for (int i = 0; i < n_det; i++)

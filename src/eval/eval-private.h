@@ -40,17 +40,24 @@ int _eosin_asap_group_kind(const char *group);
  * and in no _2/Exclusion polygon. Caller frees. */
 uint8_t *_eosin_c16_mask_from_polygons(GArray *polys, int w, int h);
 
-/* A slide's evaluation mask: 8-connected lesions of the tumour mask grown
- * by 75 µm with holes filled; ITC lesions flagged. */
+/* A slide's truth lesions, what detections are matched against: 8-connected
+ * lesions of the tumour mask grown by 75 µm with holes filled, numbered in
+ * raster order of their first pixel; ITC lesions flagged. (Not the lesion
+ * candidates Eosin finds on a heatmap, EosinLesionSet: those are
+ * predictions with a probability and an outline, these a label image of
+ * the annotation.) */
 typedef struct {
   int width, height;
   int *label;        /* 0 = none, 1..n_labels */
   int n_labels;
   bool *itc;         /* per label - 1 */
   int n_tumours;     /* labels that are not ITC */
-} EosinLesions;
-bool _eosin_c16_lesions(const uint8_t *mask, int w, int h, EosinLesions *out, GError **err);
-void _eosin_lesions_clear(EosinLesions *l);
+} EosinTruthLesions;
+/* Fills @out from the level-5 tumour @mask (w x h); the caller frees its
+ * arrays with _eosin_truth_lesions_clear. */
+bool _eosin_c16_lesions(const uint8_t *mask, int w, int h, EosinTruthLesions *out,
+                        GError **err);
+void _eosin_truth_lesions_clear(EosinTruthLesions *l);
 
 typedef struct {
   double p, x, y;    /* confidence, level-0 pixel */
@@ -61,7 +68,7 @@ typedef struct {
  * positive probabilities (double) to @fp and one float32 TP maximum per
  * lesion (0 for missed and ITC ones) to @tp. A detection outside the mask
  * (or not finite) is an EOSIN_ERROR_CONFIG error naming @slide. */
-bool _eosin_c16_match(const EosinLesions *les, const EosinDetection *det, int n_det,
+bool _eosin_c16_match(const EosinTruthLesions *les, const EosinDetection *det, int n_det,
                       const char *slide, GArray *fp, GArray *tp, GError **err);
 
 extern const double EOSIN_FROC_RATES[6];

@@ -463,13 +463,13 @@ bool eosin_eval_camelyon16(const EosinC16Options *o, EosinC16Result *res, GError
         return false;
       }
     }
-    EosinLesions les = {0};
+    EosinTruthLesions les = {0};
     bool ok = (!mask || _eosin_c16_lesions(mask, w, h, &les, err)) &&
               _eosin_c16_match(mask ? &les : NULL, (EosinDetection *) det->data, det->len, n, fp,
                                tp, err);
     n_tumours += les.n_tumours;
     res->n_itc += les.n_labels - les.n_tumours;
-    _eosin_lesions_clear(&les);
+    _eosin_truth_lesions_clear(&les);
     if (!ok)
       return false;
     n_slides++;

@@ -12,6 +12,7 @@
  * Outlines follow cell edges exactly (outline.c): simple rings, holes of
  * opposite orientation.
  */
+#include "cells/eosin-cells.h"
 #include "eosin-private.h"
 
 #include <math.h>
@@ -92,6 +93,37 @@ static float *box_mean(const EosinGrid *g, int channel, int side) {
   return v;
 }
 
+/* What a lesion candidate is made of: its cells, their bounding box and
+ * its peak, the highest cell. */
+typedef struct {
+  int cells;
+  int x0, y0, x1, y1;
+  size_t best;
+} Component;
+
+/* The components 1..@n of @label on the single-channel grid @g, index 0
+ * unused; caller frees. One raster scan: a component's first cell is its
+ * first peak, and a later cell replaces the peak only when higher, so
+ * ties go to the first cell in raster order, the same on every run. */
+static Component *components(const EosinGrid *g, const int *label, int n) {
+  int W = g->width, H = g->height;
+  Component *comp = g_new(Component, (size_t) n + 1);
+  for (int id = 0; id <= n; id++)
+    comp[id] = (Component){0, W, H, -1, -1, SIZE_MAX};
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      size_t c = (size_t) y * W + x;
+      if (!label[c])
+        continue;
+      Component *k = &comp[label[c]];
+      k->cells++;
+      k->x0 = MIN(k->x0, x), k->x1 = MAX(k->x1, x), k->y0 = MIN(k->y0, y), k->y1 = MAX(k->y1, y);
+      if (k->best == SIZE_MAX || g->values[c] > g->values[k->best])
+        k->best = c;
+    }
+  return comp;
+}
+
 bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionParams *p,
                          double mpp_x, double mpp_y, EosinLesionSet *out, GError **err) {
   memset(out, 0, sizeof *out);
@@ -132,53 +164,30 @@ bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionPa
     out->slide_score = s / m;
   }
 
-  /* 8-connected components in raster order, by an explicit stack */
-  g_autofree int *label = g_new0(int, n);
-  g_autofree int *stack = g_new(int, n);
+  /* 8-connected components of the cells at or above the threshold, numbered
+   * in raster order by the cells/ labeller */
+  g_autofree uint8_t *bin = g_new(uint8_t, n);
+  for (size_t i = 0; i < n; i++) {
+    float v = g->values[i * C + channel];
+    bin[i] = !isnan(v) && v >= p->threshold;
+  }
+  g_autofree int *label = g_new(int, n);
+  int n_labels = _eosin_label_components(bin, W, H, true, label);
+  g_autofree Component *comp = components(g, label, n_labels);
   double px_um2 = g->cell_x * mpp_x * g->cell_y * mpp_y;
   out->lesions = g_array_new(FALSE, TRUE, sizeof(EosinLesion));
-  int next = 0;
-  for (size_t s0 = 0; s0 < n; s0++) {
-    float v0 = g->values[s0 * C + channel];
-    if (label[s0] || isnan(v0) || v0 < p->threshold)
-      continue;
-    int id = ++next, top = 0, cells = 0;
-    int x0 = W, y0 = H, x1 = -1, y1 = -1;
-    size_t best = s0;
-    label[s0] = id;
-    stack[top++] = (int) s0;
-    while (top) {
-      int c = stack[--top], cx = c % W, cy = c / W;
-      cells++;
-      x0 = MIN(x0, cx), x1 = MAX(x1, cx), y0 = MIN(y0, cy), y1 = MAX(y1, cy);
-      float vc = g->values[(size_t) c * C + channel];
-      /* ties go to the first cell in raster order: the same on every run */
-      if (vc > g->values[best * C + channel] || (vc == g->values[best * C + channel] &&
-                                                (size_t) c < best))
-        best = c;
-      for (int dy = -1; dy <= 1; dy++)
-        for (int dx = -1; dx <= 1; dx++) {
-          int nx = cx + dx, ny = cy + dy;
-          if (nx < 0 || ny < 0 || nx >= W || ny >= H)
-            continue;
-          size_t q = (size_t) ny * W + nx;
-          float vq = g->values[q * C + channel];
-          if (!label[q] && !isnan(vq) && vq >= p->threshold) {
-            label[q] = id;
-            stack[top++] = (int) q;
-          }
-        }
-    }
-    double area = cells * px_um2;
+  for (int id = 1; id <= n_labels; id++) {
+    const Component *cc = &comp[id];
+    double area = cc->cells * px_um2;
     if (area < p->min_area_um2)
       continue;
     EosinLesion l = {
-        .probability = g->values[best * C + channel],
-        .x = g->origin_x + ((double) (best % W) + 0.5) * g->cell_x,
-        .y = g->origin_y + ((double) (best / W) + 0.5) * g->cell_y,
+        .probability = g->values[cc->best * C + channel],
+        .x = g->origin_x + ((double) (cc->best % W) + 0.5) * g->cell_x,
+        .y = g->origin_y + ((double) (cc->best / W) + 0.5) * g->cell_y,
         .area_um2 = area,
-        .cells = cells,
-        .rings = _eosin_trace_rings(label, W, H, id, x0, y0, x1, y1),
+        .cells = cc->cells,
+        .rings = _eosin_trace_rings(label, W, H, id, cc->x0, cc->y0, cc->x1, cc->y1),
     };
     l.extent_um = max_extent(l.rings, g->cell_x * mpp_x, g->cell_y * mpp_y);
     g_array_append_val(out->lesions, l);

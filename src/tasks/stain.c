@@ -3,9 +3,12 @@
  * deconvolution of every tile into three stain concentrations (optical
  * density units) and their mean per tile. H&E, H-DAB or custom stain
  * vectors from the [stain] group; the numbers equal scikit-image's
- * separate_stains() times 6 (see eosin_stain_deconvolve).
+ * separate_stains() times 6 (see _eosin_stain_deconvolve). The stain
+ * maths itself is cells/stain.c; this file is the analyzer: its config,
+ * tile means and slide scores.
  */
 #include "tasks/analyzer.h"
+#include "cells/eosin-cells.h"
 
 #include <math.h>
 
@@ -24,46 +27,6 @@ typedef struct {
   double dmin[3], dmax[3];
 } StainCtx;
 
-bool eosin_stain_matrix_invert(const double m[3][3], double inv[3][3], GError **err) {
-  double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
-               m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-               m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-  if (fabs(det) < 1e-9) {
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                "stain vectors are linearly dependent (determinant %g)", det);
-    return false;
-  }
-  for (int i = 0; i < 3; i++)
-    for (int j = 0; j < 3; j++) {
-      /* cofactor of m[j][i] over det: the adjugate's transpose */
-      int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
-      inv[i][j] = (m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]) / det;
-    }
-  return true;
-}
-
-void eosin_stain_deconvolve(const uint8_t *rgb, size_t n, const double M[3][3], float *out) {
-  double od[256];
-  for (int v = 0; v < 256; v++)
-    od[v] = -log10(MAX(v / 255.0, 1e-6));
-  for (size_t p = 0; p < n; p++) {
-    double r = od[rgb[3 * p]], g = od[rgb[3 * p + 1]], b = od[rgb[3 * p + 2]];
-    for (int j = 0; j < 3; j++) {
-      double c = r * M[0][j] + g * M[1][j] + b * M[2][j];
-      out[3 * p + j] = (float) MAX(c, 0.0);
-    }
-  }
-}
-
-void _eosin_stain_deconvolve_lut(const uint8_t *rgb, size_t n, const float od[3][256],
-                                 const double M[3][3], float *out) {
-  for (size_t p = 0; p < n; p++) {
-    float r = od[0][rgb[3 * p]], g = od[1][rgb[3 * p + 1]], b = od[2][rgb[3 * p + 2]];
-    for (int j = 0; j < 3; j++)
-      out[3 * p + j] = (float) (r * M[0][j] + g * M[1][j] + b * M[2][j]);
-  }
-}
-
 static void stain_destroy(void *ctx) {
   StainCtx *c = ctx;
   if (!c)
@@ -71,54 +34,6 @@ static void stain_destroy(void *ctx) {
   for (int i = 0; i < 3; i++)
     g_free(c->names[i]);
   g_free(c);
-}
-
-bool _eosin_stain_parse_vectors(const EosinConfig *cfg, const char *group, const char *key,
-                                const char *v, double m[3][3], GError **err) {
-  g_auto(GStrv) rows = g_strsplit(v, ";", -1);
-  bool ok = g_strv_length(rows) == 3;
-  for (int i = 0; ok && i < 3; i++) {
-    g_auto(GStrv) cols = g_strsplit(rows[i], ",", -1);
-    ok = g_strv_length(cols) == 3;
-    for (int j = 0; ok && j < 3; j++) {
-      char *end;
-      g_strstrip(cols[j]);
-      m[i][j] = g_ascii_strtod(cols[j], &end);
-      ok = *cols[j] && !*end && isfinite(m[i][j]) && m[i][j] >= 0;
-    }
-  }
-  if (!ok)
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-                "%s: [%s] %s = '%s': expected three 'r,g,b' triplets of "
-                "non-negative numbers separated by ';'",
-                cfg->path, group, key, v);
-  return ok;
-}
-
-/* m[2] = m[0] x m[1] */
-static void cross_third(double m[3][3]) {
-  const double *a = m[0], *b = m[1];
-  m[2][0] = a[1] * b[2] - a[2] * b[1];
-  m[2][1] = a[2] * b[0] - a[0] * b[2];
-  m[2][2] = a[0] * b[1] - a[1] * b[0];
-}
-
-void _eosin_stain_normalise(double m[3][3]) {
-  for (int i = 0; i < 3; i++) {
-    double n = sqrt(m[i][0] * m[i][0] + m[i][1] * m[i][1] + m[i][2] * m[i][2]);
-    for (int j = 0; n > 0 && j < 3; j++)
-      m[i][j] /= n;
-  }
-}
-
-void _eosin_stain_complete(double m[3][3]) {
-  cross_third(m);
-  _eosin_stain_normalise(m);
-}
-
-void _eosin_stain_od_table(double od[256]) {
-  for (int v = 0; v < 256; v++)
-    od[v] = MAX(0.0, -log10(MAX(v, 1) / 255.0));
 }
 
 static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info,
@@ -144,11 +59,12 @@ static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *in
   } else if (!strcmp(matrix, "hdx")) {
     /* the unnormalised cross product, exactly as scikit-image's rgb_from_hdx */
     memcpy(rgb_from, RGB_FROM_HDX_12, sizeof RGB_FROM_HDX_12);
-    cross_third(rgb_from);
+    _eosin_stain_cross(rgb_from);
     defaults[0] = "hematoxylin", defaults[1] = "dab", defaults[2] = "residual";
   } else {
     g_autofree char *v = g_key_file_get_value(cfg->keyfile, "stain", "vectors", NULL);
-    if (!_eosin_stain_parse_vectors(cfg, "stain", "vectors", v, rgb_from, err)) {
+    if (!_eosin_stain_parse_vectors(v, rgb_from, err)) {
+      g_prefix_error(err, "%s: [stain] vectors = ", cfg->path);
       stain_destroy(c);
       return false;
     }
@@ -170,7 +86,7 @@ static bool stain_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *in
   }
   g_autofree char *all = g_strjoinv(", ", c->names);
   _eosin_config_record(cfg, "stain", "names", all);
-  if (!eosin_stain_matrix_invert(rgb_from, c->stain_from_rgb, err)) {
+  if (!_eosin_stain_matrix_invert(rgb_from, c->stain_from_rgb, err)) {
     g_prefix_error(err, "%s: [stain] ", cfg->path);
     stain_destroy(c);
     return false;
@@ -188,7 +104,7 @@ static bool stain_run(void *ctx, const EosinTileBatch *batch, float *values, GEr
   size_t px = (size_t) batch->tile_size * batch->tile_size;
   g_autofree float *conc = g_new(float, px * 3);
   for (int t = 0; t < batch->n; t++) {
-    eosin_stain_deconvolve(batch->pixels + t * px * 3, px, c->stain_from_rgb, conc);
+    _eosin_stain_deconvolve(batch->pixels + t * px * 3, px, c->stain_from_rgb, conc);
     double sum[3] = {0, 0, 0};
     for (size_t p = 0; p < px; p++)
       for (int j = 0; j < 3; j++)

@@ -1,12 +1,12 @@
 /*
- * cytology-private.h — what the cytology analyzer (analyzer-cytology.c),
- * its triage rules (cytology-triage.c) and its outputs (output-gallery.c)
- * share.
+ * cytology-private.h — what the cytology analyzer (cytology.c), its triage
+ * rules (triage.c) and its outputs (gallery.c) share. Nucleus detection and
+ * the stain maths are cells/ (cells/eosin-cells.h).
  */
 #pragma once
 
 #include "tasks/analyzer.h"
-#include "cells/nuclei-private.h"
+#include "cells/eosin-cells.h"
 
 #define EOSIN_CYTO_MAX_CELL_CLASSES 16
 #define EOSIN_CYTO_FIELD_CLASSES 4 /* NL (NILM), LSIL, HSIL, SCC: the tile model's order */

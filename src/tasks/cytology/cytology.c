@@ -259,7 +259,7 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
   memcpy(m, HE_DEFAULT, sizeof m);
   _eosin_stain_normalise(m);
   _eosin_stain_complete(m);
-  if (!eosin_stain_matrix_invert(m, c->stain_from, err))
+  if (!_eosin_stain_matrix_invert(m, c->stain_from, err))
     return false;
 
   const char *ch[N_CH] = {cfg->model.classes[0], cfg->model.classes[1], cfg->model.classes[2],

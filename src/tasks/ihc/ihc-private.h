@@ -1,28 +1,16 @@
 /*
- * ihc-private.h — IHC quantification internals shared by analyzer-ihc.c
- * (the analyzer), nuclei.c (nucleus detection and cell compartments on one
- * tile), ihc-scores.c (Ki-67, H-score, Allred, HER2, hot spot), stain-estimate.c
- * (stain vectors from the slide), output-cells.c (cells GeoJSON / CSV) and
- * the tests. Not part of the public API.
+ * ihc-private.h — IHC quantification internals shared by ihc.c (the
+ * analyzer), scores.c (Ki-67, H-score, Allred, HER2, hot spot),
+ * cells-geojson.c (cells GeoJSON / CSV) and the tests. Nucleus detection,
+ * outlines and the stain maths (vectors estimated from the slide
+ * included) are cells/ (cells/eosin-cells.h). Not part of the public API.
  */
 #pragma once
 
 #include "tasks/analyzer.h"
-#include "cells/nuclei-private.h"
+#include "cells/eosin-cells.h"
 
 G_BEGIN_DECLS
-
-/* ---------------------------------------------------------------- stains */
-
-/* Estimates the haematoxylin and DAB vectors from @n RGB pixels
- * (Macenko et al. 2009): optical densities above @min_od in every channel
- * are projected on the plane of their two main directions, and the
- * @percentile-th and (100 - @percentile)-th angles give the two stains; the
- * one with the larger blue share is DAB. Writes rows 0 (haematoxylin) and 1
- * (DAB) of @m, completed by _eosin_stain_complete. Fails (naming why) when
- * fewer than 1000 pixels qualify or the two directions coincide. */
-bool _eosin_stain_estimate(const uint8_t *rgb, size_t n, double min_od, double percentile,
-                           double m[3][3], GError **err);
 
 /* ---------------------------------------------------------------- cells */
 

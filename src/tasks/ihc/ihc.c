@@ -72,7 +72,7 @@ static bool set_stains(IhcCtx *c, const double rgb_from[3][3], GError **err) {
    * (complete) stain basis rebuilds from the three concentrations */
   for (int k = 0; k < 3; k++)
     c->np.od_sum_weight[k] = rgb_from[k][0] + rgb_from[k][1] + rgb_from[k][2];
-  return eosin_stain_matrix_invert(c->rgb_from, c->stain_from, err);
+  return _eosin_stain_matrix_invert(c->rgb_from, c->stain_from, err);
 }
 
 static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info,
@@ -155,7 +155,8 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   double m[3][3];
   if (!strcmp(c->stains_mode, "custom")) {
     g_autofree char *v = g_key_file_get_value(cfg->keyfile, "ihc", "vectors", NULL);
-    if (!_eosin_stain_parse_vectors(cfg, "ihc", "vectors", v, m, err)) {
+    if (!_eosin_stain_parse_vectors(v, m, err)) {
+      g_prefix_error(err, "%s: [ihc] vectors = ", cfg->path);
       ihc_destroy(c);
       return false;
     }
