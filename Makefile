@@ -81,7 +81,7 @@ PC_FILES := $(BUILD)/pkgconfig/eosin.pc $(BUILD)/pkgconfig/eosin-uninstalled.pc 
 all: $(BUILD)/eosin $(BUILD)/libeosin.so $(PC_FILES) $(if $(filter 1,$(CUDA_ON)),kernels)
 
 setup:
-	@scripts/setup
+	@scripts/setup/install
 
 $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
 	@mkdir -p $(BUILD)/gen
@@ -177,11 +177,12 @@ $(BUILD)/libeosin-cuda.a: $(KOBJS)
 	$(NVCC) $(NVCCFLAGS) -shared $^ -o $(BUILD)/libeosin-cuda-linkcheck.so -lcudart
 
 # Test data: generated slides and the scikit-image reference, never from ../shared.
-$(TESTDATA)/.stamp: scripts/make-sample-slide scripts/make-test-data scripts/stain-reference.py \
-                    scripts/make-test-onnx.py scripts/onnx-reference.py scripts/make-test-ops.py \
-                    scripts/make-test-cnn.py scripts/camelyon-reference.py \
-                    scripts/export-test-models.py scripts/make-bomb-tiff
-	scripts/make-test-data $(TESTDATA)
+$(TESTDATA)/.stamp: scripts/test/make-test-data scripts/test/make-test-onnx.py scripts/test/make-test-ops.py \
+                    scripts/test/make-test-cnn.py scripts/test/export-test-models.py \
+                    scripts/data/make-sample-slide scripts/data/slidelib.py scripts/data/make-bomb-tiff \
+                    scripts/reference/stain-reference.py scripts/reference/onnx-reference.py \
+                    scripts/reference/camelyon-reference.py
+	scripts/test/make-test-data $(TESTDATA)
 	touch $@
 
 $(BUILD)/tobj/%.o: tests/%.c tests/test-util.h $(HDRS) $(CUDA_STAMP) | $(BUILD)/tobj
@@ -216,18 +217,19 @@ test: setup
 DEVICE_BUNDLE := device/bundle.tar.xz
 DEVICE_STAGE := $(BUILD)/device-bundle
 DEVICE_DEPS := $(BUILD)/eosin $(TESTBIN) $(BUILD)/bench-inference $(BUILD)/bench-read \
-               $(BUILD)/libfaultfs.so $(TESTDATA)/.stamp scripts/device-bundle \
-               scripts/make-sample-slide scripts/make-mosaic-slide $(wildcard models/* configs/*)
+               $(BUILD)/libfaultfs.so $(TESTDATA)/.stamp scripts/device/device-bundle \
+               scripts/data/make-sample-slide scripts/data/make-mosaic-slide scripts/data/slidelib.py \
+               $(wildcard models/* configs/*)
 DEVICE_ENV := env -i PATH=/usr/bin:/bin HOME=$(HOME)
 .PHONY: device-bundle device-rehearsal device-rehearsal-quick
 device-bundle: $(DEVICE_BUNDLE)
 $(DEVICE_BUNDLE): $(DEVICE_DEPS)
 	@test "$(CUDA_ON)" = 1 || { echo "device-bundle: needs CUDA on (nvcc and cuDNN in $(CUDA_HOME))"; exit 1; }
-	scripts/device-bundle $(BUILD) $(DEVICE_STAGE) $@
+	scripts/device/device-bundle $(BUILD) $(DEVICE_STAGE) $@
 device-rehearsal: $(DEVICE_BUNDLE)
 	$(DEVICE_ENV) OUT=$(abspath $(BUILD))/device-rehearsal scripts/device-check --rehearsal
 device-rehearsal-quick: $(DEVICE_DEPS)
-	scripts/device-bundle $(BUILD) $(DEVICE_STAGE)
+	scripts/device/device-bundle $(BUILD) $(DEVICE_STAGE)
 	$(DEVICE_ENV) OUT=$(abspath $(BUILD))/device-rehearsal-quick scripts/device-check --rehearsal --quick \
 	  --bundle-dir $(DEVICE_STAGE)
 
@@ -242,15 +244,15 @@ SAMPLE := samples/sample.svs
 PCAM_VALID := ../shared/data/metastasis/pcam/valid
 KI67_CROP := ../shared/data/ihc/ki67-os2-ndpi-crop.ome.tif
 LBC := ../shared/data/cytology/lbc
-$(SAMPLE): scripts/make-sample-slide
-	scripts/make-sample-slide --format aperio --width 6000 --height 4000 --mpp 0.5 --out $@
+$(SAMPLE): scripts/data/make-sample-slide scripts/data/slidelib.py
+	scripts/data/make-sample-slide --format aperio --width 6000 --height 4000 --mpp 0.5 --out $@
 
 demo: setup
 	$(MAKE) all $(SAMPLE)
 	$(BUILD)/eosin info $(SAMPLE)
 	$(BUILD)/eosin run --task configs/stain.ini $(SAMPLE) -o samples/out
 	@if [ -d $(PCAM_VALID) ]; then \
-	  scripts/make-mosaic-slide --pcam $(PCAM_VALID) --out-dir samples/mosaic --name mosaic-demo \
+	  scripts/data/make-mosaic-slide --pcam $(PCAM_VALID) --out-dir samples/mosaic --name mosaic-demo \
 	    --grid 24 --lesions 2 --seed 7 && \
 	  $(BUILD)/eosin run --task configs/metastasis.ini samples/mosaic/mosaic-demo.svs -o samples/out-metastasis && \
 	  $(BUILD)/eosin eval camelyon16 --pred samples/out-metastasis --truth samples/mosaic; \
@@ -271,7 +273,7 @@ demo: setup
 	  echo "demo: $(KI67_CROP) is absent: no Ki-67 demo"; \
 	fi
 	@if [ -f $(LBC)/labels.csv ]; then \
-	  scripts/make-lbc-slide --data $(LBC) --group HSIL_6 --grid 4 --seed 7 \
+	  scripts/data/make-lbc-slide --data $(LBC) --group HSIL_6 --grid 4 --seed 7 \
 	    --out samples/lbc/HSIL_6.svs && \
 	  $(BUILD)/eosin run --task configs/cytology.ini samples/lbc/HSIL_6.svs -o samples/out-cytology && \
 	  echo "demo: cytology samples/out-cytology/HSIL_6/gallery.png, report.json (triage)," \
@@ -281,23 +283,23 @@ demo: setup
 	fi
 
 bench: setup
-	@scripts/setup bench
+	@scripts/setup/install bench
 	$(MAKE) all $(BUILD)/bench-read $(BUILD)/bench-inference
-	scripts/bench-read $(BUILD)
-	scripts/bench-inference $(BUILD)
-	scripts/bench-metastasis $(BUILD)
-	scripts/bench-peers $(BUILD)
-	scripts/bench-ihc $(BUILD)
-	scripts/bench-cytology $(BUILD)
+	scripts/bench/bench-read $(BUILD)
+	scripts/bench/bench-inference $(BUILD)
+	scripts/bench/bench-metastasis $(BUILD)
+	scripts/bench/bench-peers $(BUILD)
+	scripts/bench/bench-ihc $(BUILD)
+	scripts/bench/bench-cytology $(BUILD)
 
-$(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench-%.c $(BUILD)/libeosin.a
+$(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS)
 
 # libFuzzer + AddressSanitizer + UBSan on every parser (tests/fuzz-*.c, clang
 # from Debian): ONNX models, configs, CSV, manifests and predict lists, eval
 # tables and ASAP XML, the marker and report.json a batch resumes from, and
 # slides through OpenSlide/libvips. The library is compiled again with the
-# sanitizers into $(FUZZ_DIR)/obj; scripts/make-fuzz-corpus writes the
+# sanitizers into $(FUZZ_DIR)/obj; scripts/data/make-fuzz-corpus writes the
 # seeds and dictionaries; each fuzzer of FUZZERS runs FUZZ_SECONDS in turn,
 # its corpus growing in $(FUZZ_DIR)/corpus/NAME, its log in
 # $(FUZZ_DIR)/logs/NAME.log, a crash (or leak, timeout, OOM) written to
@@ -353,13 +355,14 @@ $(FUZZ_DIR)/libeosin-fuzz.a: $(FUZZ_OBJS)
 $(FUZZ_DIR)/fuzz-%: tests/fuzz-%.c tests/fuzz-common.c $(FUZZ_DIR)/libeosin-fuzz.a
 	@echo "  FUZZLD  $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_DIR)/libeosin-fuzz.a -o $@ $(FUZZ_LDLIBS)
-$(FUZZ_DIR)/seeds/.stamp: scripts/make-fuzz-corpus scripts/make-sample-slide $(wildcard configs/*.ini) \
+$(FUZZ_DIR)/seeds/.stamp: scripts/data/make-fuzz-corpus scripts/data/make-sample-slide scripts/data/slidelib.py \
+                          $(wildcard configs/*.ini) \
                           $(BUILD)/eosin $(TESTDATA)/.stamp
-	scripts/make-fuzz-corpus --out $(FUZZ_DIR) --eosin $(BUILD)/eosin --testdata $(TESTDATA)
+	scripts/data/make-fuzz-corpus --out $(FUZZ_DIR) --eosin $(BUILD)/eosin --testdata $(TESTDATA)
 	touch $@
 
 fuzz: setup
-	@scripts/setup fuzz
+	@scripts/setup/install fuzz
 	$(MAKE) $(BUILD)/eosin $(TESTDATA)/.stamp
 	$(MAKE) $(FUZZERS:%=$(FUZZ_DIR)/fuzz-%) $(FUZZ_DIR)/seeds/.stamp
 	@rm -rf $(FUZZ_DIR)/tmp && mkdir -p $(FUZZ_DIR)/tmp $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs

@@ -9,7 +9,7 @@
  * a marker of its own the folder gets a sealed one listing report.json at
  * its size (what Eosin writes), so the fuzzer reaches the JSON at once.
  * _eosin_output_state classifies the folder for a fixed identity (the one
- * scripts/make-fuzz-corpus writes into its seeds, so identical seeds are
+ * scripts/data/make-fuzz-corpus writes into its seeds, so identical seeds are
  * COMPLETE); _eosin_identity_differs is also called directly on the
  * parsed JSON's object and its "identity" for identities with and without
  * models and --mpp; and _eosin_output_remove then empties the folder,
@@ -24,7 +24,7 @@ static char *model_sums[] = {"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4
                              NULL};
 static char *no_models[] = {NULL};
 
-/* The identity the corpus's seeds carry (scripts/make-fuzz-corpus). */
+/* The identity the corpus's seeds carry (scripts/data/make-fuzz-corpus). */
 static EosinIdentity identity(int n_models, double mpp) {
   static char *paths1[2], *sums1[2];
   paths1[0] = model_paths[0], sums1[0] = model_sums[0];

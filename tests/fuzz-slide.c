@@ -13,7 +13,7 @@
  * tissue found on it and the first tiles of a plan read (resampled when no
  * level matches), as a run would.
  *
- * Seeds are small generated slides (scripts/make-fuzz-corpus). Eosin's
+ * Seeds are small generated slides (scripts/data/make-fuzz-corpus). Eosin's
  * own limits allow a thumbnail to read a level of 8 Gpx (minutes, by
  * design; test-slide.c covers those bombs), so the thumbnail and tiles are
  * skipped when the level they would read has more than FUZZ_MAX_PIXELS.

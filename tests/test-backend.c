@@ -1,6 +1,6 @@
 /*
  * test-backend.c — backends against ONNX Runtime: the test models run on
- * every available backend with the fixed input scripts/onnx-reference.py
+ * every available backend with the fixed input scripts/reference/onnx-reference.py
  * fed ONNX Runtime, and the outputs must agree to 1e-4 (fp32; 1e-2 for the
  * CUDA backend's fp16). The CPU backend runs on the ISA oneDNN picks here
  * and again capped at AVX2 (the _avx2 tests: nChw8c and Eosin's Winograd,
@@ -105,7 +105,7 @@ Test(backend, ref_unet_matches_onnxruntime) {
   check_model(&_eosin_backend_ref, &FP32, dir, "tiny-unet", 3, 1e-4);
 }
 
-/* The torchvision architectures (scripts/export-test-models.py): Eosin's
+/* The torchvision architectures (scripts/test/export-test-models.py): Eosin's
  * output against PyTorch's computed in float64, |diff| <= rtol max(1, |y|)
  * with each model's rtol from models.tsv, at least @min_rtol. */
 static void torchvision_models(const EosinBackendOps *be, const EosinBackendOptions *opt,

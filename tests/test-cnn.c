@@ -1,6 +1,6 @@
 /*
  * test-cnn.c — networks in the slide pipeline and on patch folders, on
- * models whose answers are computed here by hand (scripts/make-test-cnn.py):
+ * models whose answers are computed here by hand (scripts/test/make-test-cnn.py):
  * the cnn analyzer classifying and segmenting the tiles of a generated
  * slide (values read back from heatmap.tif at known blocks), `eosin
  * predict` against float64 references, bad inputs, and the device

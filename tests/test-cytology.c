@@ -395,7 +395,7 @@ Test(cytology, predict_center_crop_sees_the_centre, .timeout = 120) {
  * fields is NILM, one of an HSIL patient's is HSIL. The reference models
  * saw these patients in training, so this checks the wiring (tile
  * averaging, normalisation, channel order, the triage), not accuracy:
- * that is scripts/bench-cytology, on held-out patients. The category alone
+ * that is scripts/bench/bench-cytology, on held-out patients. The category alone
  * survives a wrong normalisation or channel order, so the abnormal score
  * must be clear too (0.13 and 0.96 with the shipped models; BGR input
  * gives 0.31 and 0.63). */
@@ -409,7 +409,7 @@ Test(cytology, lbc_mosaics_triaged_end_to_end, .timeout = 300) {
   for (int i = 0; i < 2; i++) {
     g_autofree char *name = g_strdup_printf("%s.svs", groups[i]);
     g_autofree char *slide = g_build_filename(dir, name, NULL);
-    char *argv[] = {"scripts/make-lbc-slide", "--data", data, "--group", (char *) groups[i],
+    char *argv[] = {"scripts/data/make-lbc-slide", "--data", data, "--group", (char *) groups[i],
                     "--grid", "3", "--out", slide, NULL};
     g_autoptr(GError) err = NULL;
     int status = -1;

@@ -199,7 +199,7 @@ Test(eval, camelyon17_stages_and_quadratic_kappa) {
   g_free(errs);
 }
 
-/* Random cases scored by scripts/camelyon-reference.py with scipy /
+/* Random cases scored by scripts/reference/camelyon-reference.py with scipy /
  * scikit-image / numpy as the challenge's script does: Eosin must agree to
  * 1e-9 on the FROC score and the slide AUC. */
 Test(eval, camelyon16_equals_independent_python_reference_on_random_cases) {

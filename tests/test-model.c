@@ -1,11 +1,11 @@
 /*
  * test-model.c — the ONNX loader and graph preparation on small models
- * built by scripts/make-test-onnx.py: every intermediate shape equals ONNX's
+ * built by scripts/test/make-test-onnx.py: every intermediate shape equals ONNX's
  * own shape inference, BatchNormalization is folded into the convolution
  * before it, and each broken model gets its own clear error. The ops the
  * reference once got wrong (Softmax's default axis before opset 13, Resize
  * by non-integer scales) run on the reference and CPU backends against
- * ONNX Runtime's outputs (ort-ops.tsv, scripts/onnx-reference.py).
+ * ONNX Runtime's outputs (ort-ops.tsv, scripts/reference/onnx-reference.py).
  */
 #include "test-cuda.h"
 
@@ -108,7 +108,7 @@ Test(model, broken_models_give_their_own_errors) {
     cr_expect(strstr(err->message, f[1]), "%s: '%s' lacks '%s'", f[0], err->message, f[1]);
     cr_expect(strstr(err->message, f[0]), "names the file: %s", err->message);
   }
-  cr_expect_eq(n, 13, "every broken model of scripts/make-test-onnx.py");
+  cr_expect_eq(n, 13, "every broken model of scripts/test/make-test-onnx.py");
   g_autoptr(GError) err = NULL;
   g_autofree char *missing = model_path("no-such.onnx");
   cr_expect_null(eosin_model_load(missing, 1, &err));

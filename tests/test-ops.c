@@ -1,7 +1,7 @@
 /*
  * test-ops.c — every operator alone (and the op pairs backends fuse) on
  * every backend this build has, against the plain-C reference, on the
- * single-op models of scripts/make-test-ops.py with a fixed random input:
+ * single-op models of scripts/test/make-test-ops.py with a fixed random input:
  * what ggml's test-backend-ops does. A backend that cannot start here (no
  * GPU) is skipped with its reason (a failure with EOSIN_REQUIRE_CUDA=1);
  * the CPU backend always runs, on the ISA oneDNN picks here and again

@@ -918,14 +918,14 @@ Test(reliability, sigterm_stops_every_stage_within_a_second, .timeout = 300) {
   (void) staging;
 }
 
-/* scripts/device-bundle replaces its staging folder only when it made it:
+/* scripts/device/device-bundle replaces its staging folder only when it made it:
  * a folder of someone else's, named by mistake, is refused untouched. */
 Test(reliability, device_bundle_never_replaces_a_folder_it_did_not_stage) {
   const char *bin = g_getenv("EOSIN_BIN");
   cr_assert(bin, "EOSIN_BIN is set by make test");
   g_autofree char *build = g_path_get_dirname(bin);
   g_autofree char *root = g_path_get_dirname(build);
-  g_autofree char *script = g_build_filename(root, "scripts", "device-bundle", NULL);
+  g_autofree char *script = g_build_filename(root, "scripts", "device", "device-bundle", NULL);
   g_autofree char *dir = tmp_dir();
   g_autofree char *mine = file_in(dir, "thesis.txt");
   cr_assert(g_file_set_contents(mine, "years of work\n", -1, NULL));

@@ -1,6 +1,6 @@
 /*
  * test-stain.c — colour deconvolution against scikit-image (the reference
- * CSVs made by scripts/stain-reference.py from Debian's python3-skimage):
+ * CSVs made by scripts/reference/stain-reference.py from Debian's python3-skimage):
  * per pixel, per tile, and through the whole pipeline's tiles.csv.
  * scikit-image divides optical density by -log10(1e-6) = 6; Eosin does not.
  */

@@ -1,8 +1,10 @@
 /*
- * test-tissue.c — tissue found where there is no glass to split it from:
- * a generated crop that is all tissue, and he-crop-ome.tif from ../shared
- * (skipped when absent), with every shipped config; the blank slide still
- * has none.
+ * test-tissue.c — the tissue detector: masks on generated slides with known
+ * tissue (the blocks slide's blocks, the blank slide's none) and on real
+ * slides from ../shared (skipped when absent: CAMELYON16's tumour inside the
+ * tissue, CMU-1's tissue and glass); and tissue found where there is no
+ * glass to split it from: a generated crop that is all tissue, and
+ * he-crop-ome.tif, with every shipped config.
  */
 #include "test-util.h"
 #include "eosin-private.h"
@@ -118,4 +120,99 @@ Test(tissue, he_crop_ome_finds_tissue_with_every_shipped_config) {
     cr_expect_gt(f, 0.95, "%s: tissue fraction %.3f of he-crop-ome.tif", cfg->path, f);
     cr_expect_gt(tiles, 0, "%s: no tiles on he-crop-ome.tif", cfg->path);
   }
+}
+
+Test(tissue, generated_blocks_are_found_exactly) {
+  g_autofree char *slide = td("blocks-aperio.svs");
+  g_autofree char *cfgpath = stain_config(64, 1.0, 0, 0.25, NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  g_autoptr(EosinSlide) s = eosin_slide_open(slide, 0, &err);
+  cr_assert(s);
+  EosinThumbnail t;
+  EosinTissueMask m;
+  cr_assert(eosin_slide_thumbnail(s, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp, &t, &err));
+  cr_assert(eosin_tissue_detect(&t, eosin_slide_get_info(s), cfg, &m, &err));
+  /* the generator's sidecar lists the 400 x 400 px blocks */
+  g_autofree char *json = g_strconcat(slide, ".json", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, json, NULL));
+  JsonObject *o = json_node_get_object(json_parser_get_root(p));
+  guint n_blocks = json_array_get_length(json_object_get_array_member(o, "blocks"));
+  cr_assert_eq(n_blocks, 8);
+  double want = n_blocks * 160000.0 / (3001.0 * 2003.0);
+  cr_expect(fabs(m.fraction - want) < 0.05 * want, "tissue fraction %.4f, blocks %.4f",
+            m.fraction, want);
+  cr_expect_gt(eosin_tissue_fraction(&m, 300 + 100, 300 + 100, 200, 200), 0.98);
+  cr_expect_lt(eosin_tissue_fraction(&m, 720, 320, 160, 160), 0.02, "the gap is glass");
+  eosin_tissue_clear(&m);
+  eosin_thumbnail_clear(&t);
+}
+
+static void tissue_of(const char *rel, double mpp, EosinTissueMask *m, EosinThumbnail *t,
+                      EosinSlide **s) {
+  g_autofree char *path = shared_data(rel);
+  REQUIRE_SHARED(path, rel);
+  g_autofree char *cfgpath = stain_config(256, 1.0, 0, 0.25, NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  cfg->tissue_thumbnail_mpp = 8;
+  cfg->tissue_min_object_um2 = 50000;
+  *s = eosin_slide_open(path, mpp, &err);
+  cr_assert(*s, "%s", err ? err->message : "");
+  cr_assert(eosin_slide_thumbnail(*s, cfg->tissue_max_side, cfg->tissue_thumbnail_mpp, t, &err));
+  cr_assert(eosin_tissue_detect(t, eosin_slide_get_info(*s), cfg, m, &err));
+}
+
+Test(tissue, camelyon_tumour_lies_inside_tissue) {
+  EosinTissueMask m;
+  EosinThumbnail t;
+  EosinSlide *s = NULL;
+  /* the level-5 CAMELYON16 image carries no µm/px: 0.243 x 32 */
+  tissue_of("slides/camelyon16-tumor_001-level5.tif", 7.78, &m, &t, &s);
+  g_autofree char *maskpath = shared_data("slides/camelyon16-tumor_001-level5-tumor-mask.png");
+  REQUIRE_SHARED(maskpath, "slides/camelyon16-tumor_001-level5-tumor-mask.png");
+  g_autoptr(GError) err = NULL;
+  /* read the official tumour mask through Eosin's own libvips reader */
+  g_autoptr(EosinSlide) tm = eosin_slide_open(maskpath, 7.78, &err);
+  cr_assert(tm, "%s", err ? err->message : "");
+  const EosinSlideInfo *ti = eosin_slide_get_info(tm);
+  g_autofree uint8_t *px = g_malloc(ti->width * ti->height * 3);
+  cr_assert(eosin_slide_read_region(tm, 0, 0, 0, ti->width, ti->height, px, &err));
+  int64_t tumour = 0, inside = 0;
+  for (int64_t y = 0; y < ti->height; y += 2)
+    for (int64_t x = 0; x < ti->width; x += 2)
+      if (px[(y * ti->width + x) * 3] > 127) {
+        tumour++;
+        inside += eosin_tissue_fraction(&m, x, y, 1, 1) > 0.5;
+      }
+  cr_assert_gt(tumour, 1000);
+  cr_expect_gt((double) inside / tumour, 0.97, "tumour pixels inside tissue: %.3f",
+               (double) inside / tumour);
+  cr_expect(m.fraction > 0.05 && m.fraction < 0.6, "tissue fraction %.3f", m.fraction);
+  eosin_tissue_clear(&m);
+  eosin_thumbnail_clear(&t);
+  eosin_slide_free(s);
+}
+
+Test(tissue, cmu_small_region_has_tissue_and_glass) {
+  EosinTissueMask m;
+  EosinThumbnail t;
+  EosinSlide *s = NULL;
+  tissue_of("slides/CMU-1-Small-Region.svs", 0, &m, &t, &s);
+  cr_expect(m.fraction > 0.2 && m.fraction < 0.8, "tissue fraction %.3f", m.fraction);
+  eosin_tissue_clear(&m);
+  eosin_thumbnail_clear(&t);
+  eosin_slide_free(s);
+}
+
+Test(tissue, blank_slide_has_none) {
+  g_autofree char *slide = td("blank.svs");
+  g_autofree char *cfgpath = stain_config(64, 1.0, 0, 0.0, NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(cfgpath, &err);
+  g_autofree char *out = tmp_dir();
+  cr_assert_not(eosin_run_slide(cfg, slide, out, NULL, NULL, &err));
+  cr_assert(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_NO_TISSUE), "%s", err->message);
+  cr_expect(strstr(err->message, "blank.svs"), "%s", err->message);
 }

@@ -10,10 +10,10 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 
-/* A generated test file (EOSIN_TESTDATA, made by scripts/make-test-data). */
+/* A generated test file (EOSIN_TESTDATA, made by scripts/test/make-test-data). */
 char *td(const char *name);
 /* True when @name is listed in EOSIN_TESTDATA/.bundle-absent: the device
- * bundle (scripts/device-bundle) leaves it out; td() then skips the test. */
+ * bundle (scripts/device/device-bundle) leaves it out; td() then skips the test. */
 bool td_absent(const char *name);
 /* A file under ../shared/data, or NULL when ../shared is absent. */
 char *shared_data(const char *rel);
