@@ -20,7 +20,8 @@ PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c libti
 CFLAGS  ?= -O2 -g
 # SANITIZE: extra compile+link flags (make asan sets AddressSanitizer + UBSan)
 SANITIZE ?=
-ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+ALL_CFLAGS = $(CFLAGS) $(SANITIZE) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+           -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
            -Wno-unused-parameter -Wno-missing-field-initializers -fPIC -fvisibility=hidden -pthread \
            -DEOSIN_VERSION=\"$(VERSION)\" -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_LDLIBS = $(SANITIZE) $(LDLIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lm -pthread -fopenmp

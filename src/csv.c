@@ -6,7 +6,7 @@
  * reader is strict: an unterminated quote, or text after a closing quote,
  * is an error naming the file and line, never a silently different table.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
 
 void _eosin_csv_row_free(gpointer p) {
   EosinCsvRow *r = p;

@@ -7,7 +7,7 @@
  * the final name and the folder fsync'd, so after a power cut a file is
  * either its old complete self or its new complete self.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * "path,mpp" a line, relative paths from the manifest's folder, '#'
  * comments) or every slide-like file directly in a folder, by name.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

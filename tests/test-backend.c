@@ -51,16 +51,16 @@ static void check_model(const EosinBackendOps *be, const EosinBackendOptions *op
   size_t nin, nout;
   g_autofree float *x = read_f32(inp, &nin);
   g_autofree float *want = read_f32(outp, &nout);
-  int64_t d[6];
-  int nd = eosin_model_input_shape(m, d);
+  int64_t dims[6];
+  int nd = eosin_model_input_shape(m, dims);
   int64_t expect_in = 1;
   for (int i = 0; i < nd; i++)
-    expect_in *= d[i];
+    expect_in *= dims[i];
   cr_assert_eq((int64_t) nin, expect_in, "%s: input size", stem);
-  nd = eosin_model_output_shape(m, d);
+  nd = eosin_model_output_shape(m, dims);
   int64_t expect_out = 1;
   for (int i = 0; i < nd; i++)
-    expect_out *= d[i];
+    expect_out *= dims[i];
   cr_assert_eq((int64_t) nout, expect_out, "%s: output size", stem);
 
   void *ctx = NULL;

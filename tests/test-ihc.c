@@ -166,13 +166,14 @@ static char *write_seam_field(const char *dir, int *n_nuclei, int *n_pos) {
   return path;
 }
 
-static const char *IHC_TEST_CONFIG =
-    "[task]\nname = ihc-test\nanalyzer = ihc\n"
-    "[tiling]\ntile_size = 256\noverlap = 64\nmpp = 0.5\n"
-    "[tissue]\nmin_fraction = 0\nmin_saturation = 0.02\nthumbnail_mpp = 4\n"
-    "[scheduler]\nreaders = 2\nbatch_size = %d\nqueue_depth = 2\n"
-    "[overlay]\nchannel = positive_per_mm2\n"
-    "[ihc]\nmarker = ki67\nthreshold = 0.2\nbackground_radius_um = 0\n%s";
+/* a format: the tile batch size, then extra [ihc] lines */
+#define IHC_TEST_CONFIG \
+    "[task]\nname = ihc-test\nanalyzer = ihc\n" \
+    "[tiling]\ntile_size = 256\noverlap = 64\nmpp = 0.5\n" \
+    "[tissue]\nmin_fraction = 0\nmin_saturation = 0.02\nthumbnail_mpp = 4\n" \
+    "[scheduler]\nreaders = 2\nbatch_size = %d\nqueue_depth = 2\n" \
+    "[overlay]\nchannel = positive_per_mm2\n" \
+    "[ihc]\nmarker = ki67\nthreshold = 0.2\nbackground_radius_um = 0\n%s"
 
 Test(ihc, nuclei_on_tile_seams_are_counted_once) {
   cr_assert(vips_init("eosin-tests") == 0);

@@ -282,16 +282,16 @@ static void expect_readers_agree(const char *path) {
       uint32_t x = at[p][0], y = at[p][1];
       cr_assert(TIFFReadEncodedTile(tif, TIFFComputeTile(tif, x, y, 0, 0), tile, -1) > 0);
       const uint8_t *t = tile + ((y % th) * tw + x % tw) * spp;
-      double *v = NULL;
+      double *px = NULL;
       int n = 0;
-      cr_assert(!vips_getpoint(page, &v, &n, (int) x, (int) y, NULL));
+      cr_assert(!vips_getpoint(page, &px, &n, (int) x, (int) y, NULL));
       for (int c = 0; c < spp; c++) {
-        cr_expect_eq((int) v[c], t[c], "%s level %d (%u, %u) band %d: libvips %d, libtiff %d",
-                     path, l, x, y, c, (int) v[c], t[c]);
+        cr_expect_eq((int) px[c], t[c], "%s level %d (%u, %u) band %d: libvips %d, libtiff %d",
+                     path, l, x, y, c, (int) px[c], t[c]);
         int value = t[c];
         g_array_append_val(want, value);
       }
-      g_free(v);
+      g_free(px);
       g_string_append_printf(pts, "%s[%d,%u,%u]", pts->len ? "," : "", l, x, y);
     }
   }
