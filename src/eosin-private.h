@@ -6,6 +6,9 @@
 #pragma once
 
 #include "eosin.h"
+/* the neural runtime (models, inference, devices, activations): for now
+ * every file that sees this header sees it too */
+#include "nn/eosin-nn.h"
 
 #include <stdio.h>
 #include <vips/vips.h>
@@ -347,15 +350,6 @@ bool _eosin_schedule(EosinSlide *slide, const EosinTilePlan *plan,
                      int readers, int batch_size, int queue_depth,
                      const EosinRunOptions *opts, float *values, float *sharpness,
                      EosinSchedStats *stats, GError **err);
-
-/* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
- * classes of each of @n positions in place; a position's class values are
- * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
-void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
-
-/* A classification model gives one value per [model] class per image; an
- * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
-bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
 
 /* ---------------------------------------------------------------- stitch */
 

@@ -13,7 +13,8 @@ int eosin_cmd_predict(int argc, char **argv);
 int eosin_cmd_eval(int argc, char **argv);
 
 /* Applies --model / --device to @cfg (NULL: keep the config's); false with a
- * message on stderr when --device is not auto, cpu, cuda or cuda:N. */
+ * message on stderr when --device is not auto, cpu, cuda or cuda:N
+ * (eosin_device_parse). */
 bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *device);
 
 /* Watches SIGINT and SIGTERM on a thread of its own and sets @cancel when
