@@ -47,7 +47,9 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
 # headers, and kernels/*.cu go into libeosin.a; EOSIN_HAVE_CUDA is defined
 # for every C file so backend.h declares _eosin_backend_cuda. With CUDA_ON=0
 # nothing CUDA is compiled or linked.
-CUDA_CSRCS := src/nn/backend-cuda.c src/nn/backend-cuda-dnn.c src/nn/backend-cuda-info.c
+CUDA_CSRCS := src/nn/backend-cuda.c src/nn/backend-cuda-steps.c src/nn/backend-cuda-mem.c \
+              src/nn/backend-cuda-run.c src/nn/backend-cuda-conv.c src/nn/backend-cuda-dnn.c \
+              src/nn/backend-cuda-info.c
 ifeq ($(CUDA_ON),1)
   ALL_CFLAGS += -DEOSIN_HAVE_CUDA
   ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
