@@ -107,9 +107,6 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) $(CUDA_STAMP) | $(BUILD)/obj
 # only the CUDA backend's own C files see the CUDA headers
 $(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): ALL_CFLAGS += -I$(CUDA_HOME)/include -Ikernels
 $(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): kernels/eosin-kernels.h
-# and the one test that calls kernels/*.cu directly, on device memory
-$(BUILD)/tobj/test-kernels.o: ALL_CFLAGS += -Ikernels $(if $(filter 1,$(CUDA_ON)),-I$(CUDA_HOME)/include)
-$(BUILD)/tobj/test-kernels.o: kernels/eosin-kernels.h
 
 $(CUDA_STAMP): | $(BUILD)/obj
 	rm -f $(BUILD)/obj/.cuda-* && touch $@
