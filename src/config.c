@@ -251,8 +251,7 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
       !eosin_config_get_double(cfg, "model", "predict_center_crop", 1, 0.01, 1,
                                &cfg->model.predict_center_crop, err))
     return false;
-  /* the grammar inference runs by (nn/device.c), so what loads here runs */
-  EosinDevice dev;
+  EosinDevice dev; /* the grammar inference runs by (nn/device.c): what loads here runs */
   if (!eosin_device_parse(cfg->model.device, &dev, NULL))
     return config_error(err, cfg, "model", "device", cfg->model.device,
                         "expected " EOSIN_DEVICE_GRAMMAR);
