@@ -49,7 +49,9 @@ NVCCFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-
 # headers, and kernels/*.cu go into libeosin.a; EOSIN_HAVE_CUDA is defined
 # for every C file so backend.h declares _eosin_backend_cuda. With CUDA_ON=0
 # nothing CUDA is compiled or linked.
-CUDA_CSRCS := src/nn/backend-cuda.c src/nn/backend-cuda-dnn.c src/nn/backend-cuda-info.c
+CUDA_CSRCS := src/nn/backend-cuda.c src/nn/backend-cuda-steps.c src/nn/backend-cuda-mem.c \
+              src/nn/backend-cuda-run.c src/nn/backend-cuda-conv.c src/nn/backend-cuda-dnn.c \
+              src/nn/backend-cuda-info.c
 ifeq ($(CUDA_ON),1)
   ALL_CFLAGS += -DEOSIN_HAVE_CUDA
   ALL_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
@@ -110,9 +112,6 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) $(CUDA_STAMP) | $(BUILD)/obj
 # only the CUDA backend's own C files see the CUDA headers
 $(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): ALL_CFLAGS += -I$(CUDA_HOME)/include -Ikernels
 $(CUDA_CSRCS:src/%.c=$(BUILD)/obj/%.o): kernels/eosin-kernels.h
-# and the one test that calls kernels/*.cu directly, on device memory
-$(BUILD)/tobj/test-kernels.o: ALL_CFLAGS += -Ikernels $(if $(filter 1,$(CUDA_ON)),-I$(CUDA_HOME)/include)
-$(BUILD)/tobj/test-kernels.o: kernels/eosin-kernels.h
 
 $(CUDA_STAMP): | $(BUILD)/obj
 	rm -f $(BUILD)/obj/.cuda-* && touch $@

@@ -251,9 +251,10 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
       !eosin_config_get_double(cfg, "model", "predict_center_crop", 1, 0.01, 1,
                                &cfg->model.predict_center_crop, err))
     return false;
-  if (!g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", cfg->model.device, 0, 0))
+  EosinDevice dev; /* the grammar inference runs by (nn/device.c): what loads here runs */
+  if (!eosin_device_parse(cfg->model.device, &dev, NULL))
     return config_error(err, cfg, "model", "device", cfg->model.device,
-                        "must be auto, cpu, cuda or cuda:N");
+                        "expected " EOSIN_DEVICE_GRAMMAR);
   cfg->model.pre.bgr = !strcmp(order, "bgr");
   cfg->model.fp16 = !strcmp(precision, "fp16");
   path = raw_value(cfg, "model", "path");

@@ -14,6 +14,7 @@
 #pragma once
 
 #include "eosin.h"
+#include "nn/eosin-nn.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -23,6 +24,15 @@
 #include <vips/vips.h>
 
 G_BEGIN_DECLS
+
+/* Process exit codes of the `eosin` CLI (documented in README.md). */
+enum {
+  EOSIN_EXIT_OK = 0,
+  EOSIN_EXIT_FAILED = 1,      /* the slide / job failed; message on stderr */
+  EOSIN_EXIT_USAGE = 2,       /* bad command line or config */
+  EOSIN_EXIT_PARTIAL = 3,     /* batch finished, some slides failed */
+  EOSIN_EXIT_INTERRUPTED = 130,
+};
 
 /* libvips only declares g_autoptr support for its types from 8.15 on. */
 #if VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION < 15
@@ -201,13 +211,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- config */
 
-/* How uint8 RGB tiles become a network's float input:
- * x = (v / 255 - mean[c]) / std[c] in the network's channel order, which is
- * BGR (channels reversed) when @bgr. */
-typedef struct {
-  float mean[3], std[3];
-  bool bgr;
-} EosinPreprocess;
 
 
 /* [lesions]: lesion candidates on one channel of the stitched heatmap
@@ -222,7 +225,6 @@ typedef struct {
   int top_k;                /* slide score: mean of the k highest cells (1 = max) */
 } EosinLesionParams;
 
-/* Backends shared by the slides of a batch (see eosin_infer_cache_new). */
 typedef struct _EosinInferCache EosinInferCache;
 
 struct _EosinConfig {
@@ -481,90 +483,6 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
 G_END_DECLS
 
 G_BEGIN_DECLS
-/* ---------------------------------------------------------------- models */
-
-typedef struct _EosinModel EosinModel;
-
-/* Loads an ONNX model (opsets 11-17, float32) into a graph ready to run:
- * every node checked, sorted, its shapes inferred for a batch of @batch
- * (which resolves a symbolic batch dimension), BatchNormalization folded
- * into the convolution before it. A corrupt or truncated file, an
- * unsupported op, opset or data type, a missing input, a cycle or a shape
- * that cannot be resolved is an error naming the node and the reason.
- * Free with eosin_model_free. */
-EosinModel *eosin_model_load(const char *path, int batch, GError **err);
-/* The same from @len bytes in memory; @name is used in messages. */
-EosinModel *eosin_model_load_from_memory(const char *name, const void *data, size_t len,
-                                         int batch, GError **err);
-void eosin_model_free(EosinModel *model);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinModel, eosin_model_free)
-
-/* The shape of the model's image input / first output; returns the rank. */
-int eosin_model_input_shape(const EosinModel *model, int64_t dims[6]);
-int eosin_model_output_shape(const EosinModel *model, int64_t dims[6]);
-/* Nodes left to run (after folding), and how many BatchNormalizations were folded. */
-int eosin_model_n_nodes(const EosinModel *model);
-int eosin_model_n_folded(const EosinModel *model);
-
-/* ---------------------------------------------------------------- inference */
-
-typedef struct _EosinInfer EosinInfer;
-
-/* Backends kept from one slide of a batch to the next: eosin_infer_free
- * hands its loaded model and running backend to the cache, and the next
- * eosin_infer_new of the same model, device string, precision and batch
- * takes them instead of setting up again (on the GPU: handles, weights,
- * cuDNN's algorithm search, pinned buffers, the trial run). It also
- * remembers a GPU lost to a sticky fault, so later slides do not try it
- * again. One thread at a time; eosin_infer_cache_free (after every
- * EosinInfer using it is freed) releases everything. */
-EosinInferCache *eosin_infer_cache_new(void);
-void eosin_infer_cache_free(EosinInferCache *cache);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInferCache, eosin_infer_cache_free)
-/* How many times an EosinInfer took a backend from @cache. */
-int eosin_infer_cache_reused(const EosinInferCache *cache);
-
-typedef struct {
-  const char *device;  /* "auto" (or NULL), "cpu", "cuda", "cuda:N" */
-  bool fp16;           /* half precision on the GPU; the CPU stays fp32 */
-  int batch;           /* images per backend call (>= 1) */
-  EosinInferCache *cache; /* NULL, or borrowed: outlives the EosinInfer */
-} EosinInferOptions;
-
-/* Loads @model_path and starts the backend @opts asks for: "cpu" is oneDNN;
- * "cuda[:N]" is cuDNN on GPU N and an error if that GPU cannot start;
- * "auto" takes the GPU when it starts and otherwise the CPU, remembering
- * why. A CUDA failure at load or during a run (out of memory, driver)
- * retries with half the batch down to 1, then moves to the CPU: the run
- * goes on and eosin_infer_report says what happened. A GPU lost to a
- * sticky fault is not retried: "auto" moves to the CPU, "cuda" fails with
- * the reason (and with opts->cache, later slides do the same at once).
- * Free with eosin_infer_free (with a cache, its backend goes back there). */
-EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opts,
-                            GError **err);
-void eosin_infer_free(EosinInfer *inf);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinInfer, eosin_infer_free)
-
-/* The model's input height and width, and the number of values one image
- * yields (its output shape without the batch: @dims, rank returned). */
-void eosin_infer_input_size(const EosinInfer *inf, int *height, int *width);
-int eosin_infer_output_shape(const EosinInfer *inf, int64_t dims[6]);
-size_t eosin_infer_output_per_image(const EosinInfer *inf);
-
-/* Runs @n images (any number; batched internally) of height x width uint8
- * HWC RGB through the model, preprocessed by @pp, writing n x
- * eosin_infer_output_per_image floats to @out. */
-bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const EosinPreprocess *pp,
-                         float *out, GError **err);
-
-/* The backend running now ("cpu-onednn", "cuda", ...). */
-const char *eosin_infer_backend(const EosinInfer *inf);
-/* One line: backend, precision, batch and what happened. Caller frees. */
-char *eosin_infer_summary(const EosinInfer *inf);
-/* Adds an object to @b: device asked for, backend that ran, precision,
- * batch, why a GPU was not used or left, retries. */
-void eosin_infer_report(const EosinInfer *inf, JsonBuilder *b);
-
 /* ---------------------------------------------------------------- predict */
 
 typedef struct {
@@ -642,13 +560,5 @@ char *_eosin_config_resolve_path(const EosinConfig *cfg, const char *path);
  * lesions.xml (ASAP, CAMELYON) and the .csv files keep level-0 ones. */
 void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y);
 
-/* Applies [model] activation ("none", "softmax", "sigmoid") over the @C
- * classes of each of @n positions in place; a position's class values are
- * @stride apart (1: class-innermost rows; plane size: NCHW maps). */
-void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride);
-
-/* A classification model gives one value per [model] class per image; an
- * EOSIN_ERROR_CONFIG error naming the config, the model and both counts if not. */
-bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err);
 
 G_END_DECLS

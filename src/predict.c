@@ -173,7 +173,9 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
     return false;
   int C = cfg->model.n_classes, size, w;
   eosin_infer_input_size(inf, &size, &w);
-  if (!_eosin_check_classifier(cfg, inf, err))
+  EosinClassifierExpect want = {.config = cfg->path, .model = cfg->model.path,
+                                .n_classes = C};
+  if (!_eosin_check_classifier(inf, &want, err))
     return false;
 
   g_autoptr(GString) csv = g_string_new("path");

@@ -231,6 +231,94 @@ Test(infer, cuda_max_memory_values_are_checked) {
   }
 }
 
+/* One device grammar (nn/device.c) for inference, the config loader and
+ * the command line: a GPU index beyond EOSIN_DEVICE_MAX_GPU (cuda:70) is
+ * refused by all three with the same bound, not accepted by the first two
+ * and failed at run time. */
+Test(infer, one_device_grammar_for_the_config_the_cli_and_inference) {
+  static const struct {
+    const char *s;
+    EosinDeviceKind kind;
+    int gpu;
+  } good[] = {{NULL, EOSIN_DEVICE_AUTO, 0},   {"auto", EOSIN_DEVICE_AUTO, 0},
+              {"cpu", EOSIN_DEVICE_CPU, 0},   {"ref", EOSIN_DEVICE_REF, 0},
+              {"cuda", EOSIN_DEVICE_CUDA, 0}, {"cuda:0", EOSIN_DEVICE_CUDA, 0},
+              {"cuda:07", EOSIN_DEVICE_CUDA, 7}, {"cuda:63", EOSIN_DEVICE_CUDA, 63}};
+  for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+    EosinDevice d = {.kind = EOSIN_DEVICE_REF, .gpu = -1};
+    g_autoptr(GError) err = NULL;
+    cr_expect(eosin_device_parse(good[i].s, &d, &err), "'%s': %s", good[i].s,
+              err ? err->message : "");
+    cr_expect(d.kind == good[i].kind && d.gpu == good[i].gpu, "'%s': kind %d, gpu %d",
+              good[i].s, d.kind, d.gpu);
+  }
+  static const char *bad[] = {"",        "gpu0",     "cuda:",    "cuda:64", "cuda:70",
+                              "cuda:99", "cuda:100", "cuda:-1",  "cuda:+5", "cuda: 5",
+                              "cuda:5 ", "CUDA",     "cuda0",    "cpu:0"};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    EosinDevice d;
+    g_autoptr(GError) err = NULL;
+    cr_expect_not(eosin_device_parse(bad[i], &d, &err), "'%s' was taken", bad[i]);
+    g_autofree char *want = g_strdup_printf("device '%s': expected %s", bad[i],
+                                            EOSIN_DEVICE_GRAMMAR);
+    cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) &&
+                  !strcmp(err->message, want),
+              "'%s': %s", bad[i], err ? err->message : "no error");
+  }
+  cr_expect(strstr(EOSIN_DEVICE_GRAMMAR, "N from 0 to 63"), "%s", EOSIN_DEVICE_GRAMMAR);
+
+  /* inference refuses it before loading anything */
+  g_autoptr(GError) err = NULL;
+  g_autofree char *model = td("cnn/colour-classifier.onnx");
+  EosinInferOptions o = {.device = "cuda:70", .batch = 4};
+  cr_expect_null(eosin_infer_new(model, &o, &err));
+  cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) &&
+                strstr(err->message, "device 'cuda:70': expected " EOSIN_DEVICE_GRAMMAR),
+            "%s", err ? err->message : "");
+  g_clear_error(&err);
+
+  /* the config loader: the same bound, with file and key */
+  const char *head = "[task]\nname = t\nanalyzer = cnn\n[tiling]\nmpp = 1\n[model]\n"
+                     "classes = blue, green, red\n";
+  g_autofree char *text70 = g_strdup_printf("%sdevice = cuda:70\n", head);
+  g_autofree char *cfg70 = write_config(text70);
+  cr_expect_null(eosin_config_load(cfg70, &err));
+  g_autofree char *want = g_strdup_printf("%s: [model] device = 'cuda:70': expected %s", cfg70,
+                                          EOSIN_DEVICE_GRAMMAR);
+  cr_expect(g_error_matches(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG) &&
+                strstr(err->message, want),
+            "%s", err ? err->message : "");
+  g_clear_error(&err);
+  g_autofree char *text63 = g_strdup_printf("%sdevice = cuda:63\n", head);
+  g_autofree char *cfg63 = write_config(text63);
+  g_autoptr(EosinConfig) ok = eosin_config_load(cfg63, &err);
+  cr_expect(ok, "cuda:63 is within the bound: %s", err ? err->message : "");
+
+  /* the command line: the same bound, a usage error naming the option */
+  g_autofree char *cpu_text = g_strdup_printf("%sdevice = cpu\n", head);
+  g_autofree char *cfg = write_config(cpu_text);
+  g_autofree char *dir = tmp_dir();
+  g_autofree char *csv = g_build_filename(dir, "preds.csv", NULL);
+  g_autofree char *none = g_build_filename(dir, "no-images", NULL);
+  char *out = NULL, *errs = NULL;
+  const char *argv[] = {"predict", "-c", cfg, "--model", model, "--device", "cuda:70",
+                        none, "-o", csv, NULL};
+  int rc = run_eosin(argv, &out, &errs);
+  cr_expect_eq(rc, EOSIN_EXIT_USAGE, "%s", errs);
+  g_autofree char *cli_want = g_strdup_printf("eosin: --device 'cuda:70': expected %s",
+                                              EOSIN_DEVICE_GRAMMAR);
+  cr_expect(strstr(errs, cli_want), "%s", errs);
+  g_free(out);
+  g_free(errs);
+  /* cuda:63 passes the option check (and fails later, on the missing
+   * images, whatever the machine) */
+  argv[6] = "cuda:63";
+  rc = run_eosin(argv, &out, &errs);
+  cr_expect(!strstr(errs, "expected auto") && strstr(errs, "no-images"), "%s", errs);
+  g_free(out);
+  g_free(errs);
+}
+
 #ifdef EOSIN_HAVE_CUDA
 /* The real CUDA backend where it cannot start (no GPU: this machine, CI):
  * `cuda` is a device error (exit 2) with the reason; `auto` runs on the

@@ -5,6 +5,7 @@
  * rendered on stderr (the library itself never writes there).
  */
 #include "cli/cli.h"
+#include "nn/eosin-nn.h"
 
 #include <glib-unix.h>
 #include <math.h>
@@ -71,8 +72,10 @@ bool eosin_cli_parse(GOptionContext *ctx, int *argc, char ***argv) {
 }
 
 bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *device) {
-  if (device && !g_regex_match_simple("^(auto|cpu|ref|cuda(:[0-9]{1,2})?)$", device, 0, 0)) {
-    fprintf(stderr, "eosin: --device '%s': expected auto, cpu, cuda or cuda:N\n", device);
+  /* the grammar inference runs by (nn/device.c), so what passes here runs */
+  EosinDevice dev;
+  if (device && !eosin_device_parse(device, &dev, NULL)) {
+    fprintf(stderr, "eosin: --device '%s': expected " EOSIN_DEVICE_GRAMMAR "\n", device);
     return false;
   }
   eosin_config_set_model(cfg, model, device);

@@ -6,15 +6,6 @@
 
 #include "eosin-private.h"
 
-/* Process exit codes of the `eosin` CLI (documented in README.md). */
-enum {
-  EOSIN_EXIT_OK = 0,
-  EOSIN_EXIT_FAILED = 1,      /* the slide / job failed; message on stderr */
-  EOSIN_EXIT_USAGE = 2,       /* bad command line or config */
-  EOSIN_EXIT_PARTIAL = 3,     /* batch finished, some slides failed */
-  EOSIN_EXIT_INTERRUPTED = 130,
-};
-
 int eosin_cmd_info(int argc, char **argv);
 int eosin_cmd_run(int argc, char **argv);
 int eosin_cmd_batch(int argc, char **argv);
@@ -22,7 +13,8 @@ int eosin_cmd_predict(int argc, char **argv);
 int eosin_cmd_eval(int argc, char **argv);
 
 /* Applies --model / --device to @cfg (NULL: keep the config's); false with a
- * message on stderr when --device is not auto, cpu, cuda or cuda:N. */
+ * message on stderr when --device is not auto, cpu, cuda or cuda:N
+ * (eosin_device_parse). */
 bool eosin_cli_model_options(EosinConfig *cfg, const char *model, const char *device);
 
 /* Watches SIGINT and SIGTERM on a thread of its own and sets @cancel when

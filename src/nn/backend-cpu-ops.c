@@ -1,440 +1,16 @@
 /*
- * backend-cpu-ops.c — the oneDNN CPU backend's operator builders: each
- * turns one node (and the nodes it can absorb) into oneDNN primitives
- * created once at load. Fusions: a chain of activations after a
- * convolution, pooling, binary, eltwise or inner product becomes post-ops
- * (x * Sigmoid(x) becomes swish); a residual Add whose other addend is
- * already computed and dead afterwards becomes the convolution's in-place
- * sum post-op; a zero Pad before a convolution or average pooling becomes
- * its padding. Wide 3x3 convolutions run as Winograd: oneDNN's own on
- * AVX-512 (nChw16c), Eosin's (backend-cpu-winograd.c) below it (nChw8c).
- * A builder that meets a case oneDNN does not create a primitive for
- * returns 0 and the node runs on the reference.
+ * backend-cpu-ops.c — the oneDNN CPU backend's builders for every op but
+ * the convolutions (backend-cpu-conv.c): pooling, eltwise, binary, inner
+ * product, concat, softmax, pad and an unfolded BatchNormalization, each
+ * turning one node (and the activations after it, as post-ops:
+ * backend-cpu-fuse.c) into oneDNN primitives created once at load; and
+ * _cpu_build, which picks the builder. A builder that meets a case oneDNN
+ * does not create a primitive for returns 0 and the node runs on the
+ * reference.
  */
 #include "nn/backend-cpu.h"
 
 #define T(i) cpu_tensor(c, i)
-
-static bool same_dims(const EosinTensor *a, const EosinTensor *b) {
-  if (a->ndim != b->ndim)
-    return false;
-  for (int d = 0; d < a->ndim; d++)
-    if (a->dims[d] != b->dims[d])
-      return false;
-  return true;
-}
-
-static void dims_of(const EosinTensor *t, dnnl_dims_t d) {
-  for (int k = 0; k < t->ndim; k++)
-    d[k] = t->dims[k];
-}
-
-static bool chain_add(CpuChain *ch, dnnl_alg_kind_t alg, float alpha, float beta) {
-  if (ch->n == CPU_MAX_POST)
-    return false;
-  ch->alg[ch->n] = alg, ch->alpha[ch->n] = alpha, ch->beta[ch->n] = beta;
-  ch->n++;
-  return true;
-}
-
-/* Appends node @i as post-ops when it is an activation; false otherwise. */
-static bool chain_eltwise(const CpuCtx *c, int i, CpuChain *ch) {
-  const EosinNode *n = cpu_node(c, i);
-  if (ch->n + 2 > CPU_MAX_POST)
-    return false;
-  switch (n->op) {
-  case EOSIN_OP_RELU: return chain_add(ch, dnnl_eltwise_relu, 0, 0);
-  case EOSIN_OP_CLIP: return chain_add(ch, dnnl_eltwise_clip, n->a.clip_min, n->a.clip_max);
-  case EOSIN_OP_SIGMOID: return chain_add(ch, dnnl_eltwise_logistic, 0, 0);
-  case EOSIN_OP_HARD_SWISH: return chain_add(ch, dnnl_eltwise_hardswish, 0, 0);
-  case EOSIN_OP_HARD_SIGMOID: /* max(0, min(1, alpha x + beta)) */
-    chain_add(ch, dnnl_eltwise_linear, n->a.alpha, n->a.beta);
-    return chain_add(ch, dnnl_eltwise_clip, 0, 1);
-  default: return false;
-  }
-}
-
-/* The Mul of x * Sigmoid(x) when @sig is that Sigmoid of tensor @t and
- * nothing else reads either; -1 otherwise. */
-static int swish_mul(const CpuCtx *c, int t, int sig) {
-  const EosinNode *s = cpu_node(c, sig);
-  int r[3];
-  if (s->op != EOSIN_OP_SIGMOID || s->in[0] != t || T(s->out)->is_output ||
-      _cpu_readers(c, s->out, r, 2) != 1)
-    return -1;
-  const EosinNode *m = cpu_node(c, r[0]);
-  if (m->op != EOSIN_OP_MUL || m->n_in != 2 || c->fused[r[0]] ||
-      !((m->in[0] == t && m->in[1] == s->out) || (m->in[1] == t && m->in[0] == s->out)))
-    return -1;
-  int rt[3];
-  if (_cpu_readers(c, t, rt, 3) != 2)
-    return -1;
-  return r[0];
-}
-
-/* Extends @ch with the activations that follow tensor @t, each read only by
- * the next (a Sigmoid and a Mul of x * Sigmoid(x) count as one). */
-void _cpu_chain(CpuCtx *c, int t, CpuChain *ch) {
-  ch->out = t;
-  for (;;) {
-    int r[3];
-    if (T(t)->is_output || ch->n_nodes + 2 > 2 * CPU_MAX_POST)
-      return;
-    int nr = _cpu_readers(c, t, r, 3);
-    if (nr == 1 && cpu_node(c, r[0])->in[0] == t && !c->fused[r[0]] &&
-        chain_eltwise(c, r[0], ch)) {
-      ch->nodes[ch->n_nodes++] = r[0];
-      t = cpu_node(c, r[0])->out;
-    } else if (nr == 2 && ch->n < CPU_MAX_POST) {
-      int sig = cpu_node(c, r[0])->op == EOSIN_OP_SIGMOID ? r[0] : r[1];
-      int mul = swish_mul(c, t, sig);
-      if (mul < 0)
-        return;
-      chain_add(ch, dnnl_eltwise_swish, 1, 0);
-      ch->nodes[ch->n_nodes++] = sig;
-      ch->nodes[ch->n_nodes++] = mul;
-      t = cpu_node(c, mul)->out;
-    } else {
-      return;
-    }
-    ch->out = t;
-  }
-}
-
-/* Marks the nodes of @ch as done by node @i's step. */
-static void chain_commit(CpuCtx *c, const CpuChain *ch, int i) {
-  for (int k = 0; k < ch->n_nodes; k++) {
-    c->fused[ch->nodes[k]] = true;
-    c->exec_at[ch->nodes[k]] = i;
-  }
-}
-
-/* Primitive descriptor for the op descriptor @desc with the post-ops of
- * @ch (may be NULL), or NULL when oneDNN has no such primitive. */
-static dnnl_primitive_desc_t try_pd(CpuCtx *c, const void *desc, const CpuChain *ch) {
-  dnnl_primitive_desc_t pd;
-  dnnl_primitive_attr_t attr = _cpu_attr(ch);
-  dnnl_status_t st = dnnl_primitive_desc_create(&pd, desc, attr, c->engine, NULL);
-  dnnl_primitive_attr_destroy(attr);
-  return st == dnnl_success ? pd : NULL;
-}
-
-static bool pd_is_ref(const_dnnl_primitive_desc_t pd) {
-  const char *impl = "";
-  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-  return !strncmp(impl, "ref", 3);
-}
-
-/* try_pd, and when the fused primitive does not exist, or exists only as
- * oneDNN's reference implementation where the plain one has a kernel (its
- * AVX2 convolutions take no activation before a sum: the reference is 100x
- * slower), the plain one with *ch emptied (its nodes then run on their own). */
-static dnnl_primitive_desc_t make_pd(CpuCtx *c, const void *desc, CpuChain *ch) {
-  dnnl_primitive_desc_t pd = try_pd(c, desc, ch);
-  if (ch && ch->n && (!pd || pd_is_ref(pd))) {
-    CpuChain bare = *ch;
-    bare.n = bare.n_nodes = 0;
-    dnnl_primitive_desc_t plain = try_pd(c, desc, &bare);
-    if (plain && (!pd || !pd_is_ref(plain))) {
-      if (pd)
-        dnnl_primitive_desc_destroy(pd);
-      pd = plain, *ch = bare;
-    } else if (plain) {
-      dnnl_primitive_desc_destroy(plain);
-    }
-  }
-  return pd;
-}
-
-void _cpu_fold_pads(CpuCtx *c) {
-  for (guint p = 0; p < c->m->nodes->len; p++) {
-    const EosinNode *n = cpu_node(c, p);
-    int r[2];
-    if (n->removed || n->op != EOSIN_OP_PAD || T(n->out)->is_output ||
-        _cpu_readers(c, n->out, r, 2) != 1)
-      continue;
-    const EosinNode *q = cpu_node(c, r[0]);
-    bool ok = q->in[0] == n->out && q->in[1] != n->out &&
-              (q->op == EOSIN_OP_CONV ||
-               (q->op == EOSIN_OP_AVERAGE_POOL && !q->a.ceil_mode && !q->a.pads[0] &&
-                !q->a.pads[1] && !q->a.pads[2] && !q->a.pads[3]));
-    if (ok) {
-      c->pad_of[r[0]] = p;
-      c->fused[p] = true;
-      c->exec_at[p] = r[0];
-    }
-  }
-}
-
-/* Weights: @data in layout @user reordered once into @want. */
-static dnnl_memory_t load_weights(CpuCtx *c, const dnnl_memory_desc_t *user, const float *data,
-                                  const dnnl_memory_desc_t *want, GError **err) {
-  dnnl_memory_t w = _cpu_const_mem(c, want, DNNL_MEMORY_ALLOCATE, err), u = NULL;
-  dnnl_primitive_desc_t pd = NULL;
-  dnnl_primitive_t r = NULL;
-  bool ok = w && dnnl_memory_create(&u, user, c->engine, (void *) data) == dnnl_success &&
-            dnnl_reorder_primitive_desc_create(&pd, user, c->engine, want, c->engine, NULL) ==
-                dnnl_success &&
-            dnnl_primitive_create(&r, pd) == dnnl_success;
-  if (ok) {
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, w}};
-    ok = dnnl_primitive_execute(r, c->stream, 2, args) == dnnl_success &&
-         dnnl_stream_wait(c->stream) == dnnl_success;
-  }
-  if (r)
-    dnnl_primitive_destroy(r);
-  if (pd)
-    dnnl_primitive_desc_destroy(pd);
-  if (u)
-    dnnl_memory_destroy(u);
-  if (!ok && w)
-    g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "oneDNN weights reorder failed");
-  return ok ? w : NULL;
-}
-
-/* The output value of a step that writes tensor @t in layout @md: in place
- * over value @in when given (>= 0), else in a storage of its own. */
-static int out_value(CpuCtx *c, int t, const dnnl_memory_desc_t *md, int in) {
-  return _cpu_new_value(c, t, md, in >= 0 ? cpu_val(c, in)->storage : -1);
-}
-
-/* Conv, with its Pad, activations and residual Add folded in. */
-static int build_conv(CpuCtx *c, int i, GError **err) {
-  const EosinNode *n = cpu_node(c, i);
-  const EosinAttrs *a = &n->a;
-  int xt = c->pad_of[i] >= 0 ? cpu_node(c, c->pad_of[i])->in[0] : n->in[0];
-  const EosinTensor *x = T(xt), *w = T(n->in[1]), *y = T(n->out);
-  int64_t G = a->group;
-  dnnl_dims_t pl = {a->pads[0], a->pads[1]}, pr, strides = {a->strides[0], a->strides[1]};
-  dnnl_dims_t dil = {a->dilations[0] - 1, a->dilations[1] - 1}, sd, dd, bd = {y->dims[1]};
-  if (c->pad_of[i] >= 0) {
-    const int64_t *pp = cpu_node(c, c->pad_of[i])->a.pads;
-    pl[0] += pp[0], pl[1] += pp[1];
-  }
-  /* oneDNN wants the right padding that makes the output size exact */
-  for (int k = 0; k < 2; k++)
-    pr[k] = (y->dims[2 + k] - 1) * a->strides[k] + (a->kernel[k] - 1) * a->dilations[k] + 1 -
-            x->dims[2 + k] - pl[k];
-  dims_of(x, sd);
-  dims_of(y, dd);
-  dnnl_memory_desc_t wei_any, wei_user, bias_md;
-  if (G == 1) {
-    dnnl_dims_t wd = {w->dims[0], w->dims[1], w->dims[2], w->dims[3]};
-    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_f32, dnnl_oihw);
-    dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
-  } else {
-    dnnl_dims_t wd = {G, w->dims[0] / G, w->dims[1], w->dims[2], w->dims[3]};
-    dnnl_memory_desc_init_by_tag(&wei_user, 5, wd, dnnl_f32, dnnl_goihw);
-    dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
-  }
-  bool has_bias = n->n_in > 2 && n->in[2] >= 0;
-  dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
-
-  /* activations, then a residual Add of an addend already computed that
-   * nothing reads later (the sum writes over it), then activations */
-  CpuChain chain = {0};
-  _cpu_chain(c, n->out, &chain);
-  int add = -1, z = -1, r[2];
-  if (!T(chain.out)->is_output && _cpu_readers(c, chain.out, r, 2) == 1) {
-    const EosinNode *an = cpu_node(c, r[0]);
-    z = an->in[0] == chain.out ? an->in[1] : an->in[0];
-    if (an->op == EOSIN_OP_ADD && an->n_in == 2 && z != chain.out && cpu_is_act(c, z) &&
-        c->rep[z] >= 0 && same_dims(T(z), T(chain.out)) && same_dims(T(an->out), T(chain.out)) &&
-        _cpu_can_overwrite(c, c->rep[z], i, r[0]) && chain.n < CPU_MAX_POST) {
-      add = r[0];
-      chain_add(&chain, dnnl_alg_kind_undef, 0, 0);
-      chain.nodes[chain.n_nodes++] = add;
-      _cpu_chain(c, an->out, &chain);
-    }
-  }
-  /* First, for a wide 3x3 one, oneDNN's Winograd with the whole chain: it
-   * has one only for AVX-512 (F(4x4, 3x3), or F(2x2, 3x3) on small
-   * images), where nChw16c rules out Eosin's. There the direct kernel is
-   * 95 % of a ResNet's time, and without Winograd Eosin only ties ONNX
-   * Runtime (ResNet-18, 2 cores: 1.15x faster with it, a quarter less CPU
-   * time, 1e-6 of the output apart). Elsewhere, or with a post-op it lacks
-   * (Clip), the layouts oneDNN prefers for its direct kernel; where that is
-   * its slow reference implementation (odd group sizes), plain NCHW and its
-   * GEMM-based one. */
-  static const struct {
-    dnnl_alg_kind_t alg;
-    dnnl_format_tag_t tag;
-  } tries[] = {{dnnl_convolution_winograd, dnnl_format_tag_any},
-               {dnnl_convolution_direct, dnnl_format_tag_any},
-               {dnnl_convolution_direct, dnnl_nchw}};
-  bool wide = c->winograd && a->kernel[0] == 3 && a->kernel[1] == 3 && a->strides[0] == 1 &&
-              a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && G == 1 &&
-              x->dims[1] >= 64 && y->dims[1] >= 64;
-  dnnl_primitive_desc_t pd = NULL;
-  CpuChain ch;
-  for (size_t k = wide ? 0 : 1; k < G_N_ELEMENTS(tries); k++) {
-    dnnl_memory_desc_t src_md, dst_md;
-    dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, tries[k].tag);
-    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, tries[k].tag);
-    dnnl_convolution_desc_t cd;
-    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, tries[k].alg,
-                                                   &src_md, &wei_any, has_bias ? &bias_md : NULL,
-                                                   &dst_md, strides, dil, pl, pr) != dnnl_success)
-      continue;
-    CpuChain try_ch = chain;
-    bool wino = tries[k].alg == dnnl_convolution_winograd;
-    dnnl_primitive_desc_t got = wino ? try_pd(c, &cd, &try_ch) : make_pd(c, &cd, &try_ch);
-    if (got && wino && pd_is_ref(got)) {
-      dnnl_primitive_desc_destroy(got);
-      got = NULL;
-    }
-    if (!got)
-      continue;
-    if (pd && pd_is_ref(got)) {
-      dnnl_primitive_desc_destroy(got);
-      continue;
-    }
-    if (pd)
-      dnnl_primitive_desc_destroy(pd);
-    pd = got, ch = try_ch;
-    if (!pd_is_ref(got))
-      break;
-  }
-  if (!pd)
-    return 0;
-  const dnnl_memory_desc_t *got_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-  const dnnl_memory_desc_t *got_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-  const dnnl_memory_desc_t *got_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  /* where oneDNN keeps nChw8c around it, a 3x3 convolution can run as
-   * Winograd instead of the primitive, the layouts the same, with the
-   * whole chain even where oneDNN took it apart */
-  CpuWino *wg = NULL;
-  dnnl_memory_desc_t blk_src, blk_dst;
-  dnnl_memory_desc_init_by_tag(&blk_src, 4, sd, dnnl_f32, dnnl_nChw8c);
-  dnnl_memory_desc_init_by_tag(&blk_dst, 4, dd, dnnl_f32, dnnl_nChw8c);
-  if (c->winograd && _cpu_wino_usable(a, x->dims[1], y->dims[1], &chain) &&
-      dnnl_memory_desc_equal(got_src, &blk_src) && dnnl_memory_desc_equal(got_dst, &blk_dst)) {
-    wg = _cpu_wino_new(x->dims, y->dims, pl[0], pl[1], w->data,
-                       has_bias ? T(n->in[2])->data : NULL, &chain);
-    if (!wg) {
-      dnnl_primitive_desc_destroy(pd);
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_MODEL, "cannot allocate Winograd weights");
-      return -1;
-    }
-    ch = chain;
-  }
-  if (!ch.n_nodes)
-    ch.out = n->out, add = -1;
-  dnnl_memory_t wm = NULL, bm = NULL;
-  if (!wg) {
-    wm = load_weights(c, &wei_user, w->data, got_wei, err);
-    if (wm && has_bias)
-      bm = _cpu_const_mem(c, &bias_md, T(n->in[2])->data, err);
-  }
-  int xv = wg || (wm && (!has_bias || bm)) ? _cpu_get_rep(c, xt, got_src, err) : -1;
-  if (xv < 0) {
-    _cpu_wino_free(wg);
-    dnnl_primitive_desc_destroy(pd);
-    return -1;
-  }
-  int yv;
-  if (add >= 0) {
-    /* the sum reads the addend from dst: a value of it in dst's layout
-     * that is not the source, else a fresh copy */
-    int zv = -1;
-    for (int v = c->rep[z]; v >= 0 && zv < 0; v = cpu_val(c, v)->next_rep)
-      if (dnnl_memory_desc_equal(&cpu_val(c, v)->md, got_dst) &&
-          cpu_val(c, v)->storage != cpu_val(c, xv)->storage && _cpu_can_overwrite(c, v, i, add))
-        zv = v;
-    if (zv < 0 && (zv = _cpu_copy_value(c, c->rep[z], got_dst, err)) < 0) {
-      _cpu_wino_free(wg);
-      dnnl_primitive_desc_destroy(pd);
-      return -1;
-    }
-    yv = out_value(c, ch.out, got_dst, zv);
-  } else {
-    yv = out_value(c, ch.out, got_dst, -1);
-  }
-  if (wg) {
-    dnnl_primitive_desc_destroy(pd);
-    int s = _cpu_add_step(c, i, NULL, err);
-    g_array_index(c->steps, CpuStep, s).wino = wg;
-    _cpu_step_arg(c, s, DNNL_ARG_SRC, xv, NULL);
-    _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-    chain_commit(c, &ch, i);
-    return 1;
-  }
-  int s = _cpu_add_step(c, i, pd, err);
-  if (s < 0)
-    return -1;
-  _cpu_step_arg(c, s, DNNL_ARG_SRC, xv, NULL);
-  _cpu_step_arg(c, s, DNNL_ARG_WEIGHTS, -1, wm);
-  if (bm)
-    _cpu_step_arg(c, s, DNNL_ARG_BIAS, -1, bm);
-  _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
-  return 1;
-}
-
-/* ConvTranspose as a oneDNN deconvolution. */
-static int build_deconv(CpuCtx *c, int i, GError **err) {
-  const EosinNode *n = cpu_node(c, i);
-  const EosinAttrs *a = &n->a;
-  const EosinTensor *x = T(n->in[0]), *w = T(n->in[1]), *y = T(n->out);
-  int64_t G = a->group;
-  dnnl_dims_t pl = {a->pads[0], a->pads[1]}, pr, strides = {a->strides[0], a->strides[1]};
-  dnnl_dims_t dil = {a->dilations[0] - 1, a->dilations[1] - 1}, sd, dd, bd = {y->dims[1]};
-  for (int k = 0; k < 2; k++)
-    pr[k] = (x->dims[2 + k] - 1) * a->strides[k] + (a->kernel[k] - 1) * a->dilations[k] + 1 -
-            y->dims[2 + k] - pl[k];
-  dims_of(x, sd);
-  dims_of(y, dd);
-  dnnl_memory_desc_t src_md, dst_md, wei_any, wei_user, bias_md;
-  dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_format_tag_any);
-  dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_format_tag_any);
-  /* ONNX weights are (C_in, C_out / group, kH, kW) */
-  if (G == 1) {
-    dnnl_dims_t wd = {w->dims[1], w->dims[0], w->dims[2], w->dims[3]};
-    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_f32, dnnl_iohw);
-    dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
-  } else {
-    dnnl_dims_t wd = {G, w->dims[1], w->dims[0] / G, w->dims[2], w->dims[3]};
-    dnnl_memory_desc_init_by_tag(&wei_user, 5, wd, dnnl_f32, dnnl_giohw);
-    dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
-  }
-  bool has_bias = n->n_in > 2 && n->in[2] >= 0;
-  dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
-  dnnl_deconvolution_desc_t dc;
-  if (dnnl_dilated_deconvolution_forward_desc_init(&dc, dnnl_forward_inference,
-                                                   dnnl_deconvolution_direct, &src_md, &wei_any,
-                                                   has_bias ? &bias_md : NULL, &dst_md, strides,
-                                                   dil, pl, pr) != dnnl_success)
-    return 0;
-  CpuChain ch = {0};
-  _cpu_chain(c, n->out, &ch);
-  dnnl_primitive_desc_t pd = make_pd(c, &dc, &ch);
-  if (!pd)
-    return 0;
-  if (!ch.n_nodes)
-    ch.out = n->out;
-  const dnnl_memory_desc_t *got_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-  const dnnl_memory_desc_t *got_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-  const dnnl_memory_desc_t *got_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  dnnl_memory_t wm = load_weights(c, &wei_user, w->data, got_wei, err), bm = NULL;
-  if (wm && has_bias)
-    bm = _cpu_const_mem(c, &bias_md, T(n->in[2])->data, err);
-  int xv = wm && (!has_bias || bm) ? _cpu_get_rep(c, n->in[0], got_src, err) : -1;
-  if (xv < 0) {
-    dnnl_primitive_desc_destroy(pd);
-    return -1;
-  }
-  int yv = out_value(c, ch.out, got_dst, -1);
-  int s = _cpu_add_step(c, i, pd, err);
-  if (s < 0)
-    return -1;
-  _cpu_step_arg(c, s, DNNL_ARG_SRC, xv, NULL);
-  _cpu_step_arg(c, s, DNNL_ARG_WEIGHTS, -1, wm);
-  if (bm)
-    _cpu_step_arg(c, s, DNNL_ARG_BIAS, -1, bm);
-  _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
-  return 1;
-}
 
 /* MaxPool, AveragePool (with a folded Pad) and GlobalAveragePool. */
 static int build_pool(CpuCtx *c, int i, GError **err) {
@@ -470,7 +46,7 @@ static int build_pool(CpuCtx *c, int i, GError **err) {
     if (alg == dnnl_pooling_avg_include_padding && exact > pe)
       return 0;
   }
-  dims_of(y, dd);
+  cpu_dims_of(y, dd);
   int xv = c->rep[xt];
   dnnl_memory_desc_t dst_md;
   dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_format_tag_any);
@@ -480,18 +56,18 @@ static int build_pool(CpuCtx *c, int i, GError **err) {
     return 0;
   CpuChain ch = {0};
   _cpu_chain(c, n->out, &ch);
-  dnnl_primitive_desc_t pd = make_pd(c, &pdesc, &ch);
+  dnnl_primitive_desc_t pd = _cpu_make_pd(c, &pdesc, &ch);
   if (!pd)
     return 0;
   if (!ch.n_nodes)
     ch.out = n->out;
-  int yv = out_value(c, ch.out, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), -1);
+  int yv = cpu_out_value(c, ch.out, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), -1);
   int st = _cpu_add_step(c, i, pd, err);
   if (st < 0)
     return -1;
   _cpu_step_arg(c, st, DNNL_ARG_SRC, xv, NULL);
   _cpu_step_arg(c, st, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
+  _cpu_chain_commit(c, &ch, i);
   return 1;
 }
 
@@ -505,12 +81,12 @@ static int build_eltwise(CpuCtx *c, int i, GError **err) {
     return 0;
   CpuChain ch = {0};
   if (n->op == EOSIN_OP_SIGMOID && _cpu_readers(c, xt, rd, 3) == 2 &&
-      (except = swish_mul(c, xt, i)) >= 0) {
-    chain_add(&ch, dnnl_eltwise_swish, 1, 0);
+      (except = _cpu_swish_mul(c, xt, i)) >= 0) {
+    _cpu_chain_add(&ch, dnnl_eltwise_swish, 1, 0);
     ch.nodes[ch.n_nodes++] = except;
     ch.out = cpu_node(c, except)->out;
   } else {
-    chain_eltwise(c, i, &ch);
+    _cpu_chain_eltwise(c, i, &ch);
     ch.out = n->out;
   }
   int own = ch.n, own_nodes = ch.n_nodes, own_out = ch.out;
@@ -528,20 +104,20 @@ static int build_eltwise(CpuCtx *c, int i, GError **err) {
   memmove(post.alg, ch.alg + 1, post.n * sizeof ch.alg[0]);
   memmove(post.alpha, ch.alpha + 1, post.n * sizeof ch.alpha[0]);
   memmove(post.beta, ch.beta + 1, post.n * sizeof ch.beta[0]);
-  dnnl_primitive_desc_t pd = try_pd(c, &ed, &post);
+  dnnl_primitive_desc_t pd = _cpu_try_pd(c, &ed, &post);
   if (!pd && post.n > own - 1) {
     post.n = own - 1, post.n_nodes = own_nodes, post.out = own_out;
-    pd = try_pd(c, &ed, &post);
+    pd = _cpu_try_pd(c, &ed, &post);
   }
   if (!pd)
     return 0;
-  int yv = out_value(c, post.out, md, _cpu_can_overwrite(c, xv, i, except) ? xv : -1);
+  int yv = cpu_out_value(c, post.out, md, _cpu_can_overwrite(c, xv, i, except) ? xv : -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
   _cpu_step_arg(c, s, DNNL_ARG_SRC, xv, NULL);
   _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &post, i);
+  _cpu_chain_commit(c, &post, i);
   return 1;
 }
 
@@ -553,9 +129,9 @@ static int build_binary(CpuCtx *c, int i, GError **err) {
   if (n->n_in != 2)
     return 0;
   int s0 = n->in[0], s1 = n->in[1];
-  if (!(same_dims(T(s0), y) && cpu_is_act(c, s0))) {
+  if (!(cpu_same_dims(T(s0), y) && cpu_is_act(c, s0))) {
     s0 = n->in[1], s1 = n->in[0];
-    if (!(same_dims(T(s0), y) && cpu_is_act(c, s0)))
+    if (!(cpu_same_dims(T(s0), y) && cpu_is_act(c, s0)))
       return 0;
   }
   if (c->rep[s0] < 0 || (cpu_is_act(c, s1) && c->rep[s1] < 0) || (!cpu_is_act(c, s1) && !T(s1)->data))
@@ -565,7 +141,7 @@ static int build_binary(CpuCtx *c, int i, GError **err) {
   dnnl_memory_desc_t md1;
   const EosinTensor *b = T(s1);
   bool view = false;
-  if (cpu_is_act(c, s1) && same_dims(b, y)) {
+  if (cpu_is_act(c, s1) && cpu_same_dims(b, y)) {
     md1 = *md0; /* same layout as src0: the fast path */
   } else if (cpu_is_act(c, s1) && b->ndim == y->ndim) {
     md1 = cpu_val(c, c->rep[s1])->md; /* broadcast in its own layout */
@@ -585,7 +161,7 @@ static int build_binary(CpuCtx *c, int i, GError **err) {
     return 0;
   CpuChain ch = {0};
   _cpu_chain(c, n->out, &ch);
-  dnnl_primitive_desc_t pd = make_pd(c, &bd, &ch);
+  dnnl_primitive_desc_t pd = _cpu_make_pd(c, &bd, &ch);
   if (!pd)
     return 0;
   if (!ch.n_nodes)
@@ -607,14 +183,14 @@ static int build_binary(CpuCtx *c, int i, GError **err) {
   }
   bool inplace = _cpu_can_overwrite(c, v0, i, -1) &&
                  (v1 < 0 || cpu_val(c, v1)->storage != cpu_val(c, v0)->storage);
-  int yv = out_value(c, ch.out, md0, inplace ? v0 : -1);
+  int yv = cpu_out_value(c, ch.out, md0, inplace ? v0 : -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
   _cpu_step_arg(c, s, DNNL_ARG_SRC_0, v0, NULL);
   _cpu_step_arg(c, s, DNNL_ARG_SRC_1, v1, m1);
   _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
+  _cpu_chain_commit(c, &ch, i);
   return 1;
 }
 
@@ -643,7 +219,7 @@ static int build_inner_product(CpuCtx *c, int i, GError **err) {
     return 0;
   CpuChain ch = {0};
   _cpu_chain(c, n->out, &ch);
-  dnnl_primitive_desc_t pd = make_pd(c, &ipd, &ch);
+  dnnl_primitive_desc_t pd = _cpu_make_pd(c, &ipd, &ch);
   if (!pd)
     return 0;
   if (!ch.n_nodes)
@@ -656,7 +232,7 @@ static int build_inner_product(CpuCtx *c, int i, GError **err) {
     g_ptr_array_add(c->blobs, scaled);
     wdata = scaled;
   }
-  dnnl_memory_t wm = load_weights(c, &wei_user, wdata,
+  dnnl_memory_t wm = _cpu_load_weights(c, &wei_user, wdata,
                                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), err);
   dnnl_memory_t bm = NULL;
   if (wm && has_bias) {
@@ -672,7 +248,7 @@ static int build_inner_product(CpuCtx *c, int i, GError **err) {
     dnnl_primitive_desc_destroy(pd);
     return -1;
   }
-  int yv = out_value(c, ch.out, &dst_md, -1);
+  int yv = cpu_out_value(c, ch.out, &dst_md, -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
@@ -681,7 +257,7 @@ static int build_inner_product(CpuCtx *c, int i, GError **err) {
   if (bm)
     _cpu_step_arg(c, s, DNNL_ARG_BIAS, -1, bm);
   _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
+  _cpu_chain_commit(c, &ch, i);
   return 1;
 }
 
@@ -696,7 +272,7 @@ static int build_concat(CpuCtx *c, int i, GError **err) {
     mds[k] = cpu_val(c, c->rep[n->in[k]])->md;
   }
   dnnl_dims_t dd;
-  dims_of(y, dd);
+  cpu_dims_of(y, dd);
   dnnl_memory_desc_init_by_tag(&dst_md, y->ndim, dd, dnnl_f32, dnnl_format_tag_any);
   dnnl_primitive_attr_t attr = _cpu_attr(NULL);
   dnnl_primitive_desc_t pd;
@@ -705,7 +281,7 @@ static int build_concat(CpuCtx *c, int i, GError **err) {
   dnnl_primitive_attr_destroy(attr);
   if (st != dnnl_success)
     return 0;
-  int yv = out_value(c, n->out, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), -1);
+  int yv = cpu_out_value(c, n->out, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
@@ -729,10 +305,10 @@ static int build_softmax(CpuCtx *c, int i, GError **err) {
   dnnl_softmax_desc_t sd;
   if (dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, md, (int) axis) != dnnl_success)
     return 0;
-  dnnl_primitive_desc_t pd = make_pd(c, &sd, NULL);
+  dnnl_primitive_desc_t pd = _cpu_make_pd(c, &sd, NULL);
   if (!pd)
     return 0;
-  int yv = out_value(c, n->out, md, -1);
+  int yv = cpu_out_value(c, n->out, md, -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
@@ -750,8 +326,8 @@ static int build_pad(CpuCtx *c, int i, GError **err) {
     return 0;
   static const dnnl_format_tag_t tags[] = {dnnl_nChw8c, dnnl_nChw16c, dnnl_nhwc, dnnl_nchw};
   dnnl_dims_t sd, dd, off = {0, 0, n->a.pads[0], n->a.pads[1]};
-  dims_of(x, sd);
-  dims_of(y, dd);
+  cpu_dims_of(x, sd);
+  cpu_dims_of(y, dd);
   int xv = c->rep[n->in[0]];
   dnnl_format_tag_t tag = dnnl_nchw;
   for (size_t k = 0; k < G_N_ELEMENTS(tags); k++) {
@@ -778,7 +354,7 @@ static int build_pad(CpuCtx *c, int i, GError **err) {
     dnnl_primitive_desc_destroy(pd);
     return -1;
   }
-  int yv = out_value(c, n->out, &dst_md, -1);
+  int yv = cpu_out_value(c, n->out, &dst_md, -1);
   int view = _cpu_new_value(c, -1, &sub, cpu_val(c, yv)->storage);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
@@ -816,7 +392,7 @@ static int build_bnorm(CpuCtx *c, int i, GError **err) {
     if (dnnl_batch_normalization_forward_desc_init(
             &bd, dnnl_forward_inference, md, n->a.epsilon,
             flags | (ch.n_nodes ? dnnl_fuse_norm_relu : 0)) == dnnl_success)
-      pd = try_pd(c, &bd, NULL);
+      pd = _cpu_try_pd(c, &bd, NULL);
   }
   if (!pd)
     return 0;
@@ -830,7 +406,7 @@ static int build_bnorm(CpuCtx *c, int i, GError **err) {
       dnnl_primitive_desc_destroy(pd);
       return -1;
     }
-  int yv = out_value(c, ch.out, md, _cpu_can_overwrite(c, xv, i, -1) ? xv : -1);
+  int yv = cpu_out_value(c, ch.out, md, _cpu_can_overwrite(c, xv, i, -1) ? xv : -1);
   int s = _cpu_add_step(c, i, pd, err);
   if (s < 0)
     return -1;
@@ -838,14 +414,14 @@ static int build_bnorm(CpuCtx *c, int i, GError **err) {
   for (int k = 0; k < 4; k++)
     _cpu_step_arg(c, s, args[k], -1, mem[k]);
   _cpu_step_arg(c, s, DNNL_ARG_DST, yv, NULL);
-  chain_commit(c, &ch, i);
+  _cpu_chain_commit(c, &ch, i);
   return 1;
 }
 
 int _cpu_build(CpuCtx *c, int i, GError **err) {
   switch (cpu_node(c, i)->op) {
-  case EOSIN_OP_CONV: return build_conv(c, i, err);
-  case EOSIN_OP_CONV_TRANSPOSE: return build_deconv(c, i, err);
+  case EOSIN_OP_CONV: return _cpu_build_conv(c, i, err);
+  case EOSIN_OP_CONV_TRANSPOSE: return _cpu_build_deconv(c, i, err);
   case EOSIN_OP_BATCH_NORM: return build_bnorm(c, i, err);
   case EOSIN_OP_MAX_POOL:
   case EOSIN_OP_AVERAGE_POOL:

@@ -1,8 +1,9 @@
 /*
  * backend-cpu.c — the CPU backend on oneDNN (Debian's libdnnl-dev 2.6): the
  * execution plan built once per model at load, its memory, and running it.
- * backend-cpu-ops.c turns nodes into primitives (convolutions with fused
- * activations and residual sums, pooling, eltwise, binary, inner product,
+ * backend-cpu-conv.c and backend-cpu-ops.c turn nodes into primitives
+ * (convolutions with fused activations and residual sums:
+ * backend-cpu-fuse.c; pooling, eltwise, binary, inner product,
  * concat, softmax, pad; wide 3x3 convolutions as Winograd: oneDNN's on
  * AVX-512, Eosin's in backend-cpu-winograd.c below it); nodes it does not
  * map run on the reference implementation with reorders to plain NCHW

@@ -1,8 +1,10 @@
 /*
  * backend-cpu.h — private to the oneDNN CPU backend (backend-cpu.c: the
- * execution plan, memory planning and running; backend-cpu-ops.c: one
- * builder per operator that turns graph nodes into oneDNN primitives;
- * backend-cpu-winograd.c: Winograd 3x3 convolutions on AVX2).
+ * execution plan, memory planning and running; backend-cpu-conv.c and
+ * backend-cpu-ops.c: one builder per operator that turns graph nodes into
+ * oneDNN primitives; backend-cpu-fuse.c: the post-op fusion and primitive
+ * descriptors they share; backend-cpu-winograd.c: Winograd 3x3
+ * convolutions on AVX2).
  *
  * The plan is a list of steps in node order. Each step is a oneDNN
  * primitive (with its post-op fusions), a 3x3 convolution run as Winograd
@@ -138,8 +140,42 @@ size_t _cpu_wino_scratch(const CpuWino *g);
 void _cpu_wino_run(const CpuWino *g, const float *src, float *dst, void *scratch);
 void _cpu_wino_free(CpuWino *g);
 
-/* backend-cpu-ops.c: builders; each returns 1 when the node became oneDNN
- * steps, 0 when it should run on the reference, -1 on an error */
+static inline bool cpu_same_dims(const EosinTensor *a, const EosinTensor *b) {
+  if (a->ndim != b->ndim)
+    return false;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->dims[d] != b->dims[d])
+      return false;
+  return true;
+}
+
+static inline void cpu_dims_of(const EosinTensor *t, dnnl_dims_t d) {
+  for (int k = 0; k < t->ndim; k++)
+    d[k] = t->dims[k];
+}
+
+/* The output value of a step that writes tensor @t in layout @md: in place
+ * over value @in when given (>= 0), else in a storage of its own. */
+static inline int cpu_out_value(CpuCtx *c, int t, const dnnl_memory_desc_t *md, int in) {
+  return _cpu_new_value(c, t, md, in >= 0 ? cpu_val(c, in)->storage : -1);
+}
+
+/* backend-cpu-fuse.c: post-op chains, Pad folding, primitive descriptors */
+bool _cpu_chain_add(CpuChain *ch, dnnl_alg_kind_t alg, float alpha, float beta);
+bool _cpu_chain_eltwise(const CpuCtx *c, int i, CpuChain *ch);
+int _cpu_swish_mul(const CpuCtx *c, int t, int sig);
 void _cpu_chain(CpuCtx *c, int t, CpuChain *ch);
+void _cpu_chain_commit(CpuCtx *c, const CpuChain *ch, int i);
 void _cpu_fold_pads(CpuCtx *c);
+dnnl_primitive_desc_t _cpu_try_pd(CpuCtx *c, const void *desc, const CpuChain *ch);
+bool _cpu_pd_is_ref(const_dnnl_primitive_desc_t pd);
+dnnl_primitive_desc_t _cpu_make_pd(CpuCtx *c, const void *desc, CpuChain *ch);
+dnnl_memory_t _cpu_load_weights(CpuCtx *c, const dnnl_memory_desc_t *user, const float *data,
+                                const dnnl_memory_desc_t *want, GError **err);
+
+/* The builders: each returns 1 when the node became oneDNN steps, 0 when
+ * it should run on the reference, -1 on an error. backend-cpu-conv.c: */
+int _cpu_build_conv(CpuCtx *c, int i, GError **err);
+int _cpu_build_deconv(CpuCtx *c, int i, GError **err);
+/* backend-cpu-ops.c: the rest, and the one entry backend-cpu.c calls */
 int _cpu_build(CpuCtx *c, int i, GError **err);

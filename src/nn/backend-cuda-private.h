@@ -1,8 +1,11 @@
 /*
- * backend-cuda-private.h — what backend-cuda.c (context, memory plan,
- * staging, own-kernel steps) and backend-cuda-dnn.c (cuDNN and cuBLAS
- * steps) share. Only those two files include it: they are the only C files
- * that see CUDA, cuDNN or cuBLAS headers.
+ * backend-cuda-private.h — what the CUDA backend's files share:
+ * backend-cuda.c (the context: init, load, destroy), backend-cuda-steps.c
+ * (nodes to steps, own-kernel steps), backend-cuda-mem.c (device memory),
+ * backend-cuda-run.c (a batch through the device), backend-cuda-conv.c
+ * and backend-cuda-dnn.c (cuDNN and cuBLAS steps). Only they include it:
+ * they are the only C files that see CUDA, cuDNN or cuBLAS headers
+ * (CUDA_CSRCS in the Makefile).
  */
 #pragma once
 
@@ -119,7 +122,7 @@ typedef struct {
   size_t n_in, n_out;     /* values in the input / first output tensor */
 
   size_t mem_cap;         /* EOSIN_CUDA_MAX_MEMORY_MB in bytes, 0: no cap */
-  size_t mem_used;        /* device bytes alloc() handed out, less those freed */
+  size_t mem_used;        /* device bytes _eosin_cuda_alloc handed out, less those freed */
   unsigned refuse;        /* EOSIN_CUDA_REFUSE_* test hooks (backend.h) */
   bool lost;              /* a sticky fault: the device is gone for this process */
   /* what the trial run moved (_eosin_cuda_test_fallbacks) */
@@ -173,6 +176,23 @@ static inline size_t _eosin_cuda_numel(const EosinTensor *t) {
   return (size_t) _eosin_tensor_numel(t);
 }
 
+/* ---- backend-cuda-mem.c: device memory ---- */
+
+/* cudaMalloc (or, with @pinned, cudaHostAlloc) of @bytes into *@dst,
+ * which is set only on success. The caller owns *@dst (cudaFree /
+ * cudaFreeHost; destroy frees what the context holds). Device memory
+ * counts against EOSIN_CUDA_MAX_MEMORY_MB; @what names it in the error. */
+bool _eosin_cuda_alloc(CudaCtx *c, const EosinNode *node, void **dst, size_t bytes, bool pinned,
+                       const char *what, GError **err);
+
+/* Places every activation in one arena by liveness (views share their
+ * source's place, constants live in c->dconst) and points c->dev at it. */
+bool _eosin_cuda_plan_memory(CudaCtx *c, GError **err);
+
+/* The pinned host staging of input and output (and in fp16 the device
+ * float buffers converted from and to; the tiles of run_rgb). */
+bool _eosin_cuda_alloc_staging(CudaCtx *c, GError **err);
+
 /* The device copy of constant tensor @t in the activation type, uploaded
  * on first use (owned by c->dconst); NULL with *err set on failure. */
 const void *_eosin_cuda_const(CudaCtx *c, int t, GError **err);
@@ -184,6 +204,41 @@ bool _eosin_cuda_upload_f32(CudaCtx *c, const EosinNode *node, const float *host
 /* Grows the shared cuDNN workspace to at least @bytes (load time only:
  * it waits for the compute stream before freeing the old one). */
 bool _eosin_cuda_ensure_ws(CudaCtx *c, const EosinNode *node, size_t bytes, GError **err);
+
+/* ---- backend-cuda-steps.c: the plan of steps, own-kernel steps ---- */
+
+/* The inputs @n reads as activations (not weights, biases or shapes). */
+int _eosin_cuda_data_inputs(const EosinNode *n);
+/* Why the backend cannot run @n, or NULL. */
+const char *_eosin_cuda_unsupported(const EosinModel *m, const EosinNode *n);
+/* Nodes to c->steps (owned by @c), folding activations into the step
+ * before them. */
+bool _eosin_cuda_make_steps(CudaCtx *c, GError **err);
+/* Parameters of the steps that run on the own kernels. */
+bool _eosin_cuda_prepare_own(CudaCtx *c, CudaStep *s, GError **err);
+/* Enqueues every step on the compute stream (@probe: the trial run, which
+ * waits after each step). */
+bool _eosin_cuda_exec_all(CudaCtx *c, bool probe, GError **err);
+
+/* ---- backend-cuda-run.c: EosinBackendOps.run and run_rgb ---- */
+
+bool _eosin_cuda_run(void *ctx, const float *input, float *output, GError **err);
+bool _eosin_cuda_run_rgb(void *ctx, const uint8_t *rgb, int n, const EosinPreprocess *pp,
+                         float *output, GError **err);
+
+/* ---- backend-cuda-conv.c and backend-cuda-dnn.c: cuDNN/cuBLAS steps ---- */
+
+/* A 4-D NCHW tensor descriptor (owned by the caller, cudnnDestroy...) of
+ * type @dt; dims beyond cuDNN's int range are a device error. */
+bool _eosin_cuda_tensor_desc(CudaCtx *c, const EosinNode *node, cudnnTensorDescriptor_t *d,
+                             const int64_t dims[4], cudnnDataType_t dt, GError **err);
+/* Conv / ConvTranspose steps: descriptors, algorithm candidates (raising
+ * *ws_need and *scratch_need), and enqueueing (backend-cuda-conv.c). */
+bool _eosin_cuda_prepare_conv(CudaCtx *c, CudaStep *s, size_t *ws_need, size_t *scratch_need,
+                              GError **err);
+bool _eosin_cuda_prepare_conv_t(CudaCtx *c, CudaStep *s, size_t *ws_need,
+                                size_t *scratch_need, GError **err);
+bool _eosin_cuda_exec_conv(CudaCtx *c, CudaStep *s, bool probe, GError **err);
 
 /* cuDNN/cuBLAS steps (backend-cuda-dnn.c). Prepare builds descriptors and
  * chooses algorithms, raising *ws_need and *scratch_need to what the step

@@ -1,12 +1,16 @@
 /*
  * graph-private.h — the inference graph Eosin builds from an ONNX model:
  * tensors (weights, activations) and nodes in execution order, with every
- * shape known. onnx-load.c builds it, graph.c checks, sorts, infers shapes
- * and folds BatchNormalization; the backends (issue 3) will run it.
+ * shape known. onnx-load.c builds it, graph.c checks, sorts and folds
+ * BatchNormalization, graph-shape.c infers the shapes; the backends
+ * (backend.h) run it.
  */
 #pragma once
 
-#include "eosin-core.h"
+#include "nn/eosin-nn.h"
+#include "eosin.h" /* EOSIN_ERROR and its codes */
+
+#include <string.h>
 
 G_BEGIN_DECLS
 
@@ -105,6 +109,28 @@ static inline int64_t _eosin_tensor_numel(const EosinTensor *t) {
     n *= t->dims[d];
   return n;
 }
+
+/* Sets @t's shape to the first @ndim of @dims and marks it known. */
+static inline void _eosin_tensor_set_shape(EosinTensor *t, int ndim, const int64_t *dims) {
+  t->ndim = ndim;
+  memcpy(t->dims, dims, ndim * sizeof(int64_t));
+  t->shape_known = true;
+}
+
+/* Bounds on computed shapes: overflow guards, far above any real network. */
+#define EOSIN_GRAPH_MAX_DIM (INT64_C(1) << 31)
+#define EOSIN_GRAPH_MAX_ELEMENTS (INT64_C(1) << 34)
+
+/* Sets an EOSIN_ERROR_MODEL error "model PATH: node NAME (OP): MESSAGE";
+ * returns false. */
+bool _eosin_node_error(GError **err, const EosinModel *m, const EosinNode *n, const char *fmt,
+                       ...) G_GNUC_PRINTF(4, 5);
+
+/* Infers the shape of @n's output from its inputs' (graph-shape.c: one
+ * rule per op), checking the op's constant inputs and resolving what the
+ * backends read from the attributes (negative axes, Clip's bounds,
+ * Resize's scales, Pad's pads). */
+bool _eosin_graph_infer_shape(EosinModel *m, EosinNode *n, GError **err);
 
 /* Adds (or finds) the tensor @name; returns its index. */
 int _eosin_graph_tensor(EosinModel *m, const char *name);

@@ -11,10 +11,7 @@
  * pinned buffers, the trial run) from one slide of a batch to the next.
  */
 #include "nn/backend.h"
-#include "eosin-private.h"
-
-#include <errno.h>
-#include <stdlib.h>
+#include "eosin-private.h" /* only _eosin_json_str/_int (util.c), for eosin_infer_report */
 
 /* One backend left running by an EosinInfer of an earlier slide. */
 typedef struct {
@@ -41,7 +38,7 @@ struct _EosinInferCache {
 struct _EosinInfer {
   char *path;
   char *requested;          /* the device string asked for */
-  char kind;                /* parse_device: 'a'uto, 'c'pu, 'r'ef, 'g'pu */
+  EosinDeviceKind kind;     /* what @requested asks for (eosin_device_parse) */
   int gpu;                  /* GPU index when a cuda device is wanted */
   bool fp16;
   int batch_asked;          /* opts->batch */
@@ -251,32 +248,6 @@ static bool start_gpu(EosinInfer *inf, int batch, GError **err) {
   }
 }
 
-/* Parses "auto" / "cpu" / "ref" / "cuda" / "cuda:N". */
-static bool parse_device(const char *dev, char *kind, int *gpu, GError **err) {
-  *gpu = 0;
-  if (!dev || !*dev || !strcmp(dev, "auto"))
-    return *kind = 'a', true;
-  if (!strcmp(dev, "cpu"))
-    return *kind = 'c', true;
-  if (!strcmp(dev, "ref")) /* the plain-C reference: slow, for checking */
-    return *kind = 'r', true;
-  if (g_str_has_prefix(dev, "cuda")) {
-    const char *p = dev + 4;
-    if (!*p)
-      return *kind = 'g', true;
-    char *end;
-    errno = 0;
-    long v = *p == ':' ? strtol(p + 1, &end, 10) : -1;
-    if (*p == ':' && p[1] && !*end && !errno && v >= 0 && v < 64) {
-      *gpu = (int) v;
-      return *kind = 'g', true;
-    }
-  }
-  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-              "device '%s': expected auto, cpu, cuda or cuda:N", dev);
-  return false;
-}
-
 static const EosinBackendOps *gpu_backend(void) {
 #ifdef EOSIN_HAVE_CUDA
   return &_eosin_backend_cuda;
@@ -292,10 +263,11 @@ EosinInfer *eosin_infer_new(const char *model_path, const EosinInferOptions *opt
 
 EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOptions *opts,
                                   const EosinBackendOps *cuda, GError **err) {
-  char kind;
-  int gpu;
-  if (!parse_device(opts->device, &kind, &gpu, err))
+  /* an empty string is "auto" here, as NULL is */
+  EosinDevice dev;
+  if (!eosin_device_parse(opts->device && *opts->device ? opts->device : NULL, &dev, err))
     return NULL;
+  EosinDeviceKind kind = dev.kind;
   if (opts->batch < 1) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG, "batch %d: must be at least 1",
                 opts->batch);
@@ -305,7 +277,7 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
   inf->path = g_canonicalize_filename(model_path, NULL); /* absolute, for the report */
   inf->requested = g_strdup(opts->device && *opts->device ? opts->device : "auto");
   inf->kind = kind;
-  inf->gpu = gpu;
+  inf->gpu = dev.gpu;
   inf->fp16 = opts->fp16;
   inf->batch_asked = opts->batch;
   inf->events = g_ptr_array_new_with_free_func(g_free);
@@ -321,7 +293,7 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
     inf->model = eosin_model_load(model_path, opts->batch, err);
     if (!inf->model)
       return NULL;
-    if (kind == 'g' || kind == 'a') {
+    if (kind == EOSIN_DEVICE_CUDA || kind == EOSIN_DEVICE_AUTO) {
       g_autoptr(GError) gerr = NULL;
       const char *lost = inf->cache ? inf->cache->gpu_lost : NULL;
       if (lost)
@@ -336,7 +308,7 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
         g_propagate_error(err, g_steal_pointer(&gerr));
         return NULL;
       }
-      if (gerr && kind == 'g') {
+      if (gerr && kind == EOSIN_DEVICE_CUDA) {
         g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: %s", inf->requested,
                     gerr->message);
         return NULL;
@@ -346,8 +318,9 @@ EosinInfer *_eosin_infer_new_with(const char *model_path, const EosinInferOption
         add_event(inf, "auto: GPU not used: %s", gerr->message);
       }
     }
-    if (!inf->be && !start_backend(inf, kind == 'r' ? &_eosin_backend_ref : &_eosin_backend_cpu,
-                                   opts->batch, NULL, err))
+    const EosinBackendOps *cpu =
+        kind == EOSIN_DEVICE_REF ? &_eosin_backend_ref : &_eosin_backend_cpu;
+    if (!inf->be && !start_backend(inf, cpu, opts->batch, NULL, err))
       return NULL;
   }
 
@@ -435,7 +408,7 @@ bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const Eosin
     bool lost = gpu->lost && gpu->lost(inf->ctx);
     if (lost) {
       gpu_lost(inf, gerr->message);
-      if (inf->kind == 'g') {
+      if (inf->kind == EOSIN_DEVICE_CUDA) {
         /* asked for by name: one clear error, not a CPU run nor a retry
          * on a device that cannot come back */
         g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: lost: %s",
@@ -457,7 +430,7 @@ bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const Eosin
       g_clear_error(&gerr);
       smaller = how == START_FAILED_LOAD ? smaller / 2 : 0;
     }
-    if (how == START_LOST && inf->kind == 'g') {
+    if (how == START_LOST && inf->kind == EOSIN_DEVICE_CUDA) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_DEVICE, "device %s: lost: %s", inf->requested,
                   last);
       return false;

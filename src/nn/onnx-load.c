@@ -6,7 +6,7 @@
  * refused here, with the node and the reason, before any backend sees it.
  */
 #include "nn/graph-private.h"
-#include "eosin-private.h"
+#include "eosin-private.h" /* only _eosin_read_input_file (files.c) */
 
 #include "onnx.pb-c.h"
 
@@ -334,12 +334,12 @@ EosinModel *eosin_model_load_from_memory(const char *name, const void *buf, size
       goto done;
   }
   for (size_t i = 0; i < g->n_input; i++) {
-    const char *name = g->input[i]->name ? g->input[i]->name : "";
-    if (g_hash_table_contains(m->by_name, name))
+    const char *input = g->input[i]->name ? g->input[i]->name : "";
+    if (g_hash_table_contains(m->by_name, input))
       continue; /* an initializer listed as input (older exporters) */
     if (m->input >= 0) {
       load_error(err, m, "more than one input ('%s' and '%s'); Eosin feeds one image tensor",
-                 ((EosinTensor *) m->tensors->pdata[m->input])->name, name);
+                 ((EosinTensor *) m->tensors->pdata[m->input])->name, input);
       goto done;
     }
     if (!read_input(m, g->input[i], batch, err))

@@ -15,8 +15,6 @@
  */
 #include "tasks/analyzer.h"
 
-#include <math.h>
-
 typedef struct {
   EosinInfer *inf;
   EosinPreprocess pre;
@@ -47,16 +45,6 @@ static void cnn_destroy(void *ctx) {
   g_free(c);
 }
 
-bool _eosin_check_classifier(const EosinConfig *cfg, const EosinInfer *inf, GError **err) {
-  size_t got = eosin_infer_output_per_image(inf);
-  if (got == (size_t) cfg->model.n_classes)
-    return true;
-  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CONFIG,
-              "%s: [model] classes names %d classes but model %s gives %zu values per image",
-              cfg->path, cfg->model.n_classes, cfg->model.path, got);
-  return false;
-}
-
 /* Checks the network's shapes against the config: input = tile, output =
  * the classes (and a square map for segmentation). */
 static bool check_shapes(CnnCtx *c, const EosinConfig *cfg, GError **err) {
@@ -72,7 +60,9 @@ static bool check_shapes(CnnCtx *c, const EosinConfig *cfg, GError **err) {
   int64_t d[6];
   int r = eosin_infer_output_shape(c->inf, d);
   if (!c->segmentation) {
-    if (!_eosin_check_classifier(cfg, c->inf, err))
+    EosinClassifierExpect want = {.config = cfg->path, .model = cfg->model.path,
+                                  .n_classes = cfg->model.n_classes};
+    if (!_eosin_check_classifier(c->inf, &want, err))
       return false;
     c->map = 1, c->cell = 1, c->s = 1;
     return true;
@@ -134,26 +124,6 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   info->default_max = c->dmax;
   info->cells_per_side = c->s;
   return true;
-}
-
-void _eosin_activate(const char *activation, float *v, size_t n, int C, size_t stride) {
-  char kind = !strcmp(activation, "sigmoid") ? 'g' : !strcmp(activation, "softmax") ? 's' : 'n';
-  for (size_t p = 0; kind != 'n' && p < n; p++) {
-    float *x = v + (stride == 1 ? p * C : p);
-    if (kind == 'g') {
-      for (int k = 0; k < C; k++)
-        x[k * stride] = 1.0f / (1.0f + expf(-x[k * stride]));
-    } else {
-      float mx = x[0];
-      for (int k = 1; k < C; k++)
-        mx = fmaxf(mx, x[k * stride]);
-      double sum = 0;
-      for (int k = 0; k < C; k++)
-        sum += x[k * stride] = expf(x[k * stride] - mx);
-      for (int k = 0; k < C; k++)
-        x[k * stride] = (float) (x[k * stride] / sum);
-    }
-  }
 }
 
 static bool cnn_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {

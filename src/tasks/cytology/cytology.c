@@ -230,7 +230,9 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
     g_prefix_error(err, "%s: [model] path: ", cfg->path);
     return false;
   }
-  if (!_eosin_check_classifier(cfg, c->tile_inf, err))
+  EosinClassifierExpect want = {.config = cfg->path, .model = cfg->model.path,
+                                .n_classes = cfg->model.n_classes};
+  if (!_eosin_check_classifier(c->tile_inf, &want, err))
     return false;
   int h, w;
   eosin_infer_input_size(c->tile_inf, &h, &w);
