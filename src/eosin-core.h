@@ -214,7 +214,7 @@ typedef struct {
 
 
 /* [lesions]: lesion candidates on one channel of the stitched heatmap
- * (output-lesions.c). */
+ * (output/lesions.c). */
 typedef struct {
   bool present;             /* the file has a [lesions] group */
   char *channel;            /* the heatmap channel (e.g. a [model] class) */
@@ -534,7 +534,7 @@ typedef struct {
 void eosin_c16_result_clear(EosinC16Result *r);
 
 /* CAMELYON16 evaluation as the challenge's Evaluation_FROC.py: see
- * src/eval-camelyon16.c and README. */
+ * src/eval/eval-camelyon16.c and README. */
 bool eosin_eval_camelyon16(const EosinC16Options *opts, EosinC16Result *res, GError **err);
 /* CAMELYON17: patient pN stages (given, or from node categories) scored by
  * quadratic weighted kappa against @truth. */

@@ -132,7 +132,7 @@ char *_eosin_output_stage(const char *outdir, const char *name, const char *slid
 bool _eosin_output_promote(const char *staging, const char *final, const char *slide_path,
                            char **warning, GError **err);
 
-/* OUTDIR's lock (output-lock.c): held while a process writes into OUTDIR. */
+/* OUTDIR's lock (output/lock.c): held while a process writes into OUTDIR. */
 typedef struct _EosinLock EosinLock;
 /* Takes OUTDIR/.eosin-lock (creating it); an EOSIN_ERROR_BUSY error naming
  * the holder's host and PID when another process holds it. */
@@ -366,7 +366,7 @@ VipsImage *_eosin_grid_image(const EosinGrid *grid, const uint8_t *cells, int ba
                              int width, int height, double scale_x, double scale_y);
 
 /* Writes the slide's level 0 (@info's width x height) painted by @paint
- * as a tiled pyramidal BigTIFF at @path (output-pyramid.c): a level per
+ * as a tiled pyramidal BigTIFF at @path (output/pyramid.c): a level per
  * level of @info at its downsample (rounded to a whole factor), then
  * levels halving below them down to one tile, each with its own
  * resolution from @info's µm/px and tiles of 64..512 px chosen to lie in
@@ -389,7 +389,7 @@ bool _eosin_tiff_patch_repeats(int fd, GPtrArray *dups, GString *error);
 bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError **err);
 
 /* preview.png: the heatmap cells over the thumbnail. */
-/* What output-grid-files.c draws a slide's stitched grid from: the
+/* What output/grid-files.c draws a slide's stitched grid from: the
  * config, the open slide (for the preview's thumbnail), the grid, tissue
  * mask, tile plan, analyzer and per-tile values, the overlay's channel and
  * range, the staging folder the files go to and the run's cancel. Nothing

@@ -1,7 +1,7 @@
 /*
  * fuzz-report.c — libFuzzer target for what a batch reads to resume
- * (`make fuzz`): an output folder's marker (.eosin-output, output-folder.c)
- * and its report.json with the result's identity (output-report.c,
+ * (`make fuzz`): an output folder's marker (.eosin-output, output/folder.c)
+ * and its report.json with the result's identity (output/report.c,
  * identity.c).
  *
  * The input is report.json; or, when it starts with "eosin-output 1\n",

@@ -2,7 +2,7 @@
  * overlay.c — the stitched grid drawn as images that line up with
  * the slide: colour maps, the painter that draws any rectangle of the
  * cells at any scale (overlay.tif and heatmap.tif are painted tile by tile
- * in output-pyramid.c, so a 100k x 100k overlay costs no more memory than
+ * in pyramid.c, so a 100k x 100k overlay costs no more memory than
  * a small one), preview.png over the thumbnail, and the check that a
  * written overlay re-opens in OpenSlide with the slide's size and µm/px.
  */

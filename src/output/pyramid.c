@@ -76,7 +76,7 @@ static int on_tiff_warning(TIFF *tif, void *data, const char *module, const char
 }
 
 /* What a tile of a chunk needs. Most tiles are known from their layout
- * key (output-overlay.c's _eosin_paint_tile_key: the blocks of one value a
+ * key (overlay.c's _eosin_paint_tile_key: the blocks of one value a
  * tile is made of) before any pixel is painted: a REPEAT of an earlier
  * tile of the level costs nothing, and only a NEW tile is painted and
  * compressed. A tile whose cells are too fine for a short key (the

@@ -14,7 +14,7 @@
  *      nucleus), resized to the cell model's input and classified in one
  *      batch ([cytology] cell_model, e.g. the Herlev classes): its class
  *      and abnormal probability (the sum of the cell_abnormal classes)
- * Slide: the triage of cytology-triage.c, the most suspicious cells for
+ * Slide: the triage of triage.c, the most suspicious cells for
  * gallery.png and suspicious-cells.geojson, every cell in cells.csv.
  * Slides that are not brightfield (fluorescence: a dark background) or
  * hold too few cells get no triage, and the report says why.

@@ -11,7 +11,7 @@
  *
  * Per-tile values (the overlay): positive and all cells per mm², positive
  * %, H-score and mean nucleus DAB of the cells whose centroids fall in the
- * tile's grid cell. Slide scores (ihc-scores.c): counts per class,
+ * tile's grid cell. Slide scores (scores.c): counts per class,
  * positive %, H-score, and by [ihc] marker the Ki-67 index with its hot
  * spot, the Allred score, or the HER2 category; the same per tissue
  * fragment. Outputs: cells.geojson (QuPath), cells.csv.
