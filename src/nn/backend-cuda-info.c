@@ -6,7 +6,7 @@
  * no context; none of these calls makes one.
  */
 #include "nn/backend.h"
-#include "eosin-private.h" /* only _eosin_json_str/_int (util.c) */
+#include "eosin-util.h" /* _eosin_json_str/_int */
 
 #include <cuda_runtime.h>
 #include <cudnn.h>

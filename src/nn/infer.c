@@ -11,7 +11,7 @@
  * pinned buffers, the trial run) from one slide of a batch to the next.
  */
 #include "nn/backend.h"
-#include "eosin-private.h" /* only _eosin_json_str/_int (util.c), for eosin_infer_report */
+#include "eosin-util.h" /* _eosin_json_str/_int, for eosin_infer_report */
 
 /* One backend left running by an EosinInfer of an earlier slide. */
 typedef struct {

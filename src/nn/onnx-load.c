@@ -6,7 +6,7 @@
  * refused here, with the node and the reason, before any backend sees it.
  */
 #include "nn/graph-private.h"
-#include "eosin-private.h" /* only _eosin_read_input_file (files.c) */
+#include "eosin-util.h" /* _eosin_read_input_file */
 
 #include "onnx.pb-c.h"
 
