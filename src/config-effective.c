@@ -12,7 +12,8 @@
  * run one slide's init while another slide's report is written, so the
  * record has its own lock; every slide records the same values.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
+#include "tasks/analyzer.h" /* the analyzer's model keys */
 
 #include <math.h>
 

@@ -5,7 +5,7 @@
  * groups and keys refused; then parsed into the config's GKeyFile, which
  * config.c reads key by key.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
 
 #include <string.h>
 

@@ -4,7 +4,8 @@
  * analyzer's own group is checked by the analyzer with the helpers here, so
  * an unknown key or a bad value anywhere is an error naming file, key, value.
  */
-#include "eosin-private.h"
+#include "eosin-core.h"
+#include "tasks/analyzer.h" /* eosin_analyzer_find: the analyzer a config names */
 
 #include <errno.h>
 #include <math.h>

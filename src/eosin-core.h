@@ -234,6 +234,33 @@ bool eosin_config_get_choice(const EosinConfig *cfg, const char *group,
  * declares none ("any"). Caller frees. */
 char *eosin_domain_note(const EosinConfig *cfg);
 
+/* The config's own machinery (config.c, config-file.c, config-effective.c). */
+
+/* The effective config (config-effective.c): what every getter resolved.
+ * _new/_free belong to eosin_config_load/_free. */
+EosinConfigRecord *_eosin_config_record_new(void);
+void _eosin_config_record_free(EosinConfigRecord *r);
+/* What an empty [overlay] channel and an absent min/max stood for: the
+ * analyzer's channel and range the run resolved them to. */
+void _eosin_config_record_overlay(const EosinConfig *cfg, const char *channel, double vmin,
+                                  double vmax);
+/* Adds members "effective" ({group: {key: value}}, every key recorded and
+ * every key of the file) and "ini" (the same as .ini text that re-runs it)
+ * to the JSON object being built. */
+void _eosin_config_effective_json(const EosinConfig *cfg, JsonBuilder *b);
+
+/* Reads cfg->path into cfg->keyfile strictly (config-file.c): an
+ * EOSIN_ERROR_CONFIG error naming the file and line otherwise. */
+bool _eosin_config_read_keyfile(EosinConfig *cfg, GError **err);
+/* Half of this machine's memory (or of its cgroup's limit). */
+gint64 _eosin_default_memory_limit(void);
+/* Bytes a run of @cfg with @readers reader threads holds for tiles in
+ * flight, whatever the slide. */
+gint64 _eosin_config_memory_estimate(const EosinConfig *cfg, int readers);
+/* An EOSIN_ERROR_CONFIG error naming the file, the keys and the sizes when
+ * that estimate is above cfg->max_memory_bytes. */
+bool _eosin_config_check_memory(const EosinConfig *cfg, int readers, GError **err);
+
 /* ---------------------------------------------------------------- tissue */
 
 typedef struct {
@@ -285,6 +312,12 @@ typedef struct {
 bool eosin_tile_plan(const EosinSlideInfo *info, const EosinConfig *cfg,
                      const EosinTissueMask *mask, EosinTilePlan *plan, GError **err);
 void eosin_tile_plan_clear(EosinTilePlan *plan);
+
+/* The level a plan at cfg->mpp reads and how it is scaled (the tile plan's
+ * own choice, tiling.c); *@dx_out / *@dy_out (may be NULL): level-0 pixels
+ * per tile pixel across and down. */
+EosinLevelChoice _eosin_plan_level(const EosinSlideInfo *info, const EosinConfig *cfg,
+                                   double *dx_out, double *dy_out);
 
 /* ---------------------------------------------------------------- pipeline */
 

@@ -4,7 +4,8 @@
  * keeping the tiles that hold enough tissue. Everything downstream (stitch,
  * overlay) derives its geometry from this one plan.
  */
-#include "eosin-private.h"
+#include "slide/slide.h"    /* eosin_choose_level */
+#include "tasks/analyzer.h" /* EosinTileIndex */
 
 #include <math.h>
 

@@ -3,7 +3,7 @@
  * other file uses: atomic writes (temporary name + rename) and recursive
  * removal of a staging folder.
  */
-#include "eosin-private.h"
+#include "tasks/analyzer.h" /* EosinTileBatch, _eosin_parallel_for */
 
 #include <math.h>
 
