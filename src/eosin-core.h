@@ -404,6 +404,30 @@ GPtrArray *eosin_batch_from_manifest(const char *path, GError **err);
 /* Every slide-like file (by extension) directly in @dir, sorted by name. */
 GPtrArray *eosin_batch_from_dir(const char *dir, GError **err);
 
+/* ---------------------------------------------------------------- shards (shard.c) */
+
+#define EOSIN_MAX_SHARDS 100000
+
+/* "K/N" (1 <= K <= N <= EOSIN_MAX_SHARDS) into @k, @n; otherwise an
+ * EOSIN_ERROR_CONFIG error naming the value. */
+bool _eosin_shard_parse(const char *text, int *k, int *n, GError **err);
+
+/* A Slurm array task's variables (SLURM_ARRAY_TASK_ID, _MIN, _MAX, _STEP,
+ * _COUNT as the process got them; NULL when unset), borrowed. */
+typedef struct {
+  const char *task_id, *task_min, *task_max, *task_step, *task_count;
+} EosinSlurmArray;
+/* The shard of the array task @env describes: tasks MIN, MIN + STEP, ...
+ * (COUNT of them, or up to MAX) are shards 1..N. *@found is false (and
+ * nothing else set) outside an array job; an EOSIN_ERROR_CONFIG error
+ * when the variables do not name one task of the array. */
+bool _eosin_shard_from_slurm(const EosinSlurmArray *env, int *k, int *n, bool *found,
+                             GError **err);
+/* Keeps shard @k of @n of @items (EosinBatchItem, with its free function):
+ * the slides at places k-1, k-1+n, ... of the list sorted by path, in
+ * their manifest order; frees the others. */
+void _eosin_batch_keep_shard(GPtrArray *items, int k, int n);
+
 
 /* Runs every item holding OUTDIR's lock (EOSIN_ERROR_BUSY when another
  * process has it). A slide whose OUTDIR/<name> is COMPLETE for this

@@ -7,11 +7,44 @@
 #include <stdio.h>
 #include <unistd.h>
 
+/* Keeps this process's shard of @items: --shard K/N, else the Slurm array
+ * task's (its environment), else all; says which on stderr. False (after
+ * the message) when either is malformed. */
+static bool select_shard(const char *shard, GPtrArray *items) {
+  g_autoptr(GError) err = NULL;
+  int k = 1, n = 1;
+  bool found = shard != NULL;
+  const char *from = "--shard";
+  if (shard) {
+    if (!_eosin_shard_parse(shard, &k, &n, &err)) {
+      fprintf(stderr, "eosin batch: %s\n", err->message);
+      return false;
+    }
+  } else {
+    EosinSlurmArray env = {g_getenv("SLURM_ARRAY_TASK_ID"), g_getenv("SLURM_ARRAY_TASK_MIN"),
+                           g_getenv("SLURM_ARRAY_TASK_MAX"), g_getenv("SLURM_ARRAY_TASK_STEP"),
+                           g_getenv("SLURM_ARRAY_TASK_COUNT")};
+    if (!_eosin_shard_from_slurm(&env, &k, &n, &found, &err)) {
+      fprintf(stderr, "eosin batch: %s\n", err->message);
+      return false;
+    }
+    from = "the Slurm array task";
+  }
+  if (!found)
+    return true;
+  guint total = items->len;
+  _eosin_batch_keep_shard(items, k, n);
+  fprintf(stderr, "eosin: shard %d/%d (from %s): %u of %u slides\n", k, n, from, items->len,
+          total);
+  return true;
+}
+
 int eosin_cmd_batch(int argc, char **argv) {
   g_auto(GStrv) command = eosin_cli_command_line(argc, argv); /* before parsing */
   g_autofree char *model = NULL, *device = NULL;
   g_autofree char *task = NULL, *outdir = NULL, *manifest = NULL;
   int readers = 0;
+  g_autofree char *shard = NULL;
   gboolean refuse_stale = FALSE, no_pipeline = FALSE, allow_upsample = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
@@ -31,6 +64,10 @@ int eosin_cmd_batch(int argc, char **argv) {
       {"refuse-stale", 0, 0, G_OPTION_ARG_NONE, &refuse_stale,
        "A result in OUTDIR of another slide, config or model fails that slide instead of "
        "being recomputed", NULL},
+      {"shard", 0, 0, G_OPTION_ARG_STRING, &shard,
+       "Analyse shard K of N: every N-th slide of the manifest sorted by path, from the "
+       "K-th (default inside a Slurm array job: its task's place in the array)",
+       "K/N"},
       {"no-pipeline", 0, 0, G_OPTION_ARG_NONE, &no_pipeline,
        "Write each slide's outputs before the next slide is read (by default they are "
        "written while the next is analysed; the results are the same)", NULL},
@@ -80,6 +117,8 @@ int eosin_cmd_batch(int argc, char **argv) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return EOSIN_EXIT_USAGE;
   }
+  if (!select_shard(shard, items))
+    return EOSIN_EXIT_USAGE;
   EosinCancel cancel = {0};
   /* progress lines only on a terminal: a log file gets the slides' notes */
   bool progress = isatty(STDERR_FILENO);
