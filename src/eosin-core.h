@@ -404,6 +404,24 @@ GPtrArray *eosin_batch_from_manifest(const char *path, GError **err);
 /* Every slide-like file (by extension) directly in @dir, sorted by name. */
 GPtrArray *eosin_batch_from_dir(const char *dir, GError **err);
 
+/* ---------------------------------------------------------------- claims (claim.c) */
+
+/* One worker's claim on slide @name of a shared OUTDIR (claim.c says how:
+ * O_EXCL generations, a heartbeat in the mtime). */
+typedef struct _EosinClaim EosinClaim;
+/* Claims @name in @outdir: a new claim (release with _eosin_claim_release),
+ * taking over one whose holder is dead (on this host: its PID is gone; on
+ * another: no heartbeat for @stale_s seconds); NULL with *@holder (caller
+ * frees) naming the live holder; NULL with @err on an I/O error. */
+EosinClaim *_eosin_claim_take(const char *outdir, const char *name, double stale_s,
+                              char **holder, GError **err);
+/* Refreshes the heartbeat; an EOSIN_ERROR_BUSY error when another worker
+ * has taken the slide over (this one must drop its work on it). */
+bool _eosin_claim_heartbeat(EosinClaim *c, GError **err);
+/* Gives the claim up (its file removed unless a successor took over). */
+void _eosin_claim_release(EosinClaim *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinClaim, _eosin_claim_release)
+
 /* ---------------------------------------------------------------- shards (shard.c) */
 
 #define EOSIN_MAX_SHARDS 100000
