@@ -147,3 +147,63 @@ void _eosin_claim_release(EosinClaim *c) {
   g_free(c->next);
   g_free(c);
 }
+
+/* ---------------------------------------------------------------- the keeper */
+
+struct _EosinClaimKeeper {
+  EosinClaim *claim;    /* borrowed */
+  EosinCancel *on_loss; /* borrowed: set when the claim is lost */
+  gint64 interval_us;
+  GMutex lock;
+  GCond wake;
+  bool stop;
+  GThread *thread;
+};
+
+static gpointer keeper_thread(gpointer data) {
+  EosinClaimKeeper *k = data;
+  g_mutex_lock(&k->lock);
+  while (!k->stop) {
+    gint64 until = g_get_monotonic_time() + k->interval_us;
+    while (!k->stop && g_cond_wait_until(&k->wake, &k->lock, until))
+      ;
+    if (k->stop)
+      break;
+    g_mutex_unlock(&k->lock);
+    g_autoptr(GError) e = NULL;
+    bool ok = _eosin_claim_heartbeat(k->claim, &e);
+    g_mutex_lock(&k->lock);
+    /* lost (or its folder gone): the work on the slide must stop; a
+     * transient I/O error is retried at the next beat */
+    if (!ok && g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_BUSY)) {
+      g_atomic_int_set(&k->on_loss->cancelled, 1);
+      break;
+    }
+  }
+  g_mutex_unlock(&k->lock);
+  return NULL;
+}
+
+EosinClaimKeeper *_eosin_claim_keep(EosinClaim *c, double interval_s, EosinCancel *on_loss) {
+  EosinClaimKeeper *k = g_new0(EosinClaimKeeper, 1);
+  k->claim = c;
+  k->on_loss = on_loss;
+  k->interval_us = (gint64) (MAX(interval_s, 0.01) * 1e6);
+  g_mutex_init(&k->lock);
+  g_cond_init(&k->wake);
+  k->thread = g_thread_new("eosin-claim", keeper_thread, k);
+  return k;
+}
+
+void _eosin_claim_keeper_stop(EosinClaimKeeper *k) {
+  if (!k)
+    return;
+  g_mutex_lock(&k->lock);
+  k->stop = true;
+  g_cond_signal(&k->wake);
+  g_mutex_unlock(&k->lock);
+  g_thread_join(k->thread);
+  g_mutex_clear(&k->lock);
+  g_cond_clear(&k->wake);
+  g_free(k);
+}

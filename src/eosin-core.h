@@ -421,6 +421,14 @@ bool _eosin_claim_heartbeat(EosinClaim *c, GError **err);
 /* Gives the claim up (its file removed unless a successor took over). */
 void _eosin_claim_release(EosinClaim *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinClaim, _eosin_claim_release)
+/* A thread beating @c's heartbeat every @interval_s (a quarter of the
+ * stale limit, say) while the slide is analysed and written; when another
+ * worker takes the slide over it sets @on_loss, which the run honours as a
+ * cancel. Both borrowed, outliving the keeper; stop it (joins the thread)
+ * before releasing @c. */
+typedef struct _EosinClaimKeeper EosinClaimKeeper;
+EosinClaimKeeper *_eosin_claim_keep(EosinClaim *c, double interval_s, EosinCancel *on_loss);
+void _eosin_claim_keeper_stop(EosinClaimKeeper *k);
 
 /* ---------------------------------------------------------------- shards (shard.c) */
 

@@ -165,3 +165,31 @@ Test(claim, racing_workers_hold_each_slide_once) {
   for (int s = 0; s < slides; s++)
     cr_expect_eq(held[s], 1, "slide-%02d held by %d workers", s, held[s]);
 }
+
+/* The keeper beats the heartbeat while the work goes on, and turns a
+ * takeover into a cancel of that work. */
+Test(claim, the_keeper_beats_and_cancels_on_takeover) {
+  g_autofree char *dir = tmp_dir();
+  g_autofree char *who = NULL;
+  EosinClaim *c = _eosin_claim_take(dir, "s", 60, &who, NULL);
+  cr_assert(c);
+  g_autofree char *path = g_build_filename(dir, ".s.claim-1", NULL);
+  struct timespec old[2];
+  clock_gettime(CLOCK_REALTIME, &old[0]);
+  old[0].tv_sec -= 100;
+  old[1] = old[0];
+  cr_assert(utimensat(AT_FDCWD, path, old, 0) == 0);
+  EosinCancel cancel = {0};
+  EosinClaimKeeper *k = _eosin_claim_keep(c, 0.02, &cancel);
+  g_usleep(150000);
+  struct stat st;
+  cr_assert(stat(path, &st) == 0);
+  cr_expect(st.st_mtime > old[0].tv_sec + 50, "the heartbeat was not refreshed");
+  cr_expect(!g_atomic_int_get(&cancel.cancelled));
+  write_claim(dir, "s", 2, "node-3.cluster", 99, 0); /* taken over */
+  for (int t = 0; t < 200 && !g_atomic_int_get(&cancel.cancelled); t++)
+    g_usleep(5000);
+  cr_expect(g_atomic_int_get(&cancel.cancelled), "the takeover did not cancel the work");
+  _eosin_claim_keeper_stop(k);
+  _eosin_claim_release(c);
+}
