@@ -144,3 +144,16 @@ void eosin_cli_batch_slide_done(int index, int total, const char *name, const ch
                                 void *data) {
   fprintf(stderr, "\r[%d/%d] %s: %s%*s\n", index + 1, total, name, status, 30, "");
 }
+
+EosinConfig *eosin_cli_load_task(const char *task, const char *model, const char *device) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(EosinConfig) cfg = eosin_config_load(task, &err);
+  if (!cfg) {
+    fprintf(stderr, "eosin: %s\n", err->message);
+    return NULL;
+  }
+  if (!eosin_cli_model_options(cfg, model, device))
+    return NULL;
+  eosin_cli_domain_note(cfg);
+  return g_steal_pointer(&cfg);
+}

@@ -43,6 +43,10 @@ void eosin_cli_batch_slide_done(int index, int total, const char *name, const ch
 /* "eosin: note: model made for ..." on stderr once per command when the
  * config declares a specimen (eosin_domain_note). */
 void eosin_cli_domain_note(const EosinConfig *cfg);
+/* The task config @task with --model / --device applied and its domain
+ * note said (eosin_cli_domain_note); NULL after the message on stderr when
+ * the config or an option is bad (exit 2). Caller frees. */
+EosinConfig *eosin_cli_load_task(const char *task, const char *model, const char *device);
 /* A --mpp value: 0 (not given) or a finite positive number. */
 bool eosin_cli_check_mpp(const char *cmd, double mpp);
 

@@ -103,14 +103,9 @@ int eosin_cmd_batch(int argc, char **argv) {
     return EOSIN_EXIT_USAGE;
   }
   g_autoptr(GError) err = NULL;
-  g_autoptr(EosinConfig) cfg = eosin_config_load(task, &err);
-  if (!cfg) {
-    fprintf(stderr, "eosin: %s\n", err->message);
+  g_autoptr(EosinConfig) cfg = eosin_cli_load_task(task, model, device);
+  if (!cfg)
     return EOSIN_EXIT_USAGE;
-  }
-  if (!eosin_cli_model_options(cfg, model, device))
-    return EOSIN_EXIT_USAGE;
-  eosin_cli_domain_note(cfg);
   g_autoptr(GPtrArray) items = manifest ? eosin_batch_from_manifest(manifest, &err)
                                         : eosin_batch_from_dir(argv[1], &err);
   if (!items) {
