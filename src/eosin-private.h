@@ -150,23 +150,19 @@ EosinOutputState _eosin_output_state(const char *final, const EosinIdentity *wan
 
 /* ---------------------------------------------------------------- slide access (slide-access.c) */
 
-/* The pipeline's side of an EosinSlideAccess: the slide it holds open and
- * what it has computed on request. @access.data points back here. */
+/* The pipeline's side of an EosinSlideAccess: the slide it holds open.
+ * @access.data points back here. */
 typedef struct {
   EosinSlideAccess access;
   EosinSlide *slide;            /* borrowed */
   const EosinRunOptions *opts;  /* borrowed: its note function; may be NULL */
-  int *fragments;               /* owned: labels of the mask, once asked for */
-  int n_fragments;
-  bool labelled;
 } EosinSlideAccessImpl;
 
 /* Sets up @a over @slide, @plan and @mask (all borrowed, outliving @a);
- * free what it computed with _eosin_slide_access_clear. */
+ * it holds nothing of its own to free. */
 void _eosin_slide_access_init(EosinSlideAccessImpl *a, EosinSlide *slide,
                               const EosinTilePlan *plan, const EosinTissueMask *mask,
                               const EosinRunOptions *opts);
-void _eosin_slide_access_clear(EosinSlideAccessImpl *a);
 
 /* ---------------------------------------------------------------- scheduler */
 

@@ -279,9 +279,7 @@ static bool run_analyzer(Run *r, int readers, size_t per_tile, GError **err) {
   if (r->ops->prepare) {
     EosinSlideAccessImpl access;
     _eosin_slide_access_init(&access, r->slide, &r->plan, &r->usable, o);
-    bool prepared = r->ops->prepare(r->actx, &access.access, err);
-    _eosin_slide_access_clear(&access);
-    if (!prepared)
+    if (!r->ops->prepare(r->actx, &access.access, err))
       return false;
   }
 

@@ -28,18 +28,16 @@ static bool access_read_tile(const EosinSlideAccess *s, int id, uint8_t *rgb, GE
                          rgb, err);
 }
 
-/* Labelled once, on the first request: only the IHC task asks. */
-static const int *access_fragments(const EosinSlideAccess *s, int *n) {
-  EosinSlideAccessImpl *a = impl(s);
-  if (!a->labelled && s->mask && s->mask->mask) {
-    a->labelled = true;
-    a->fragments = g_try_new(int, (size_t) s->mask->width * s->mask->height);
-    if (a->fragments)
-      a->n_fragments = _eosin_label_components(s->mask->mask, s->mask->width, s->mask->height,
-                                               true, a->fragments);
-  }
-  *n = a->n_fragments;
-  return a->fragments;
+/* Labelled when asked (only the IHC task asks), straight into the array
+ * the analyzer keeps. */
+static int *access_fragments(const EosinSlideAccess *s, int *n) {
+  *n = 0;
+  if (!s->mask || !s->mask->mask)
+    return NULL;
+  int *labels = g_try_new(int, (size_t) s->mask->width * s->mask->height);
+  if (labels)
+    *n = _eosin_label_components(s->mask->mask, s->mask->width, s->mask->height, true, labels);
+  return labels;
 }
 
 static void access_note(const EosinSlideAccess *s, const char *text) {
@@ -58,10 +56,4 @@ void _eosin_slide_access_init(EosinSlideAccessImpl *a, EosinSlide *slide,
       .slide = slide,
       .opts = opts,
   };
-}
-
-void _eosin_slide_access_clear(EosinSlideAccessImpl *a) {
-  g_clear_pointer(&a->fragments, g_free);
-  a->n_fragments = 0;
-  a->labelled = false;
 }

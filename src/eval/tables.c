@@ -64,12 +64,9 @@ bool _eosin_eval_is_header(const EosinCsvRow *r, const char *const *const *cols,
   return true;
 }
 
-
 /* The message for a bad row: "FILE line N: WHY in "ROW" (expected WANT)". */
 void _eosin_eval_bad_row(GError **err, const char *path, const EosinCsvRow *r, const char *want,
-                    const char *fmt, ...) G_GNUC_PRINTF(5, 6);
-void _eosin_eval_bad_row(GError **err, const char *path, const EosinCsvRow *r, const char *want,
-                    const char *fmt, ...) {
+                         const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *why = g_strdup_vprintf(fmt, ap);

@@ -63,9 +63,9 @@ struct _EosinSlideAccess {
   /* planned tile @id (index into plan->tiles) into @rgb (tile_size^2 * 3) */
   bool (*read_tile)(const EosinSlideAccess *s, int id, uint8_t *rgb, GError **err);
   /* the 8-connected fragments of @mask: a label 1..*@n per mask pixel
-   * (0 = no tissue), owned by the pipeline; NULL (and *@n = 0) without a
-   * mask, or when it cannot be computed (out of memory) */
-  const int *(*fragments)(const EosinSlideAccess *s, int *n);
+   * (0 = no tissue), a new array the caller frees (g_free); NULL (and
+   * *@n = 0) without a mask, or when it does not fit in memory */
+  int *(*fragments)(const EosinSlideAccess *s, int *n);
   void (*note)(const EosinSlideAccess *s, const char *text);
   void *data;  /* the pipeline's */
 };

@@ -195,8 +195,6 @@ static bool ihc_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   return true;
 }
 
-
-
 /* The tissue fragments and, with stains = estimate, the stain vectors. */
 static bool ihc_prepare(void *ctx, const EosinSlideAccess *slide, GError **err) {
   IhcCtx *c = ctx;
@@ -210,13 +208,13 @@ static bool ihc_prepare(void *ctx, const EosinSlideAccess *slide, GError **err) 
   if (mask && mask->mask) {
     c->mask_w = mask->width, c->mask_h = mask->height;
     c->mask_sx = mask->scale_x, c->mask_sy = mask->scale_y;
-    const int *fragments = slide->fragments(slide, &c->n_regions);
-    if (!fragments) {
+    g_free(c->region_of);
+    c->region_of = slide->fragments(slide, &c->n_regions);
+    if (!c->region_of) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
                   "slide %s: the tissue fragments do not fit in memory", info->path);
       return false;
     }
-    c->region_of = g_memdup2(fragments, sizeof(int) * (size_t) mask->width * mask->height);
   }
   if (strcmp(c->stains_mode, "estimate") || !plan->tiles->len)
     return true;
