@@ -10,7 +10,7 @@
 #                   docs/DEVICE-CHECK.md); make device-rehearsal runs that check here
 #   make bench      benchmarks: read stage, inference, metastasis end to end and against WSInfer
 #                   and TIAToolbox (their venvs in $(BUILD)/bench-venv*), IHC cells/s, cytology
-#                   triage (docs/BENCHMARKS.md)
+#                   triage, what sharing one OUTDIR costs (docs/BENCHMARKS.md)
 #   CUDA=auto|0|1   build the CUDA backend and kernels/*.cu (auto: when nvcc is found;
 #                   CUDA_HOME=/usr/local/cuda has cuDNN and cuBLAS)
 
@@ -208,6 +208,7 @@ test: setup
 	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
 	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) EOSIN_EMBED=$(abspath $(BUILD)/embed-run-slide) \
 	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
+	$(if $(SANITIZE),,scripts/test/slurm-test $(BUILD)/eosin $(TESTDATA))
 	$(if $(SANITIZE),,$(MAKE) device-rehearsal-quick)
 
 # The GPU machine's bundle (docs/DEVICE-CHECK.md): binaries, the libraries
@@ -284,13 +285,14 @@ demo: setup
 
 bench: setup
 	@scripts/setup/install bench
-	$(MAKE) all $(BUILD)/bench-read $(BUILD)/bench-inference
+	$(MAKE) all $(BUILD)/bench-read $(BUILD)/bench-inference $(TESTDATA)/.stamp
 	scripts/bench/bench-read $(BUILD)
 	scripts/bench/bench-inference $(BUILD)
 	scripts/bench/bench-metastasis $(BUILD)
 	scripts/bench/bench-peers $(BUILD)
 	scripts/bench/bench-ihc $(BUILD)
 	scripts/bench/bench-cytology $(BUILD)
+	scripts/bench/bench-scaling $(BUILD)
 
 $(BUILD)/bench-read $(BUILD)/bench-inference: $(BUILD)/bench-%: scripts/bench/bench-%.c $(BUILD)/libeosin.a
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(ALL_LDLIBS)

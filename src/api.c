@@ -165,5 +165,5 @@ bool eosin_run_batch(const EosinConfig *cfg, const char *slides, const char *out
                                    : eosin_batch_from_manifest(slides, err);
   if (!items)
     return false;
-  return eosin_batch_run(cfg, items, outdir, opts, obs, false, true, res, err);
+  return eosin_batch_run(cfg, items, outdir, opts, obs, NULL, res, err);
 }

@@ -1,6 +1,8 @@
 /*
  * claim.c — one worker's claim on one slide of an output folder that many
- * workers share (issue 20: the primitive; batch.c does not use it yet).
+ * workers share: batch.c claims each slide before it looks at it, eosin run
+ * the one it analyses, batch-state.c serialises its short critical sections
+ * (joining a batch, merging the summaries) with claims of names of its own.
  *
  * A claim is a file OUTDIR/.<name>.claim-<G>, G = 1, 2, ... made with
  * open(O_CREAT | O_EXCL): exactly one creator succeeds, on a local
@@ -40,25 +42,28 @@ static char *gen_path(const char *outdir, const char *name, int gen) {
 }
 
 /* Whether the holder written in @path is alive; @who (caller frees) says
- * who it is. A claim that cannot be read (being written this instant) is
- * alive: its creator holds it. */
+ * who it is. A claim that cannot be read yet is its creator's, being
+ * written this instant, and alive, unless it has had no heartbeat for
+ * @stale_s (its creator died between the create and the write, or a crash
+ * lost the unsynced content: claims are not fsync'd, O_EXCL alone decides). */
 static bool holder_alive(const char *path, double stale_s, char **who) {
   g_autofree char *text = NULL;
   GStatBuf st;
-  if (g_stat(path, &st) != 0 || !g_file_get_contents(path, &text, NULL, NULL)) {
+  if (g_stat(path, &st) != 0) {
     *who = g_strdup("a worker starting");
-    return true;
+    return true; /* gone this instant: the loop looks again */
   }
+  double age = (g_get_real_time() / 1e6) - (double) st.st_mtime;
   char host[256] = "", started[64] = "";
   long pid = 0;
-  if (sscanf(text, "host %255s\npid %ld\nstarted %63s", host, &pid, started) != 3) {
+  if (!g_file_get_contents(path, &text, NULL, NULL) ||
+      sscanf(text, "host %255s\npid %ld\nstarted %63s", host, &pid, started) != 3) {
     *who = g_strdup("a worker starting");
-    return true;
+    return age < stale_s;
   }
   *who = g_strdup_printf("%s pid %ld, since %s", host, pid, started);
   if (!strcmp(host, g_get_host_name()))
     return pid > 0 && (kill((pid_t) pid, 0) == 0 || errno == EPERM);
-  double age = (g_get_real_time() / 1e6) - (double) st.st_mtime;
   return age < stale_s;
 }
 
@@ -73,7 +78,9 @@ static int create_gen(const char *path) {
   g_autofree char *text = g_strdup_printf("host %s\npid %ld\nstarted %s\n", g_get_host_name(),
                                           (long) getpid(), iso);
   size_t len = strlen(text);
-  if (write(fd, text, len) != (ssize_t) len || fsync(fd) != 0) {
+  /* not fsync'd: who holds it matters only while the holder lives, and a
+   * claim a crash left empty is dead once its heartbeat is old */
+  if (write(fd, text, len) != (ssize_t) len) {
     int e = errno;
     close(fd);
     unlink(path);
@@ -119,6 +126,41 @@ EosinClaim *_eosin_claim_take(const char *outdir, const char *name, double stale
   g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_FAILED,
               "claiming %s in %s: taken over %d times; giving up", name, outdir, MAX_GENERATION);
   return NULL;
+}
+
+bool _eosin_claim_live(const char *outdir, const char *name, double stale_s, char **holder) {
+  *holder = NULL;
+  for (int gen = 1; gen <= MAX_GENERATION; gen++) {
+    g_autofree char *path = gen_path(outdir, name, gen);
+    g_autofree char *next = gen_path(outdir, name, gen + 1);
+    if (g_file_test(next, G_FILE_TEST_EXISTS))
+      continue;
+    if (!g_file_test(path, G_FILE_TEST_EXISTS))
+      return false;
+    g_autofree char *who = NULL;
+    if (holder_alive(path, stale_s, &who)) {
+      *holder = g_steal_pointer(&who);
+      return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+EosinClaim *_eosin_claim_wait(const char *outdir, const char *name, double stale_s,
+                              const EosinCancel *cancel, GError **err) {
+  for (;;) {
+    g_autofree char *holder = NULL;
+    EosinClaim *c = _eosin_claim_take(outdir, name, stale_s, &holder, err);
+    if (c || !holder)
+      return c;
+    if (cancel && g_atomic_int_get(&cancel->cancelled)) {
+      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "stopped waiting for %s/%s (held by %s)",
+                  outdir, name, holder);
+      return NULL;
+    }
+    g_usleep(5000); /* held for milliseconds (a join, a merge) */
+  }
 }
 
 bool _eosin_claim_heartbeat(EosinClaim *c, GError **err) {

@@ -339,6 +339,10 @@ struct _EosinRunOptions {
   void *note_data;
   const char *const *argv;  /* may be NULL: the command line (NULL-terminated), for
                                report.json "command"; borrowed, must outlive the run */
+  /* may be NULL: asked just before the result is moved into place; false
+   * (with its error) stops the run there, nothing placed */
+  bool (*fence)(void *data, GError **err);
+  void *fence_data;
 };
 
 typedef struct {
@@ -415,6 +419,14 @@ typedef struct _EosinClaim EosinClaim;
  * frees) naming the live holder; NULL with @err on an I/O error. */
 EosinClaim *_eosin_claim_take(const char *outdir, const char *name, double stale_s,
                               char **holder, GError **err);
+/* Whether @name's claim in @outdir is held by a live worker (*@holder,
+ * caller frees, names it); probes, takes nothing. */
+bool _eosin_claim_live(const char *outdir, const char *name, double stale_s, char **holder);
+/* _eosin_claim_take, waiting (polling every 5 ms) while a live worker
+ * holds it: for claims held for milliseconds, such as a batch's merge. An
+ * EOSIN_ERROR_CANCELLED error when @cancel (may be NULL) is set. */
+EosinClaim *_eosin_claim_wait(const char *outdir, const char *name, double stale_s,
+                              const EosinCancel *cancel, GError **err);
 /* Refreshes the heartbeat; an EOSIN_ERROR_BUSY error when another worker
  * has taken the slide over (this one must drop its work on it). */
 bool _eosin_claim_heartbeat(EosinClaim *c, GError **err);
@@ -449,28 +461,121 @@ typedef struct {
  * when the variables do not name one task of the array. */
 bool _eosin_shard_from_slurm(const EosinSlurmArray *env, int *k, int *n, bool *found,
                              GError **err);
+/* The places in @items (EosinBatchItem) of shard @k of @n: every n-th of
+ * the list sorted by path, from the k-th, in manifest order (all of them
+ * when @n <= 1). A GArray of guint, caller frees. */
+GArray *_eosin_shard_indices(GPtrArray *items, int k, int n);
 /* Keeps shard @k of @n of @items (EosinBatchItem, with its free function):
  * the slides at places k-1, k-1+n, ... of the list sorted by path, in
  * their manifest order; frees the others. */
 void _eosin_batch_keep_shard(GPtrArray *items, int k, int n);
 
 
-/* Runs every item holding OUTDIR's lock (EOSIN_ERROR_BUSY when another
- * process has it). A slide whose OUTDIR/<name> is COMPLETE for this
- * config is skipped (so a killed batch resumes); a STALE result (another
- * slide, config or model) is recomputed and says so, or with
- * @refuse_stale is a failure of that slide; a FOREIGN folder is a failure.
- * A failing slide is recorded in OUTDIR/batch-summary.csv with its error
- * and the batch goes on. The summary is rewritten after every slide.
- * @obs (may be NULL): progress and slides done. @pipeline: write each
- * slide's outputs on a thread of their own while the next slide is
- * analysed (at most one slide's outputs pending; the results are the same
- * byte for byte, only timings differ); @opts' warning may then be called
- * from that thread (never two calls at once). Returns false only when the
- * batch itself cannot run. */
+/* ---------------------------------------------------------------- shared batch state (batch-state.c) */
+
+/* OUTDIR's folder of what the workers of a batch share (batch-state.c). */
+#define EOSIN_BATCH_STATE_DIR ".eosin-batch"
+/* Seconds without a heartbeat after which another host's claim is dead
+ * (on this host a claim is dead as soon as its PID is). */
+#define EOSIN_CLAIM_STALE_S 300.0
+
+/* One row of batch-summary.csv (and camelyon-slides.csv). */
+typedef struct {
+  char *path, *name, *status, *error;
+  char *qc;            /* the QC verdict (pass / warn / fail), or NULL when unknown */
+  double seconds, tiles_per_s;
+  double probability;  /* scores.lesions.slide_probability of a finished slide, else NaN */
+  int tiles;
+} EosinBatchRow;
+void _eosin_batch_row_clear(EosinBatchRow *r);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EosinBatchRow, _eosin_batch_row_clear)
+
+typedef struct _EosinBatchState EosinBatchState;
+typedef struct {
+  const char *batch_id; /* NULL: join the batch whose workers are live, else start one */
+  bool camelyon;        /* a new batch keeps camelyon-slides.csv ([lesions] tasks) */
+  double stale_s;       /* <= 0: EOSIN_CLAIM_STALE_S */
+  EosinCancel *cancel;  /* may be NULL: set when this worker is taken for dead */
+} EosinBatchJoin;
+/* Registers this process as a worker of @outdir's batch for @items (the
+ * whole manifest, before any shard): joins the batch @j names (or, with
+ * no id, the one whose workers are live), else starts one. *@note (caller
+ * frees; may be NULL) says which batch was joined. Errors: another
+ * manifest than the batch's (EOSIN_ERROR_CONFIG), another batch live in
+ * @outdir (EOSIN_ERROR_BUSY), I/O. Free with _eosin_batch_leave. */
+EosinBatchState *_eosin_batch_join(const char *outdir, GPtrArray *items, const EosinBatchJoin *j,
+                                   char **note, GError **err);
+/* The batch of @outdir, read only (merge, status): not registered. */
+EosinBatchState *_eosin_batch_open(const char *outdir, double stale_s, GError **err);
+void _eosin_batch_leave(EosinBatchState *st);
+/* This worker is done: deregistered, and if no other worker is live the
+ * summaries merged one last time (else the last one out does it). */
+bool _eosin_batch_finish(EosinBatchState *st, GError **err);
+/* Puts @items (the manifest this worker joined @st with: the same slides,
+ * its hash says) in the batch's order, so that slide i is the batch's. */
+void _eosin_batch_align(const EosinBatchState *st, GPtrArray *items);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EosinBatchState, _eosin_batch_leave)
+const char *_eosin_batch_id(const EosinBatchState *st);
+/* The first slide of the batch with slide @index's output name (@index
+ * itself unless the name is used twice). */
+guint _eosin_batch_first_named(const EosinBatchState *st, guint index);
+/* Whether slide @index has a row of this batch (*@status, caller frees,
+ * may be NULL: its status). */
+bool _eosin_batch_settled(const EosinBatchState *st, guint index, char **status);
+/* Writes slide @index's row (durably; call holding the slide's claim). */
+bool _eosin_batch_put_row(const EosinBatchState *st, guint index, const EosinBatchRow *row,
+                          GError **err);
+/* Rebuilds OUTDIR/batch-summary.csv (and camelyon-slides.csv) from the
+ * rows of this batch, in manifest order, under the merge claim; unless
+ * @force, at most once a second and 50x the last merge's cost apart (a
+ * merge reads every row: with 100,000 slides it is spaced out).
+ * *@rows (may be NULL): the rows written. */
+bool _eosin_batch_merge(EosinBatchState *st, bool force, const EosinCancel *cancel, int *rows,
+                        GError **err);
+/* Where every slide of the batch is: done / failed (a row), running (a
+ * live claim), pending. */
+typedef struct {
+  char *id;
+  int slides, done, failed, running, pending, workers;
+  GPtrArray *lines;  /* char *: "name\tstate\tdetail" per slide, in manifest order */
+} EosinBatchSurvey;
+bool _eosin_batch_survey(EosinBatchState *st, EosinBatchSurvey *sv, GError **err);
+void _eosin_batch_survey_clear(EosinBatchSurvey *sv);
+
+/* ---------------------------------------------------------------- batches (batch.c) */
+
+typedef struct {
+  bool refuse_stale;    /* a result of another slide, config or model fails that slide
+                           instead of being recomputed */
+  bool pipeline;        /* write a slide's outputs while the next is analysed */
+  int shard_k, shard_n; /* shard K of N of the manifest (0/0: all) */
+  const char *batch_id; /* see EosinBatchJoin */
+  double stale_s;       /* see EosinBatchJoin */
+} EosinBatchOptions;
+
+/* Runs @items (the whole manifest; @bo's shard of it) as one worker of
+ * OUTDIR's batch (batch-state.c): each slide is claimed before it is
+ * looked at (claim.c), so any number of workers share OUTDIR, each slide
+ * settled by one of them; a slide claimed by a live worker or settled in
+ * this batch is left to it (res->elsewhere), one whose holder died is
+ * taken over and redone from scratch. A slide whose OUTDIR/<name> is
+ * COMPLETE for this config is skipped (so a killed batch resumes); a
+ * STALE result (another slide, config or model) is recomputed and says
+ * so, or with refuse_stale is a failure of that slide; a FOREIGN folder
+ * is a failure. A failing slide is recorded in OUTDIR/batch-summary.csv
+ * with its error and the batch goes on; the summaries are merged from
+ * every worker's rows as slides finish and when the worker ends.
+ * @obs (may be NULL): progress and slides done. With pipeline the
+ * results are the same byte for byte, only timings differ; @opts' warning
+ * may then be called from the writer thread (never two calls at once).
+ * @bo may be NULL (defaults). Returns false only when the batch itself
+ * cannot run. */
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
                      const EosinRunOptions *opts, const EosinBatchObserver *obs,
-                     bool refuse_stale, bool pipeline, EosinBatchResult *res, GError **err);
+                     const EosinBatchOptions *bo, EosinBatchResult *res, GError **err);
+/* `eosin batch --merge OUTDIR`: the summaries rebuilt from the batch's
+ * rows; @survey (may be NULL) says where every slide is. */
+bool eosin_batch_merge(const char *outdir, EosinBatchSurvey *survey, GError **err);
 G_END_DECLS
 
 G_BEGIN_DECLS

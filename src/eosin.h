@@ -170,6 +170,11 @@ EOSIN_API const char *const *eosin_result_get_warnings(const EosinResult *res);
 typedef struct {
   int total, done, skipped, failed;
   bool interrupted;
+  int elsewhere;  /* slides left to another worker of the batch (claimed by it,
+                     or settled by it already) */
+  double seconds;   /* the batch's wall time in this process */
+  double shared_s;  /* of which sharing OUTDIR with other workers: joining, claims,
+                       rows and summaries */
 } EosinBatchResult;
 
 /* Where a batch is: slide @index (from 0) of @total, its tiles. */
@@ -194,8 +199,10 @@ typedef struct {
 
 /* Runs @cfg on every slide of @slides, a manifest (one "path" or
  * "path,mpp" a line, relative to its folder) or a folder of slides, into
- * OUTDIR/<slide>/ each, holding OUTDIR's lock (EOSIN_ERROR_BUSY when
- * another process has it). A slide already complete there for this config
+ * OUTDIR/<slide>/ each, as one worker of OUTDIR's batch: each slide is
+ * claimed first, so any number of processes (on any number of hosts
+ * sharing OUTDIR) may run the same batch, each slide analysed by one of
+ * them (docs/SCALING.md). A slide already complete there for this config
  * and model is skipped (a killed batch resumes); a failing slide is
  * recorded in OUTDIR/batch-summary.csv and the batch goes on; each slide's
  * outputs are written while the next is analysed. @opts and @obs may be

@@ -417,6 +417,11 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
+  /* the last word before the result takes its place: a batch worker
+   * whose slide another worker took over (it was presumed dead) must not
+   * put its result there */
+  if (o && o->fence && !o->fence(o->fence_data, err))
+    return false;
   g_autofree char *warning = NULL;
   if (!_eosin_output_promote(r->staging, r->final, path, &warning, err))
     return false;
@@ -516,5 +521,21 @@ bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdi
   g_autoptr(EosinLock) lock = _eosin_lock_outdir(outdir, err);
   if (!lock)
     return false;
+  /* a batch's workers do not take OUTDIR's lock (many share it): the
+   * slide's claim keeps a run and a worker off one slide */
+  g_autofree char *name = eosin_slide_name_from_path(path);
+  g_autoptr(EosinClaim) claim = NULL;
+  if (*name && name[0] != '.') { /* any other name is refused by the run itself */
+    g_autofree char *holder = NULL;
+    claim = _eosin_claim_take(outdir, name, EOSIN_CLAIM_STALE_S, &holder, err);
+    if (!claim) {
+      if (holder)
+        g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_BUSY,
+                    "slide %s is being analysed into %s by another eosin (%s): wait for it or "
+                    "choose another -o",
+                    path, outdir, holder);
+      return false;
+    }
+  }
   return _eosin_run_slide_locked(cfg, path, outdir, opts, NULL, res, err);
 }

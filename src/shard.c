@@ -81,10 +81,14 @@ static int by_path(const void *a, const void *b) {
   return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-void _eosin_batch_keep_shard(GPtrArray *items, int k, int n) {
-  if (n <= 1)
-    return;
+GArray *_eosin_shard_indices(GPtrArray *items, int k, int n) {
   guint len = items->len;
+  GArray *out = g_array_sized_new(FALSE, FALSE, sizeof(guint), n > 1 ? len / n + 1 : len);
+  if (n <= 1) {
+    for (guint i = 0; i < len; i++)
+      g_array_append_val(out, i);
+    return out;
+  }
   g_autofree Ranked *r = g_new(Ranked, MAX(len, 1));
   for (guint i = 0; i < len; i++)
     r[i] = (Ranked){((EosinBatchItem *) items->pdata[i])->path, i};
@@ -92,8 +96,23 @@ void _eosin_batch_keep_shard(GPtrArray *items, int k, int n) {
   g_autofree bool *keep = g_new0(bool, MAX(len, 1));
   for (guint j = (guint) k - 1; j < len; j += (guint) n)
     keep[r[j].index] = true;
-  /* the kept ones first, in manifest order (the batch's own order is the
-   * user's); set_size frees the rest with the array's free function */
+  /* in manifest order: the batch's own order is the user's */
+  for (guint i = 0; i < len; i++)
+    if (keep[i])
+      g_array_append_val(out, i);
+  return out;
+}
+
+void _eosin_batch_keep_shard(GPtrArray *items, int k, int n) {
+  if (n <= 1)
+    return;
+  guint len = items->len;
+  g_autoptr(GArray) idx = _eosin_shard_indices(items, k, n);
+  g_autofree bool *keep = g_new0(bool, MAX(len, 1));
+  for (guint j = 0; j < idx->len; j++)
+    keep[g_array_index(idx, guint, j)] = true;
+  /* the kept ones first, in manifest order; set_size frees the rest with
+   * the array's free function */
   g_autofree gpointer *dropped = g_new(gpointer, MAX(len, 1));
   guint w = 0, d = 0;
   for (guint i = 0; i < len; i++) {

@@ -193,3 +193,33 @@ Test(claim, the_keeper_beats_and_cancels_on_takeover) {
   _eosin_claim_keeper_stop(k);
   _eosin_claim_release(c);
 }
+
+Test(claim, an_empty_claim_is_a_starting_worker_until_its_heartbeat_is_old) {
+  g_autofree char *dir = tmp_dir();
+  /* created, its content not yet written (or lost in a crash: claims are
+   * not fsync'd) */
+  g_autofree char *path = g_build_filename(dir, ".s.claim-1", NULL);
+  cr_assert(g_file_set_contents(path, "", 0, NULL));
+  g_autofree char *who = NULL;
+  g_autoptr(GError) err = NULL;
+  cr_expect_null(_eosin_claim_take(dir, "s", 60, &who, &err), "a fresh empty claim is held");
+  cr_expect(who && strstr(who, "starting"), "%s", who ? who : "(null)");
+  struct timespec t[2];
+  clock_gettime(CLOCK_REALTIME, &t[0]);
+  t[0].tv_sec -= 120;
+  t[1] = t[0];
+  cr_assert(utimensat(AT_FDCWD, path, t, 0) == 0);
+  g_autofree char *who2 = NULL;
+  EosinClaim *c = _eosin_claim_take(dir, "s", 60, &who2, &err);
+  cr_expect(c, "an empty claim with no heartbeat for 120 s > 60 s is dead");
+  cr_expect(exists(dir, "s", 2) && !exists(dir, "s", 1));
+  _eosin_claim_release(c);
+  /* _eosin_claim_live probes without taking */
+  write_claim(dir, "t", 1, g_get_host_name(), (long) getpid(), 0);
+  g_autofree char *h = NULL;
+  cr_expect(_eosin_claim_live(dir, "t", 60, &h) && strstr(h, g_get_host_name()));
+  g_autofree char *h2 = NULL;
+  write_claim(dir, "u", 1, g_get_host_name(), dead_pid(), 0);
+  cr_expect_not(_eosin_claim_live(dir, "u", 60, &h2));
+  cr_expect(exists(dir, "u", 1), "a probe takes nothing over");
+}

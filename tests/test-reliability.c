@@ -37,15 +37,6 @@ static char *file_in(const char *dir, const char *name) {
   return g_build_filename(dir, name, NULL);
 }
 
-/* Runs `eosin ARGV...` and expects exit @code with @needle on stderr. */
-static void expect_run(const char *const *argv, int code, const char *needle, const char *what) {
-  g_autofree char *out = NULL, *err = NULL;
-  int rc = run_eosin(argv, &out, &err);
-  cr_expect_eq(rc, code, "%s: exit %d, want %d; stderr: %s", what, rc, code, err);
-  if (needle)
-    cr_expect(strstr(err, needle), "%s: stderr lacks '%s': %s", what, needle, err);
-}
-
 static char *summary_status(const char *out, const char *name) {
   g_autofree char *p = file_in(out, "batch-summary.csv");
   g_autoptr(GPtrArray) rows = _eosin_csv_read(p, "summary", EOSIN_CSV_PLAIN, NULL);
@@ -418,21 +409,44 @@ Test(reliability, resume_reuses_only_the_same_slide_config_and_model) {
   cr_expect_str_eq(st3, "done-replaced");
 }
 
-/* ------------------------------------------------------------ 4. one writer per OUTDIR */
+/* ------------------------------------------------------------ 4. workers sharing an OUTDIR */
 
-
-static bool wait_for_file(const char *path, int seconds) {
+/* The name of a claim file (".<slide>.claim-<G>") in @dir, waiting up to
+ * @seconds for one to appear; NULL if none did. Caller frees. */
+static char *wait_for_claim(const char *dir, int seconds) {
   for (int i = 0; i < seconds * 1000; i++) {
-    if (g_file_test(path, G_FILE_TEST_EXISTS))
-      return true;
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *e;
+    while (d && (e = g_dir_read_name(d)))
+      if (e[0] == '.' && strstr(e, ".claim-"))
+        return g_strdup(e);
     g_usleep(1000);
   }
-  return false;
+  return NULL;
 }
 
+/* A claim file as a worker writes it: host, PID, start. */
+static void write_claim(const char *out, const char *slide, long pid) {
+  g_autofree char *base = g_strdup_printf(".%s.claim-1", slide);
+  g_autofree char *path = g_build_filename(out, base, NULL);
+  g_autofree char *text =
+      g_strdup_printf("host %s\npid %ld\nstarted 2026-01-01T00:00:00Z\n", g_get_host_name(), pid);
+  cr_assert(g_file_set_contents(path, text, -1, NULL));
+}
 
-Test(reliability, a_second_process_on_one_outdir_is_refused, .timeout = 300) {
-  g_autofree char *dir = tmp_dir(), *out = tmp_dir(), *ref = tmp_dir();
+/* A PID that no process has: a child's, once reaped. */
+static long dead_pid(void) {
+  GPid pid;
+  char *argv[] = {"/bin/true", NULL};
+  cr_assert(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, NULL));
+  int st;
+  waitpid(pid, &st, 0);
+  g_spawn_close_pid(pid);
+  return (long) pid;
+}
+
+Test(reliability, workers_share_one_outdir_and_respect_live_claims, .timeout = 300) {
+  g_autofree char *dir = tmp_dir(), *out = tmp_dir();
   const char *names[] = {"tissue-a.svs", "tissue-b.svs", "tissue-c.svs"};
   for (int i = 0; i < 3; i++) {
     g_autofree char *s = td(names[i]);
@@ -442,29 +456,58 @@ Test(reliability, a_second_process_on_one_outdir_is_refused, .timeout = 300) {
   g_autofree char *cfg = stain_config(32, 0.5, 0, 0.25, NULL);
   const char *first[] = {"batch", "--task", cfg, "-o", out, dir, "--readers", "1", NULL};
   GPid pid = spawn_eosin(first);
-  g_autofree char *lock = file_in(out, ".eosin-lock");
-  cr_assert(wait_for_file(lock, 60), "the first batch never took the lock");
-  g_autofree char *pidstr = g_strdup_printf("PID %d", (int) pid);
+  g_autofree char *claim = wait_for_claim(out, 60);
+  cr_assert(claim, "the first batch never claimed a slide");
+  /* a second worker joins: the slide claimed is left to the first */
+  g_autofree char *out2 = NULL;
   const char *second[] = {"batch", "--task", cfg, "-o", out, dir, NULL};
-  expect_run(second, 1, "in use by another eosin", "a second batch");
-  expect_run(second, 1, pidstr, "the holder is named");
+  cr_expect_eq(run_eosin(second, &out2, NULL), 0);
+  cr_expect_eq(reap_eosin(pid), 0, "the first batch finished undisturbed");
+  cr_expect(strstr(out2, "left to other workers"), "%s", out2);
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *name = g_strndup(names[i], 8);
+    g_autofree char *st = summary_status(out, name);
+    cr_expect_str_eq(st, "done", "%s: each slide done once, in one batch", name);
+  }
+  /* a live claim (this test's own PID) holds off a run and a batch */
+  write_claim(out, "tissue-c", (long) getpid());
   g_autofree char *one = g_build_filename(dir, "tissue-c.svs", NULL);
   const char *run[] = {"run", "--task", cfg, one, "-o", out, NULL};
-  expect_run(run, 1, "in use by another eosin", "a run beside a batch");
-  cr_expect_eq(reap_eosin(pid), 0, "the first batch finished undisturbed");
-  g_autofree char *stdout_ = NULL;
+  expect_run(run, 1, "being analysed", "a run on a slide a live worker holds");
+  g_autofree char *pidstr = g_strdup_printf("pid %ld", (long) getpid());
+  expect_run(run, 1, pidstr, "the holder is named");
+  g_autofree char *rep = file_in(out, "tissue-c/report.json");
+  g_autofree char *before = slurp(rep);
+  g_autofree char *so = NULL;
   const char *again[] = {"batch", "--task", cfg, "-o", out, dir, NULL};
-  cr_expect_eq(run_eosin(again, &stdout_, NULL), 0);
-  cr_expect(strstr(stdout_, "0 done, 3 already complete, 0 failed"), "%s", stdout_);
-  /* a holder killed outright leaves no lock that blocks a rerun */
-  GPid victim = spawn_eosin(first);
-  cr_assert(wait_for_file(lock, 60));
+  cr_expect_eq(run_eosin(again, &so, NULL), 0);
+  cr_expect(strstr(so, "0 done, 2 already complete, 0 failed, 1 left to other workers"), "%s", so);
+  g_autofree char *after = slurp(rep);
+  cr_expect_str_eq(before, after, "the held slide was not touched");
+  /* a stale claim (its PID dead) is taken over */
+  g_autofree char *cpath = file_in(out, ".tissue-c.claim-1");
+  g_unlink(cpath);
+  write_claim(out, "tissue-c", dead_pid());
+  g_unlink(rep); /* so that the slide must be redone, not skipped */
+  g_free(so);
+  so = NULL;
+  cr_expect_eq(run_eosin(again, &so, NULL), 0);
+  cr_expect(strstr(so, "1 done, 2 already complete, 0 failed;"), "%s", so);
+  cr_expect(g_file_test(rep, G_FILE_TEST_EXISTS), "the slide of a dead holder was redone");
+  cr_expect_not(g_file_test(cpath, G_FILE_TEST_EXISTS), "the dead holder's claim is gone");
+  /* a holder killed outright leaves nothing that blocks a rerun */
+  g_autofree char *out3 = tmp_dir();
+  const char *k[] = {"batch", "--task", cfg, "-o", out3, dir, "--readers", "1", NULL};
+  GPid victim = spawn_eosin(k);
+  g_autofree char *c3 = wait_for_claim(out3, 60);
+  cr_assert(c3);
   g_usleep(200000);
   kill(victim, SIGKILL);
   reap_eosin(victim);
-  g_autofree char *err = NULL;
-  cr_expect_eq(run_eosin(again, NULL, &err), 0, "after SIGKILL: %s", err);
-  expect_no_leftovers(out);
+  const char *k2[] = {"batch", "--task", cfg, "-o", out3, dir, NULL};
+  g_autofree char *e3 = NULL;
+  cr_expect_eq(run_eosin(k2, NULL, &e3), 0, "after SIGKILL: %s", e3);
+  expect_no_leftovers(out3);
 }
 
 /* ------------------------------------------------------------ 5. damaged slides */

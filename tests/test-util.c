@@ -287,10 +287,133 @@ void expect_no_leftovers(const char *dir) {
   const char *name;
   while ((name = g_dir_read_name(d))) {
     cr_expect_not(g_str_has_suffix(name, ".partial") || g_str_has_suffix(name, ".tmp") ||
-                      g_str_has_suffix(name, ".replaced") || !strcmp(name, ".eosin-lock"),
+                      g_str_has_suffix(name, ".replaced") || !strcmp(name, ".eosin-lock") ||
+                      strstr(name, ".claim-"),
                   "leftover %s in %s", name, dir);
     g_autofree char *child = g_build_filename(dir, name, NULL);
     if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
       expect_no_leftovers(child);
   }
+}
+
+/* report.json without what differs from run to run: "created", "timing",
+ * "command". */
+char *report_sans_timing(const char *path) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  cr_assert(json_parser_load_from_file(p, path, NULL), "%s", path);
+  JsonObject *o = json_node_get_object(json_parser_get_root(p));
+  cr_assert(json_object_has_member(o, "timing") && json_object_has_member(o, "created"), "%s",
+            path);
+  json_object_remove_member(o, "created");
+  json_object_remove_member(o, "timing");
+  /* the runs compared were started with other options and output folders */
+  json_object_remove_member(o, "command");
+  return json_to_string(json_parser_get_root(p), TRUE);
+}
+
+/* The marker without its writer's pid ("writer" line), its time
+ * ("created") and report.json's line (its size and SHA-256 follow the
+ * timings); every other file's size and SHA-256 must agree. */
+static char *marker_sans_run(const char *path) {
+  g_autofree char *text = slurp(path);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autoptr(GString) s = g_string_new(NULL);
+  int files = 0;
+  for (int i = 0; lines[i]; i++) {
+    if (g_str_has_prefix(lines[i], "writer ") || g_str_has_prefix(lines[i], "created ") ||
+        (g_str_has_prefix(lines[i], "file ") && g_str_has_suffix(lines[i], " report.json")))
+      continue;
+    files += g_str_has_prefix(lines[i], "file ");
+    g_string_append_printf(s, "%s\n", lines[i]);
+  }
+  cr_assert_gt(files, 4, "%s lists the outputs: %s", path, text);
+  return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/* batch-summary.csv without the columns of time (seconds, tiles_per_s). */
+char *summary_sans_timing(const char *out) {
+  g_autofree char *p = g_build_filename(out, "batch-summary.csv", NULL);
+  g_autoptr(GPtrArray) rows = _eosin_csv_read(p, "summary", EOSIN_CSV_PLAIN, NULL);
+  cr_assert(rows, "%s", p);
+  g_autoptr(GString) s = g_string_new(NULL);
+  for (guint i = 0; i < rows->len; i++) {
+    EosinCsvRow *r = rows->pdata[i];
+    cr_assert_eq(r->n, 8, "%s row %u", p, i);
+    g_string_append_printf(s, "%s|%s|%s|%s|%s|%s\n", r->fields[0], r->fields[1], r->fields[2],
+                           r->fields[4], r->fields[6], r->fields[7]);
+  }
+  return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+/* OUTDIR @a and @b hold the same results: the same entries, every file
+ * byte-identical but for report.json's and the marker's per-run fields;
+ * with @summary, the summary the same but for its times (a resumed batch's
+ * says "skipped-complete" where the other says "done"). Returns the slide
+ * folders seen. */
+int expect_same_results(const char *a, const char *b, bool summary) {
+  g_autoptr(GDir) d = g_dir_open(a, 0, NULL);
+  cr_assert(d, "%s", a);
+  int slides = 0, entries = 0;
+  const char *name;
+  while ((name = g_dir_read_name(d))) {
+    if (!strcmp(name, EOSIN_BATCH_STATE_DIR))
+      continue; /* the workers' bookkeeping: who, when */
+    entries++;
+    g_autofree char *pa = g_build_filename(a, name, NULL), *pb = g_build_filename(b, name, NULL);
+    if (!strcmp(name, "batch-summary.csv")) {
+      if (!summary)
+        continue;
+      g_autofree char *sa = summary_sans_timing(a), *sb = summary_sans_timing(b);
+      cr_expect_str_eq(sa, sb, "batch-summary.csv");
+      continue;
+    }
+    if (!g_file_test(pa, G_FILE_TEST_IS_DIR)) {
+      g_autofree char *x = slurp(pa), *y = slurp(pb);
+      cr_expect_str_eq(x, y, "%s", name);
+      continue;
+    }
+    slides++;
+    g_autoptr(GDir) sd = g_dir_open(pa, 0, NULL);
+    int files_a = 0;
+    const char *f;
+    while ((f = g_dir_read_name(sd))) {
+      files_a++;
+      g_autofree char *fa = g_build_filename(pa, f, NULL), *fb = g_build_filename(pb, f, NULL);
+      cr_assert(g_file_test(fb, G_FILE_TEST_IS_REGULAR), "%s/%s only in %s", name, f, a);
+      if (!strcmp(f, "report.json")) {
+        g_autofree char *x = report_sans_timing(fa), *y = report_sans_timing(fb);
+        cr_expect_str_eq(x, y, "%s/report.json but for timings", name);
+      } else if (!strcmp(f, ".eosin-output")) {
+        g_autofree char *x = marker_sans_run(fa), *y = marker_sans_run(fb);
+        cr_expect_str_eq(x, y, "%s/.eosin-output but for the writer and its time", name);
+      } else {
+        g_autofree char *x = NULL, *y = NULL;
+        gsize lx, ly;
+        cr_assert(g_file_get_contents(fa, &x, &lx, NULL) && g_file_get_contents(fb, &y, &ly, NULL));
+        cr_expect(lx == ly && !memcmp(x, y, lx), "%s/%s differs (%zu vs %zu bytes)", name, f, lx,
+                  ly);
+      }
+    }
+    g_autoptr(GDir) sdb = g_dir_open(pb, 0, NULL);
+    int files_b = 0;
+    while (sdb && g_dir_read_name(sdb))
+      files_b++;
+    cr_expect_eq(files_a, files_b, "%s: %d files vs %d", name, files_a, files_b);
+  }
+  g_autoptr(GDir) db = g_dir_open(b, 0, NULL);
+  int entries_b = 0;
+  const char *nb;
+  while (db && (nb = g_dir_read_name(db)))
+    entries_b += strcmp(nb, EOSIN_BATCH_STATE_DIR) != 0;
+  cr_expect_eq(entries, entries_b, "%s: %d entries, %s: %d", a, entries, b, entries_b);
+  return slides;
+}
+
+/* Runs `eosin ARGV...` and expects exit @code with @needle on stderr. */
+void expect_run(const char *const *argv, int code, const char *needle, const char *what) {
+  g_autofree char *out = NULL, *err = NULL;
+  int rc = run_eosin(argv, &out, &err);
+  cr_expect_eq(rc, code, "%s: exit %d, want %d; stderr: %s", what, rc, code, err);
+  if (needle)
+    cr_expect(strstr(err, needle), "%s: stderr lacks '%s': %s", what, needle, err);
 }

@@ -94,3 +94,17 @@ typedef struct {
 /* The blocks listed in a generated slide's JSON sidecar (GArray of Block),
  * and the slide's level-0 size. */
 GArray *load_blocks(const char *json_path, int64_t *width, int64_t *height);
+
+/* Runs `eosin ARGV...` and expects exit @code with @needle on stderr. */
+void expect_run(const char *const *argv, int code, const char *needle, const char *what);
+/* report.json of @path without what differs from run to run ("created",
+ * "timing", "command"), as text. */
+char *report_sans_timing(const char *path);
+/* OUTDIR @out's batch-summary.csv without its columns of time, one
+ * "slide|name|status|tiles|error|qc" line per row. */
+char *summary_sans_timing(const char *out);
+/* OUTDIR @a and @b hold the same results: the same entries, every file
+ * byte-identical but for report.json's and the marker's per-run fields
+ * (and the workers' bookkeeping, .eosin-batch); with @summary, the
+ * summaries the same but for their times. Returns the slide folders. */
+int expect_same_results(const char *a, const char *b, bool summary);

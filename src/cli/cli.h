@@ -11,6 +11,18 @@ int eosin_cmd_run(int argc, char **argv);
 int eosin_cmd_batch(int argc, char **argv);
 int eosin_cmd_predict(int argc, char **argv);
 int eosin_cmd_eval(int argc, char **argv);
+int eosin_cmd_slurm(int argc, char **argv);
+
+/* The GPUs CUDA would show this process ("cuda:0", ...; NULL-terminated,
+ * g_strfreev): CUDA_VISIBLE_DEVICES when set, else the driver's device
+ * nodes /dev/nvidiaN. */
+char **eosin_cli_visible_gpus(void);
+/* Runs one worker process per @argvs entry (each a NULL-terminated argv,
+ * @devices[i] its device, for messages), forwards SIGINT/SIGTERM to them,
+ * waits, then merges OUTDIR's summaries and prints the node's totals.
+ * Returns the exit code (the worst of the workers', 3 when slides failed
+ * or were left undone). */
+int eosin_cli_run_workers(GPtrArray *argvs, const char *const *devices, const char *outdir);
 
 /* Applies --model / --device to @cfg (NULL: keep the config's); false with a
  * message on stderr when --device is not auto, cpu, cuda or cuda:N

@@ -1,6 +1,6 @@
 /*
  * main.c — the `eosin` command: dispatches to a subcommand (info, run,
- * batch, predict, eval, version); what the subcommands share is in cli.c.
+ * batch, slurm, predict, eval, version); what the subcommands share is in cli.c.
  */
 #include "cli/cli.h"
 
@@ -43,7 +43,11 @@ static void usage(FILE *f) {
           "  info SLIDE [--json]                        describe a slide\n"
           "  run --task CONFIG SLIDE -o OUTDIR          analyse one slide\n"
           "  batch --task CONFIG (--manifest FILE | DIR) -o OUTDIR\n"
-          "                                             analyse many slides, resumable\n"
+          "                                             analyse many slides, resumable; any number\n"
+          "                                             of workers may share OUTDIR\n"
+          "  slurm submit --task CONFIG (--manifest FILE | DIR) -o OUTDIR\n"
+          "                                             a batch as a Slurm array job\n"
+          "  slurm status OUTDIR                        where a batch's slides are\n"
           "  predict --config CONFIG [--model M.onnx] (IMAGES_DIR | LIST) -o PREDS.csv\n"
           "                                             class probabilities of patch images\n"
           "  eval camelyon16 --pred DIR --truth DIR     slide AUC and lesion FROC\n"
@@ -83,6 +87,8 @@ int main(int argc, char **argv) {
     return eosin_cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "batch"))
     return eosin_cmd_batch(argc - 1, argv + 1);
+  if (!strcmp(cmd, "slurm"))
+    return eosin_cmd_slurm(argc - 1, argv + 1);
   if (!strcmp(cmd, "predict"))
     return eosin_cmd_predict(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval"))
