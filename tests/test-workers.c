@@ -9,9 +9,12 @@
 #include "test-util.h"
 #include "eosin-private.h"
 
+#include <errno.h>
 #include <glib/gstdio.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -221,4 +224,33 @@ Test(workers, slurm_submit_writes_an_array_and_a_merge_job) {
   g_autofree char *line = g_strdup_printf("w2\trunning\t%s pid %d", g_get_host_name(), (int) getpid());
   cr_expect(strstr(sto, line), "%s", sto);
   g_unlink(cl);
+}
+
+static char *ro_mount; /* this test's read-only tmpfs, unmounted in fini (owned) */
+
+static void unmount_ro(void) {
+  if (ro_mount)
+    umount2(ro_mount, MNT_DETACH);
+}
+
+Test(workers, an_unwritable_outdir_is_a_clear_error, .fini = unmount_ro) {
+  g_autofree char *dir = tmp_dir(), *slides = slide_dir(1);
+  g_autofree char *cfg = stain_config(64, 1.0, 0, 0.25, NULL);
+  /* a read-only file system (root ignores permission bits, not this) */
+  if (unshare(CLONE_NEWNS) == 0)
+    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+  if (mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=64k") != 0)
+    cr_skip_test("mounting a read-only tmpfs failed (%s): needs root (CI and the dev box run "
+                 "tests as root): skipped", g_strerror(errno));
+  ro_mount = g_strdup(dir);
+  g_autofree char *sub = g_build_filename(dir, "out", NULL);
+  const char *b1[] = {"batch", "--task", cfg, slides, "-o", sub, NULL};
+  expect_run(b1, 1, sub, "an OUTDIR that cannot be made");
+  const char *b2[] = {"batch", "--task", cfg, slides, "-o", dir, NULL};
+  expect_run(b2, 1, "Read-only file system", "a read-only OUTDIR");
+  expect_run(b2, 1, EOSIN_BATCH_STATE_DIR, "the folder it could not make is named");
+  const char *s1[] = {"slurm", "submit", "--task", cfg, slides, "-o", dir, "--dry-run", NULL};
+  expect_run(s1, 1, "Read-only file system", "slurm submit into a read-only OUTDIR");
+  const char *m[] = {"batch", "--merge", "-o", dir, NULL};
+  expect_run(m, 1, "holds no batch", "--merge of a read-only folder with no batch");
 }
