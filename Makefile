@@ -207,7 +207,7 @@ test: setup
 	scripts/test/check-structure --lib $(BUILD)/libeosin.so
 	OMP_WAIT_POLICY=PASSIVE EOSIN_BIN=$(abspath $(BUILD)/eosin) EOSIN_TESTDATA=$(abspath $(TESTDATA)) \
 	  EOSIN_FAULTFS=$(abspath $(BUILD)/libfaultfs.so) EOSIN_EMBED=$(abspath $(BUILD)/embed-run-slide) \
-	  $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
+	  scripts/test/run-tests $(BUILD)/test.log $(TESTBIN) --jobs 2 --verbose $(TEST_ARGS)
 	$(if $(SANITIZE),,scripts/test/slurm-test $(BUILD)/eosin $(TESTDATA))
 	$(if $(SANITIZE),,$(MAKE) device-rehearsal-quick)
 
@@ -252,24 +252,24 @@ demo: setup
 	$(MAKE) all $(SAMPLE)
 	$(BUILD)/eosin info $(SAMPLE)
 	$(BUILD)/eosin run --task configs/stain.ini $(SAMPLE) -o samples/out
+	@echo "demo: stain: overlay samples/out/sample/overlay.tif (open over $(SAMPLE) in QuPath/ASAP)," \
+	     "preview samples/out/sample/preview.png, report samples/out/sample/report.json"
 	@if [ -d $(PCAM_VALID) ]; then \
 	  scripts/data/make-mosaic-slide --pcam $(PCAM_VALID) --out-dir samples/mosaic --name mosaic-demo \
 	    --grid 24 --lesions 2 --seed 7 && \
-	  $(BUILD)/eosin run --task configs/metastasis.ini samples/mosaic/mosaic-demo.svs -o samples/out-metastasis && \
-	  $(BUILD)/eosin eval camelyon16 --pred samples/out-metastasis --truth samples/mosaic; \
-	  echo "demo: lesions samples/out-metastasis/mosaic-demo/lesions.geojson (QuPath) and lesions.xml (ASAP)"; \
+	  $(BUILD)/eosin batch --task configs/metastasis.ini samples/mosaic -o samples/out-metastasis && \
+	  $(BUILD)/eosin eval camelyon16 --pred samples/out-metastasis --truth samples/mosaic && \
+	  echo "demo: metastasis: samples/out-metastasis/mosaic-demo/lesions.geojson (QuPath)," \
+	       "lesions.xml (ASAP), report.json; slide probabilities samples/out-metastasis/camelyon-slides.csv"; \
 	else \
 	  echo "demo: $(PCAM_VALID) is absent: the metastasis demo runs on the synthetic sample," \
 	       "which is not lymph node (its scores mean nothing)"; \
 	  $(BUILD)/eosin run --task configs/metastasis.ini $(SAMPLE) -o samples/out-metastasis || \
 	    echo "demo: the QC gate refused the synthetic sample for metastasis (it is not H&E): as it should"; \
 	fi
-	@echo "demo: overlay  samples/out/sample/overlay.tif (open over $(SAMPLE) in QuPath/ASAP)"
-	@echo "demo: preview  samples/out/sample/preview.png"
-	@echo "demo: report   samples/out/sample/report.json"
 	@if [ -f $(KI67_CROP) ]; then \
 	  $(BUILD)/eosin run --task configs/ihc-ki67.ini $(KI67_CROP) -o samples/out-ihc && \
-	  echo "demo: Ki-67   samples/out-ihc/ki67-os2-ndpi-crop/report.json, cells.geojson (QuPath)"; \
+	  echo "demo: Ki-67: samples/out-ihc/ki67-os2-ndpi-crop/report.json, cells.geojson (QuPath)"; \
 	else \
 	  echo "demo: $(KI67_CROP) is absent: no Ki-67 demo"; \
 	fi
@@ -277,7 +277,7 @@ demo: setup
 	  scripts/data/make-lbc-slide --data $(LBC) --group HSIL_6 --grid 4 --seed 7 \
 	    --out samples/lbc/HSIL_6.svs && \
 	  $(BUILD)/eosin run --task configs/cytology.ini samples/lbc/HSIL_6.svs -o samples/out-cytology && \
-	  echo "demo: cytology samples/out-cytology/HSIL_6/gallery.png, report.json (triage)," \
+	  echo "demo: cytology: samples/out-cytology/HSIL_6/gallery.png, report.json (triage)," \
 	       "suspicious-cells.geojson (QuPath)"; \
 	else \
 	  echo "demo: $(LBC) is absent: no cytology demo"; \

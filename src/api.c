@@ -161,7 +161,7 @@ bool eosin_run_batch(const EosinConfig *cfg, const char *slides, const char *out
                      const EosinRunOptions *opts, const EosinBatchObserver *obs,
                      EosinBatchResult *res, GError **err) {
   g_autoptr(GPtrArray) items = g_file_test(slides, G_FILE_TEST_IS_DIR)
-                                   ? eosin_batch_from_dir(slides, err)
+                                   ? eosin_batch_from_dir(slides, NULL, err)
                                    : eosin_batch_from_manifest(slides, err);
   if (!items)
     return false;

@@ -53,72 +53,6 @@ static void report_facts(const char *outdir, const char *name, double *probabili
             : NULL;
 }
 
-typedef struct {
-  int index, total;
-  const char *name;
-  gint64 batch_start, last_print;
-  int slides_done;
-  const EosinBatchObserver *obs;   /* may be NULL */
-  const EosinRunOptions *opts;     /* the caller's: its note function; may be NULL */
-  GMutex *lock;  /* one callback at a time: the writer thread warns while the main thread
-                    reports progress */
-} Progress;
-
-/* The caller's note function, if any, under @p's lock. */
-static void note(Progress *p, EosinNoteKind kind, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void note(Progress *p, EosinNoteKind kind, const char *fmt, ...) {
-  if (!p->opts || !p->opts->note)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *text = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_mutex_lock(p->lock);
-  p->opts->note(kind, text, p->opts->note_data);
-  g_mutex_unlock(p->lock);
-}
-
-static void progress_cb(int done, int total, double tps, void *data) {
-  Progress *p = data;
-  gint64 now = g_get_monotonic_time();
-  if (done < total && now - p->last_print < 250000)
-    return;
-  p->last_print = now;
-  double slide_eta = tps > 0 ? (total - done) / tps : 0;
-  double el = (now - p->batch_start) / 1e6;
-  double per_slide = p->slides_done ? el / p->slides_done : 0;
-  double eta = slide_eta + per_slide * (p->total - p->index - 1);
-  EosinBatchProgress bp = {p->index, p->total, p->name, done, total, tps, eta};
-  g_mutex_lock(p->lock);
-  p->obs->progress(&bp, p->obs->data);
-  g_mutex_unlock(p->lock);
-}
-
-/* A run's warnings as they arise: to the caller's warning function, or
- * else as a note naming the slide. The output phase warns from the writer
- * thread: @lock makes the caller's callback see one warning at a time, as
- * it did before pipelining. */
-typedef struct {
-  char *name;  /* owned */
-  EosinWarningFunc inner;
-  void *inner_data;
-  EosinNoteFunc note;
-  void *note_data;
-  GMutex *lock;
-} WarnFwd;
-
-static void warn_fwd(const char *msg, void *data) {
-  WarnFwd *w = data;
-  g_mutex_lock(w->lock);
-  if (w->inner) {
-    w->inner(msg, w->inner_data);
-  } else if (w->note) {
-    g_autofree char *text = g_strdup_printf("%s: warning: %s", w->name, msg);
-    w->note(EOSIN_NOTE_WARNING, text, w->note_data);
-  }
-  g_mutex_unlock(w->lock);
-}
-
 /* The state of @it's output folder; false with @e set when the slide
  * cannot be identified (missing, not a file). */
 static bool item_state(const char *outdir, const char *name, const EosinBatchItem *it,
@@ -201,7 +135,7 @@ typedef struct {
   EosinOutputState state;
   double analyse_s;         /* the analysis, with the state check before it */
   EosinRunOptions opts;     /* what the run was given: lives as long as it */
-  WarnFwd wf;
+  EosinBatchWarnFwd wf;
   EosinSlideRun *run;       /* the writer's until it returns; then freed */
   GThread *thread;          /* NULL when written on the main thread */
   /* set by the writer */
@@ -241,7 +175,7 @@ static bool still_ours(void *data, GError **err) {
  * fence. Takes @row and @claim. Freed by pending_free. */
 static Pending *pending_new(const EosinRunOptions *opts, EosinCancel *cancel,
                             const EosinBatchObserver *obs, const EosinBatchItem *it,
-                            EosinOutputState state, Progress *prog, Row *row, EosinClaim *claim,
+                            EosinOutputState state, EosinBatchProgressState *prog, Row *row, EosinClaim *claim,
                             GMutex *lock) {
   Pending *p = g_new0(Pending, 1);
   p->state = state;
@@ -253,13 +187,13 @@ static Pending *pending_new(const EosinRunOptions *opts, EosinCancel *cancel,
   if (it->mpp > 0)
     p->opts.mpp_override = it->mpp;
   if (obs && obs->progress) {
-    p->opts.progress = progress_cb;
+    p->opts.progress = _eosin_batch_progress_cb;
     p->opts.progress_data = prog;
   }
-  p->wf = (WarnFwd){g_strdup(p->row.name), opts ? opts->warning : NULL,
+  p->wf = (EosinBatchWarnFwd){g_strdup(p->row.name), opts ? opts->warning : NULL,
                     opts ? opts->warning_data : NULL, opts ? opts->note : NULL,
                     opts ? opts->note_data : NULL, lock};
-  p->opts.warning = warn_fwd;
+  p->opts.warning = _eosin_batch_warn_fwd;
   p->opts.warning_data = &p->wf;
   p->opts.fence = still_ours;
   p->opts.fence_data = p;
@@ -285,7 +219,7 @@ typedef struct {
   EosinBatchState *st;
   EosinCancel *cancel;            /* the caller's, or the batch's own */
   EosinIdentity *id;              /* the config's part, each slide's filled in turn */
-  Progress *prog;
+  EosinBatchProgressState *prog;
   GMutex *out_lock;
   EosinBatchResult *res;
   char *lost;                     /* a slide taken over from this worker (owned) */
@@ -378,7 +312,7 @@ static bool settle(Batch *b, Pending *p, GError **err) {
     row->error = g_strdup(p->error->message);
     if (g_error_matches(p->error, EOSIN_ERROR, EOSIN_ERROR_QC))
       row->qc = g_strdup("fail");
-    note(b->prog, EOSIN_NOTE_ERROR, "%s", p->error->message);
+    _eosin_batch_note(b->prog, EOSIN_NOTE_ERROR, "%s", p->error->message);
   }
   bool ok = row_final(b, p->index, p->pos, row, err);
   pending_free(p);
@@ -408,7 +342,7 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
     const EosinBatchItem *f = b->items->pdata[first];
     row.status = g_strdup("failed");
     row.error = g_strdup_printf("output name '%s' is already used by %s", row.name, f->path);
-    note(b->prog, EOSIN_NOTE_ERROR, "%s", row.error);
+    _eosin_batch_note(b->prog, EOSIN_NOTE_ERROR, "%s", row.error);
     return row_final(b, index, pos, &row, err);
   }
   g_autofree char *holder = NULL;
@@ -437,7 +371,7 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
   if (row.error || state == EOSIN_OUTPUT_COMPLETE) {
     if (row.error) {
       row.status = g_strdup("failed");
-      note(b->prog, EOSIN_NOTE_ERROR, "%s", row.error);
+      _eosin_batch_note(b->prog, EOSIN_NOTE_ERROR, "%s", row.error);
     } else {
       row.status = g_strdup("skipped-complete");
       report_facts(b->outdir, row.name, &row.probability, &row.qc);
@@ -448,9 +382,10 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
     return ok;
   }
   if (state == EOSIN_OUTPUT_STALE || state == EOSIN_OUTPUT_BROKEN)
-    note(b->prog, EOSIN_NOTE_INFO, "%s: recomputing %s/%s: %s", row.name, b->outdir, row.name,
+    _eosin_batch_note(b->prog, EOSIN_NOTE_INFO, "%s: recomputing %s/%s: %s", row.name, b->outdir, row.name,
          why);
   b->prog->index = pos, b->prog->name = it->path, b->prog->last_print = 0;
+  b->prog->counted = false;
   Pending *p = pending_new(b->opts, b->cancel, b->obs, it, state, b->prog, &row, mine,
                            b->out_lock);
   p->shared_us = &b->shared_us;
@@ -492,7 +427,7 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
     if (g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_QC))
       p->row.qc = g_strdup("fail");
     p->row.seconds = p->analyse_s;
-    note(b->prog, EOSIN_NOTE_ERROR, "%s", e->message);
+    _eosin_batch_note(b->prog, EOSIN_NOTE_ERROR, "%s", e->message);
     ok = row_final(b, index, pos, &p->row, err);
     pending_free(p);
     return ok;
@@ -531,7 +466,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   EosinCancel *cancel = opts && opts->cancel ? opts->cancel : &own;
   GMutex out_lock;
   g_mutex_init(&out_lock);
-  Progress prog = {.total = res->total, .batch_start = g_get_monotonic_time(), .obs = obs,
+  EosinBatchProgressState prog = {.total = res->total, .batch_start = g_get_monotonic_time(), .obs = obs,
                    .opts = opts, .lock = &out_lock};
   EosinBatchJoin join = {bo->batch_id, cfg->lesions.present, bo->stale_s, cancel};
   g_autofree char *joined = NULL;
@@ -543,7 +478,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
     return false;
   }
   if (joined)
-    note(&prog, EOSIN_NOTE_INFO, "%s", joined);
+    _eosin_batch_note(&prog, EOSIN_NOTE_INFO, "%s", joined);
   /* the batch's order (this worker's list may be in another), then this
    * worker's shard of it (by path: the same whatever the order) */
   _eosin_batch_align(st, items);
@@ -575,7 +510,7 @@ bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdi
   if (pending && !settle(&b, g_steal_pointer(&pending), ok ? err : NULL))
     ok = false;
   if (b.lost)
-    note(&prog, EOSIN_NOTE_ERROR,
+    _eosin_batch_note(&prog, EOSIN_NOTE_ERROR,
          "%s: another worker took this slide over (this one was taken for dead: no heartbeat "
          "for %.0f s); this worker stops and leaves its slides to the others",
          b.lost, bo->stale_s > 0 ? bo->stale_s : EOSIN_CLAIM_STALE_S);

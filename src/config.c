@@ -194,13 +194,25 @@ void eosin_config_set_model(EosinConfig *cfg, const char *path, const char *devi
   if (path) {
     g_free(cfg->model.path);
     cfg->model.path = g_canonicalize_filename(path, NULL);
+    cfg->model.path_given = true;
     _eosin_config_record(cfg, "model", "path", cfg->model.path);
   }
   if (device) {
     g_free(cfg->model.device);
     cfg->model.device = g_strdup(device);
+    cfg->model.device_given = true;
     _eosin_config_record(cfg, "model", "device", cfg->model.device);
   }
+}
+
+void _eosin_config_prefix_model_error(const EosinConfig *cfg, GError **err) {
+  if (err && *err && (*err)->domain == EOSIN_ERROR && (*err)->code == EOSIN_ERROR_DEVICE &&
+      cfg->model.device_given)
+    g_prefix_error(err, "--device %s (command line): ", cfg->model.device);
+  else if (cfg->model.path_given)
+    g_prefix_error(err, "--model %s (command line): ", cfg->model.path);
+  else
+    g_prefix_error(err, "%s: [model] path: ", cfg->path);
 }
 
 /* Reads "a, b, c" at @group.@key into exactly three numbers in [min, max]. */

@@ -190,6 +190,8 @@ struct _EosinConfig {
     char *activation;       /* none (outputs are probabilities) | softmax | sigmoid */
     EosinPreprocess pre;    /* mean, std, channel order */
     char *device;           /* auto | cpu | cuda | cuda:N */
+    bool path_given, device_given; /* set by eosin_config_set_model (--model, --device):
+                                      errors name the command line, not the file */
     bool fp16;              /* precision = fp16 (GPU only) */
     int cell;               /* segmentation: output pixels per stitched cell */
     double predict_center_crop; /* `eosin predict`: the central fraction of each
@@ -339,6 +341,9 @@ struct _EosinRunOptions {
   void *note_data;
   const char *const *argv;  /* may be NULL: the command line (NULL-terminated), for
                                report.json "command"; borrowed, must outlive the run */
+  bool skip_complete;       /* eosin_run_slide: a result in OUTDIR complete for this
+                               slide, config and model is kept, not recomputed
+                               (res->already_complete); `eosin run` without --force */
   /* may be NULL: asked just before the result is moved into place; false
    * (with its error) stops the run there, nothing placed */
   bool (*fence)(void *data, GError **err);
@@ -354,6 +359,7 @@ typedef struct {
   double tiles_per_s;
   JsonNode *scores;     /* the analyzer's slide-level scores */
   char **warnings;      /* NULL-terminated (empty when none) */
+  bool already_complete; /* skip_complete found the result there: nothing was run */
 } EosinRunResult;
 void eosin_run_result_clear(EosinRunResult *res);
 
@@ -405,8 +411,12 @@ typedef struct {
  * from the manifest's folder. Returns a GPtrArray of EosinBatchItem
  * (owned, with its free function). */
 GPtrArray *eosin_batch_from_manifest(const char *path, GError **err);
-/* Every slide-like file (by extension) directly in @dir, sorted by name. */
-GPtrArray *eosin_batch_from_dir(const char *dir, GError **err);
+/* Every slide directly in @dir, sorted by name: files with a slide's or
+ * image's extension and files OpenSlide recognises, less the companions
+ * that sit beside slides (truth masks named *_mask, XML, CSV, JSON,
+ * text). @skipped (may be NULL): "name (why)" of every other file left
+ * out (caller frees), for the caller to list. */
+GPtrArray *eosin_batch_from_dir(const char *dir, GPtrArray **skipped, GError **err);
 
 /* ---------------------------------------------------------------- claims (claim.c) */
 
@@ -573,6 +583,11 @@ typedef struct {
 bool eosin_batch_run(const EosinConfig *cfg, GPtrArray *items, const char *outdir,
                      const EosinRunOptions *opts, const EosinBatchObserver *obs,
                      const EosinBatchOptions *bo, EosinBatchResult *res, GError **err);
+/* A batch's ETA in seconds: @elapsed_s for @tiles_done tiles so far, and
+ * @tiles_left_here in the slide at hand plus @tiles_per_slide for each of
+ * @slides_left slides not begun; NaN before anything is measured. */
+double _eosin_batch_eta(double elapsed_s, double tiles_done, double tiles_left_here,
+                        double tiles_per_slide, int slides_left);
 /* `eosin batch --merge OUTDIR`: the summaries rebuilt from the batch's
  * rows; @survey (may be NULL) says where every slide is. */
 bool eosin_batch_merge(const char *outdir, EosinBatchSurvey *survey, GError **err);
@@ -646,6 +661,11 @@ void _eosin_config_record(const EosinConfig *cfg, const char *group, const char 
 /* The same for a number (shortest text that reads back to @v). */
 void _eosin_config_record_double(const EosinConfig *cfg, const char *group, const char *key,
                                  double v);
+/* Prefixes @err (a failure to set up [model]'s network) with where the
+ * value at fault came from: "--device cuda (command line): " for a device
+ * error when --device gave it, "--model M (command line): " when --model
+ * gave the path, else "CONFIG: [model] path: ". */
+void _eosin_config_prefix_model_error(const EosinConfig *cfg, GError **err);
 /* A path named in @cfg made absolute: relative paths are taken from the
  * config file's folder. Caller frees. */
 char *_eosin_config_resolve_path(const EosinConfig *cfg, const char *path);

@@ -255,6 +255,10 @@ typedef struct {
   int smooth_cells;     /* side of the averaging window (1: none) */
   int64_t origin_x, origin_y;
   double cell_x, cell_y;
+  /* the slide's level-0 bounds the outlines are clipped to (the last
+   * column and row of tiles may reach past the slide's edge); set by
+   * _eosin_lesions_clip, 0 (no clip) before */
+  double clip_x0, clip_y0, clip_x1, clip_y1;
 } EosinLesionSet;
 
 /* Finds the lesion candidates of channel @channel of @grid (cells are
@@ -263,6 +267,8 @@ typedef struct {
 bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionParams *p,
                          double mpp_x, double mpp_y, EosinLesionSet *out, GError **err);
 void _eosin_lesion_set_clear(EosinLesionSet *set);
+/* Keeps @set inside @info's slide: outlines (when written) and peaks. */
+void _eosin_lesions_clip(EosinLesionSet *set, const EosinSlideInfo *info);
 /* CAMELYON17 category of a lesion of largest extent @extent_um. */
 const char *_eosin_node_category_name(double extent_um);
 /* Writes @dir/detections.csv and lesions.xml in level-0 pixels and
@@ -457,5 +463,42 @@ char *_eosin_qc_reasons(const EosinQc *qc);
 void _eosin_qc_json(const EosinQc *qc, const EosinConfig *cfg, JsonBuilder *b);
 bool _eosin_qc_png(const EosinThumbnail *th, const EosinQc *qc, const char *path, GError **err);
 void _eosin_qc_clear(EosinQc *qc);
+
+/* ---------------------------------------------------------------- batch progress (batch-progress.c) */
+
+/* Where a batch is, for the caller's observer and notes. */
+typedef struct {
+  int index, total;
+  const char *name;
+  gint64 batch_start, last_print;
+  int slides_done;
+  /* for the ETA: tiles analysed and planned in the slides finished so far
+   * (the current one's come with each progress call), and how many */
+  double tiles_before, planned_before;
+  int slides_analysed;
+  bool counted;  /* the current slide's tiles are in tiles_before */
+  const EosinBatchObserver *obs;   /* may be NULL */
+  const EosinRunOptions *opts;     /* the caller's: its note function; may be NULL */
+  GMutex *lock;  /* one callback at a time: the writer thread warns while the main thread
+                    reports progress */
+} EosinBatchProgressState;
+
+/* A run's warnings forwarded with the slide's name (batch-progress.c). */
+typedef struct {
+  char *name;  /* owned */
+  EosinWarningFunc inner;
+  void *inner_data;
+  EosinNoteFunc note;
+  void *note_data;
+  GMutex *lock;
+} EosinBatchWarnFwd;
+/* The caller's note function, if any, under @p's lock. */
+void _eosin_batch_note(EosinBatchProgressState *p, EosinNoteKind kind, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* An EosinProgressFunc: the observer's progress, with the batch's ETA;
+ * @data is the EosinBatchProgressState. */
+void _eosin_batch_progress_cb(int done, int total, double tps, void *data);
+/* An EosinWarningFunc: @data is the EosinBatchWarnFwd. */
+void _eosin_batch_warn_fwd(const char *msg, void *data);
 
 G_END_DECLS

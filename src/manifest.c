@@ -4,6 +4,7 @@
  * comments) or every slide-like file directly in a folder, by name.
  */
 #include "eosin-core.h"
+#include "slide/slide.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -78,7 +79,26 @@ static gint cmp_str(gconstpointer a, gconstpointer b) {
   return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-GPtrArray *eosin_batch_from_dir(const char *dirpath, GError **err) {
+/* Why @name (a file in a slide folder) is a slide's companion rather than
+ * a slide, or NULL: truth masks and annotations sit beside the slides in
+ * CAMELYON-style folders, and a PNG mask is an image libvips would read. */
+static const char *companion(const char *lower) {
+  static const char *const TEXT_EXTS[] = {".xml", ".csv", ".json", ".geojson", ".txt", ".md",
+                                          ".log", ".ini", NULL};
+  for (int e = 0; TEXT_EXTS[e]; e++)
+    if (g_str_has_suffix(lower, TEXT_EXTS[e]))
+      return "annotations, a table or notes";
+  const char *dot = strrchr(lower, '.');
+  g_autofree char *stem = dot ? g_strndup(lower, dot - lower) : g_strdup(lower);
+  if (g_str_has_suffix(stem, "_mask") || g_str_has_suffix(stem, "-mask") ||
+      g_str_has_suffix(stem, ".mask") || g_str_has_suffix(stem, "_tumor_mask"))
+    return "a truth mask: named *_mask";
+  return NULL;
+}
+
+GPtrArray *eosin_batch_from_dir(const char *dirpath, GPtrArray **skipped, GError **err) {
+  if (skipped)
+    *skipped = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) derr = NULL;
   g_autoptr(GDir) dir = g_dir_open(dirpath, 0, &derr);
   if (!dir) {
@@ -89,13 +109,27 @@ GPtrArray *eosin_batch_from_dir(const char *dirpath, GError **err) {
   const char *name;
   while ((name = g_dir_read_name(dir))) {
     g_autofree char *lower = g_ascii_strdown(name, -1);
-    for (int e = 0; SLIDE_EXTS[e]; e++)
-      if (g_str_has_suffix(lower, SLIDE_EXTS[e]) && name[0] != '.') {
-        g_ptr_array_add(names, g_build_filename(dirpath, name, NULL));
-        break;
-      }
+    g_autofree char *path = g_build_filename(dirpath, name, NULL);
+    if (name[0] == '.' || g_file_test(path, G_FILE_TEST_IS_DIR))
+      continue; /* hidden files; a MIRAX slide's data folder */
+    const char *why = companion(lower);
+    bool ext = false;
+    for (int e = 0; SLIDE_EXTS[e] && !ext; e++)
+      ext = g_str_has_suffix(lower, SLIDE_EXTS[e]);
+    /* a slide by its name (a damaged one then fails in the batch, where
+     * the lab sees it), or by OpenSlide recognising its content (formats
+     * named otherwise: DICOM folders' files, .isyntax converted, ...) */
+    if (!why && (ext || _eosin_openslide_detect(path))) {
+      g_ptr_array_add(names, g_steal_pointer(&path));
+      continue;
+    }
+    if (skipped)
+      g_ptr_array_add(*skipped, g_strdup_printf("%s (%s)", name,
+                                                why ? why : "not a slide OpenSlide or libvips reads"));
   }
   g_ptr_array_sort(names, cmp_str);
+  if (skipped)
+    g_ptr_array_sort(*skipped, cmp_str);
   if (!names->len) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "slide folder %s: no slide files", dirpath);
     return NULL;

@@ -194,6 +194,14 @@ static bool open_slide(Run *r, gint64 t0, GError **err) {
   eosin_slide_set_cancel(r->slide, o->cancel);
   const EosinSlideInfo *info = eosin_slide_get_info(r->slide);
   r->timing.open_s = since(t0);
+  /* the slide's own µm/px wins: a value given for it is said to be unused
+   * rather than silently dropped (a manifest column meant for another
+   * slide, a typo) */
+  if (o->mpp_override > 0 && info->mpp_source != EOSIN_MPP_SOURCE_USER)
+    _eosin_run_warn(r, "slide %s: --mpp %g (or the manifest's mpp) is not used: the slide states "
+                       "%g x %g µm/px (%s)",
+                    path, o->mpp_override, info->mpp_x, info->mpp_y,
+                    eosin_mpp_source_name(info->mpp_source));
   double aspect = info->mpp_y / info->mpp_x;
   if (aspect > 1.01 || aspect < 1 / 1.01)
     _eosin_run_warn(r, "slide %s: pixels are not square (%g x %g µm/px, aspect %.3f); tiles are "
@@ -385,8 +393,10 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
     return false;
   if (cfg->lesions.present) {
     if (!_eosin_lesions_find(&r->grid, r->lesion_channel, &cfg->lesions, info->mpp_x,
-                             info->mpp_y, &r->lesions, err) ||
-        !_eosin_lesions_write(&r->lesions, r->staging, info, cfg->lesions.channel, err))
+                             info->mpp_y, &r->lesions, err))
+      return false;
+    _eosin_lesions_clip(&r->lesions, info);
+    if (!_eosin_lesions_write(&r->lesions, r->staging, info, cfg->lesions.channel, err))
       return false;
     g_autoptr(JsonBuilder) lb = json_builder_new();
     _eosin_lesions_json(&r->lesions, &cfg->lesions, lb);
@@ -512,6 +522,28 @@ bool _eosin_prepare_outdir(const char *outdir, GError **err) {
   return true;
 }
 
+/* Whether OUTDIR/<slide> already holds this slide's result for this
+ * config and model (as a batch skips it); then @res (may be NULL) says so.
+ * Anything less — absent, stale, broken, or the slide unreadable — is for
+ * the run to deal with, as before. */
+static bool complete_already(const EosinConfig *cfg, const char *path, const char *outdir,
+                             const EosinRunOptions *opts, EosinRunResult *res) {
+  g_auto(EosinIdentity) id = {0};
+  g_autofree char *name = eosin_slide_name_from_path(path);
+  if (!*name || name[0] == '.' || !_eosin_identity_config(cfg, &id, NULL) ||
+      !_eosin_identity_slide(path, opts->mpp_override, opts->cancel, &id, NULL))
+    return false;
+  g_autofree char *final = g_build_filename(outdir, name, NULL), *why = NULL;
+  if (_eosin_output_state(final, &id, &why) != EOSIN_OUTPUT_COMPLETE)
+    return false;
+  if (res) {
+    res->outdir = g_steal_pointer(&final);
+    res->already_complete = true;
+    res->warnings = g_new0(char *, 1);
+  }
+  return true;
+}
+
 bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdir,
                      const EosinRunOptions *opts, EosinRunResult *res, GError **err) {
   if (res)
@@ -537,5 +569,7 @@ bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdi
       return false;
     }
   }
+  if (opts && opts->skip_complete && complete_already(cfg, path, outdir, opts, res))
+    return true;
   return _eosin_run_slide_locked(cfg, path, outdir, opts, NULL, res, err);
 }

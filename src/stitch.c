@@ -2,7 +2,8 @@
  * stitch.c — per-tile values into a grid of cells. One value per tile:
  * cells one tile stride wide, each the mean of the tiles covering its
  * centre, so with no overlap cell = tile, and with overlap each cell
- * averages its neighbours. A map per tile (segmentation): cells tile/s wide,
+ * averages its neighbours; past the last column and row the cells the
+ * last tiles reach take their values. A map per tile (segmentation): cells tile/s wide,
  * and where tiles overlap a weighted mean whose weights fall towards each
  * tile's border, where a network sees least context, so seams do not show.
  * Cells no analysed tile covers stay NaN (empty, drawn transparent), never
@@ -97,8 +98,13 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
   /* cells c with centre (c + 0.5) S inside [i S, i S + T): c = i .. i + m - 1 */
   int m = (int) ceil((double) T / S - 0.5);
   m = MAX(m, 1);
-  g->width = plan->cols + m - 1;
-  g->height = plan->rows + m - 1;
+  /* the last column's (row's) tiles reach past the last cell whose centre
+   * they cover, where no tile follows: the cells there take those tiles'
+   * values, else a strip of the slide that was analysed is left unshaded
+   * at the right and bottom (an 80 px overlap of cytology's 256 px tiles) */
+  int e = MAX(0, (int) ceil((double) (T - m * S) / S));
+  g->width = plan->cols + m - 1 + e;
+  g->height = plan->rows + m - 1 + e;
   g->cell_x = plan->stride_l0_x;
   g->cell_y = plan->stride_l0_y;
   grid_frame(plan, info, n_channels, g);
@@ -107,8 +113,10 @@ bool _eosin_stitch(const EosinTilePlan *plan, const float *values, int n_channel
   g_autofree int *count = g_new0(int, cells);
   const EosinTile *tiles = (const EosinTile *) plan->tiles->data;
   for (guint t = 0; t < plan->tiles->len; t++) {
-    for (int dy = 0; dy < m; dy++)
-      for (int dx = 0; dx < m; dx++) {
+    int mx = m + (tiles[t].col == plan->cols - 1 ? e : 0);
+    int my = m + (tiles[t].row == plan->rows - 1 ? e : 0);
+    for (int dy = 0; dy < my; dy++)
+      for (int dx = 0; dx < mx; dx++) {
         size_t cell = (size_t) (tiles[t].row + dy) * g->width + tiles[t].col + dx;
         count[cell]++;
         for (int ch = 0; ch < n_channels; ch++)

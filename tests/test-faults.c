@@ -81,8 +81,9 @@ static const char *shim(void) {
 static int run(Case *c, const char *fault, const char *count, char **errout) {
   const char *bin = g_getenv("EOSIN_BIN");
   cr_assert(bin, "EOSIN_BIN is not set: run the tests with `make test`");
+  /* --force: the runs with a previous result are there to replace it */
   const char *argv[] = {bin, "run", "--task", c->cfg, "--mpp", "0.5", c->slide, "-o", c->out,
-                        NULL};
+                        "--force", NULL};
   char **env = g_get_environ();
   env = g_environ_setenv(env, "LD_PRELOAD", shim(), TRUE);
   /* an ASan build wants its runtime first among the loaded libraries */

@@ -92,8 +92,11 @@ Test(stitch, overlapping_tiles_average_over_the_cells_whose_centre_they_cover) {
     int overlap, stride, width;
     float cells[6];
   } cases[] = {
-      /* stride 75: cell c's centre 75 c + 37.5 lies in tile c only */
-      {25, 75, 3, {1, 2, 4}},
+      /* stride 75: cell c's centre 75 c + 37.5 lies in tile c only; the
+       * last tile reaches 25 px into cell 3, which no tile follows: it
+       * takes the last tile's value (issue 21: no unshaded strip at the
+       * slide's right and bottom edges) */
+      {25, 75, 4, {1, 2, 4, 4}},
       /* stride 50: tile i covers the centres of cells i and i + 1 */
       {50, 50, 4, {1, 1.5f, 3, 4}},
       /* stride 25: tile i covers cells i .. i + 3 */

@@ -119,9 +119,10 @@ void eosin_cli_domain_note(const EosinConfig *cfg) {
 }
 
 bool eosin_cli_check_mpp(const char *cmd, double mpp) {
-  if (mpp == 0 || (mpp > 0 && isfinite(mpp)))
+  if (mpp == 0 || (mpp >= EOSIN_MPP_MIN && mpp <= EOSIN_MPP_MAX))
     return true;
-  fprintf(stderr, "eosin %s: --mpp %g: expected a positive number of µm per pixel\n", cmd, mpp);
+  fprintf(stderr, "eosin %s: --mpp %g: expected µm per pixel from %g to %g\n", cmd, mpp,
+          EOSIN_MPP_MIN, EOSIN_MPP_MAX);
   return false;
 }
 

@@ -59,7 +59,8 @@ void eosin_cli_domain_note(const EosinConfig *cfg);
  * note said (eosin_cli_domain_note); NULL after the message on stderr when
  * the config or an option is bad (exit 2). Caller frees. */
 EosinConfig *eosin_cli_load_task(const char *task, const char *model, const char *device);
-/* A --mpp value: 0 (not given) or a finite positive number. */
+/* A --mpp value: 0 (not given) or EOSIN_MPP_MIN..EOSIN_MPP_MAX µm/px; else a
+ * message naming the range (the caller exits 2). */
 bool eosin_cli_check_mpp(const char *cmd, double mpp);
 
 /* The command line a subcommand was given (@argv[0] is the subcommand) as

@@ -313,11 +313,18 @@ int eosin_cmd_batch(int argc, char **argv) {
   g_autoptr(EosinConfig) cfg = eosin_cli_load_task(a.task, a.model, a.device);
   if (!cfg)
     return EOSIN_EXIT_USAGE;
+  g_autoptr(GPtrArray) skipped = NULL;
   g_autoptr(GPtrArray) items = a.manifest ? eosin_batch_from_manifest(a.manifest, &err)
-                                          : eosin_batch_from_dir(argv[1], &err);
+                                          : eosin_batch_from_dir(argv[1], &skipped, &err);
   if (!items) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return EOSIN_EXIT_USAGE;
+  }
+  if (skipped && skipped->len) {
+    fprintf(stderr, "eosin: %s: %u files that are not slides left out:", argv[1], skipped->len);
+    for (guint i = 0; i < skipped->len; i++)
+      fprintf(stderr, "%s %s", i ? "," : "", (const char *) skipped->pdata[i]);
+    fprintf(stderr, "\n");
   }
   EosinBatchOptions bo = {.refuse_stale = a.refuse_stale, .pipeline = !a.no_pipeline,
                           .batch_id = a.batch_id, .stale_s = a.stale};

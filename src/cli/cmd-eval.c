@@ -110,6 +110,14 @@ int eosin_cmd_eval(int argc, char **argv) {
     return eval_c16(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "camelyon17"))
     return eval_c17(argc - 1, argv + 1);
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("Usage: eosin eval camelyon16 --pred DIR --truth DIR [--reference CSV] [-o OUTDIR]\n"
+           "       eosin eval camelyon17 --pred CSV --truth CSV\n\n"
+           "camelyon16: slide-level ROC AUC and the lesion FROC of the challenge's\n"
+           "Evaluation_FROC.py; camelyon17: patient pN stages scored by quadratic weighted\n"
+           "kappa. Each takes --help.\n");
+    return EOSIN_EXIT_OK;
+  }
   fprintf(stderr, "eosin eval: expected camelyon16 or camelyon17 (each takes --help)\n");
   return EOSIN_EXIT_USAGE;
 }

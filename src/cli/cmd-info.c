@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int eosin_cmd_info(int argc, char **argv) {
   gboolean json = FALSE;
@@ -17,7 +18,10 @@ int eosin_cmd_info(int argc, char **argv) {
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("SLIDE - describe a slide");
   g_option_context_add_main_entries(ctx, entries, NULL);
-  g_option_context_set_description(ctx, "Exit codes: 0 ok, 1 the slide cannot be read, 2 usage.");
+  g_option_context_set_description(
+      ctx, "A slide that does not state its µm/px is described all the same, its µm/px\n"
+           "\"unknown\" with the reason (JSON: mpp_x/mpp_y null and mpp_problem).\n"
+           "Exit codes: 0 ok, 1 the slide cannot be read, 2 usage.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
   if (argc != 2) {
@@ -27,7 +31,8 @@ int eosin_cmd_info(int argc, char **argv) {
   if (!eosin_cli_check_mpp("info", mpp))
     return EOSIN_EXIT_USAGE;
   g_autoptr(GError) err = NULL;
-  g_autoptr(EosinSlide) slide = eosin_slide_open(argv[1], mpp, &err);
+  g_autofree char *no_mpp = NULL;
+  g_autoptr(EosinSlide) slide = _eosin_slide_open_to_describe(argv[1], mpp, &no_mpp, &err);
   if (!slide) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return EOSIN_EXIT_FAILED;
@@ -43,6 +48,12 @@ int eosin_cmd_info(int argc, char **argv) {
     eosin_slide_info_json(i, b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
     json_object_set_string_member(json_node_get_object(root), "hash", hash);
+    if (no_mpp) {
+      /* unknown is null, not 0: a reader must not compute with it */
+      json_object_set_null_member(json_node_get_object(root), "mpp_x");
+      json_object_set_null_member(json_node_get_object(root), "mpp_y");
+      json_object_set_string_member(json_node_get_object(root), "mpp_problem", no_mpp);
+    }
     eosin_cli_print_json(root);
     return EOSIN_EXIT_OK;
   }
@@ -51,8 +62,13 @@ int eosin_cmd_info(int argc, char **argv) {
   printf("hash:       %s\n", hash);
   printf("size:       %" G_GINT64_FORMAT " x %" G_GINT64_FORMAT " px (level 0)\n", i->width,
          i->height);
-  printf("µm/px:      %.4f x %.4f (from %s)\n", i->mpp_x, i->mpp_y,
-         eosin_mpp_source_name(i->mpp_source));
+  if (no_mpp)
+    printf("µm/px:      unknown (%s): give it with --mpp UM, or a manifest's mpp column, "
+           "to run or batch it\n",
+           no_mpp);
+  else
+    printf("µm/px:      %.4f x %.4f (from %s)\n", i->mpp_x, i->mpp_y,
+           eosin_mpp_source_name(i->mpp_source));
   if (i->objective_power > 0)
     printf("objective:  %gx\n", i->objective_power);
   else
@@ -62,10 +78,14 @@ int eosin_cmd_info(int argc, char **argv) {
          i->bounds_x, i->bounds_y, i->bounds_w, i->bounds_h,
          i->has_bounds ? "" : " (whole slide)");
   printf("levels:     %d\n", i->n_levels);
-  for (int l = 0; l < i->n_levels; l++)
-    printf("  %2d  %8" G_GINT64_FORMAT " x %-8" G_GINT64_FORMAT " downsample %-8.3f %.3f µm/px\n",
-           l, i->levels[l].width, i->levels[l].height, i->levels[l].downsample,
-           i->levels[l].downsample * i->mpp_x);
+  for (int l = 0; l < i->n_levels; l++) {
+    printf("  %2d  %8" G_GINT64_FORMAT " x %-8" G_GINT64_FORMAT " downsample %-8.3f", l,
+           i->levels[l].width, i->levels[l].height, i->levels[l].downsample);
+    if (no_mpp)
+      printf("\n");
+    else
+      printf(" %.3f µm/px\n", i->levels[l].downsample * i->mpp_x);
+  }
   printf("associated:");
   for (char **a = i->associated; a && *a; a++)
     printf(" %s", *a);

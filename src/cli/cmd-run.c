@@ -24,7 +24,7 @@ int eosin_cmd_run(int argc, char **argv) {
   g_autofree char *task = NULL, *outdir = NULL;
   double mpp = 0;
   int readers = 0;
-  gboolean allow_upsample = FALSE;
+  gboolean allow_upsample = FALSE, force = FALSE;
   GOptionEntry entries[] = {
       {"task", 't', 0, G_OPTION_ARG_FILENAME, &task, "Task config (configs/*.ini)", "CONFIG"},
       {"output", 'o', 0, G_OPTION_ARG_FILENAME, &outdir, "Output folder", "OUTDIR"},
@@ -39,13 +39,23 @@ int eosin_cmd_run(int argc, char **argv) {
       {"allow-upsample", 0, 0, G_OPTION_ARG_NONE, &allow_upsample,
        "Analyse a slide whose pixels are more than 2x coarser than the model's (by default "
        "refused; with this, a warning)", NULL},
+      {"force", 'f', 0, G_OPTION_ARG_NONE, &force,
+       "Recompute a result already complete in OUTDIR for this slide, config and model (by "
+       "default it is kept, as eosin batch keeps it)", NULL},
       {NULL}};
   g_autoptr(GOptionContext) ctx = g_option_context_new("SLIDE - analyse one slide");
   g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_set_description(
-      ctx, "Writes OUTDIR/<slide>/{overlay.tif,heatmap.tif,preview.png,tissue.png,tiles.csv,"
-           "tiles.geojson,report.json}.\nExit codes: 0 ok, 1 the slide failed, 2 usage or config, 130 "
-           "interrupted.");
+      ctx, "Writes OUTDIR/<slide>/: every task overlay.tif, heatmap.tif, preview.png,\n"
+           "tissue.png, qc.png, tiles.csv, tiles.geojson (as [overlay] tiles_geojson says),\n"
+           "report.json and the marker .eosin-output; with [lesions] (metastasis) also\n"
+           "detections.csv, lesions.geojson and lesions.xml; ihc cells.geojson and cells.csv;\n"
+           "cytology cells.csv, gallery.png and suspicious-cells.geojson. What each holds: the\n"
+           "README's table \"Outputs\".\n"
+           "A result already complete there for this slide, config and model is kept (exit 0,\n"
+           "said on stdout); --force recomputes it. A result of another slide, config or\n"
+           "model is recomputed.\n"
+           "Exit codes: 0 ok, 1 the slide failed, 2 usage or config, 130 interrupted.");
   if (!eosin_cli_parse(ctx, &argc, &argv))
     return EOSIN_EXIT_USAGE;
   if (argc != 2 || !task || !outdir) {
@@ -70,7 +80,8 @@ int eosin_cmd_run(int argc, char **argv) {
   gint64 last = 0;
   EosinRunOptions opts = {.readers_override = readers, .mpp_override = mpp, .cancel = &cancel,
                           .warning = eosin_cli_warning, .note = eosin_cli_note,
-                          .allow_upsample = allow_upsample, .argv = (const char *const *) command};
+                          .allow_upsample = allow_upsample, .argv = (const char *const *) command,
+                          .skip_complete = !force};
   if (isatty(STDERR_FILENO)) {
     opts.progress = progress;
     opts.progress_data = &last;
@@ -82,6 +93,13 @@ int eosin_cmd_run(int argc, char **argv) {
   if (!ok) {
     fprintf(stderr, "eosin: %s\n", err->message);
     return eosin_cli_exit_code(err);
+  }
+  if (res.already_complete) {
+    printf("%s: already complete for this slide, config and model: kept, not recomputed "
+           "(--force recomputes it)\n",
+           res.outdir);
+    eosin_run_result_clear(&res);
+    return EOSIN_EXIT_OK;
   }
   printf("%s: %d tiles analysed (%d planned, %d without tissue) in %.1f s, %.0f tiles/s\n",
          res.outdir, res.tiles_analyzed, res.tiles_planned, res.tiles_skipped, res.seconds,

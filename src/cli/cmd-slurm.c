@@ -284,7 +284,7 @@ static int slurm_submit(int argc, char **argv) {
   const char *input = a.manifest ? a.manifest : argv[1];
   g_autoptr(GError) err = NULL;
   g_autoptr(GPtrArray) items = a.manifest ? eosin_batch_from_manifest(input, &err)
-                                          : eosin_batch_from_dir(input, &err);
+                                          : eosin_batch_from_dir(input, NULL, &err);
   if (!items || !items->len) {
     fprintf(stderr, "eosin slurm submit: %s\n", items ? "no slides there" : err->message);
     return EOSIN_EXIT_USAGE;

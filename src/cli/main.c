@@ -12,6 +12,12 @@
  * "name version" a line (the first is "eosin VERSION", as it always was),
  * or as the JSON object report.json "versions" holds. */
 static int version(int argc, char **argv) {
+  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("Usage: eosin version [--json]\n\n"
+           "Eosin's version and those of the libraries it runs on, one \"name version\" a\n"
+           "line (--json: the object report.json's \"versions\" holds).\n");
+    return EOSIN_EXIT_OK;
+  }
   bool json = argc == 2 && !strcmp(argv[1], "--json");
   if (argc > 2 || (argc == 2 && !json)) {
     fprintf(stderr, "eosin version: expected nothing or --json\n");

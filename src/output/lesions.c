@@ -196,9 +196,20 @@ bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionPa
   return true;
 }
 
-/* level-0 coordinates of grid vertex (x, y) */
-static double vx0(const EosinLesionSet *s, int x) { return s->origin_x + x * s->cell_x; }
-static double vy0(const EosinLesionSet *s, int y) { return s->origin_y + y * s->cell_y; }
+/* level-0 coordinate @v clipped to [@lo, @hi] (no clip when @hi <= @lo) */
+static double clip(double v, double lo, double hi) {
+  return hi > lo ? CLAMP(v, lo, hi) : v;
+}
+
+/* level-0 coordinates of grid vertex (x, y), inside the slide: an outline
+ * traced on the grid of tiles follows the last tiles past the slide's
+ * right and bottom edges, where there is no tissue to outline */
+static double vx0(const EosinLesionSet *s, int x) {
+  return clip(s->origin_x + x * s->cell_x, s->clip_x0, s->clip_x1);
+}
+static double vy0(const EosinLesionSet *s, int y) {
+  return clip(s->origin_y + y * s->cell_y, s->clip_y0, s->clip_y1);
+}
 
 /* Is the point (px, py) (grid units) inside @ring? Even-odd ray casting. */
 static bool ring_contains(const GArray *ring, double px, double py) {
@@ -270,6 +281,17 @@ static void append_feature(GString *s, const EosinLesionSet *set, const EosinLes
       "\"measurements\":{\"probability\":%.6f,\"area_um2\":%.1f,\"extent_um\":%.1f,"
       "\"peak_x\":%.1f,\"peak_y\":%.1f}}}",
       idx + 1, class_name, l->probability, l->area_um2, l->extent_um, l->x - ox, l->y - oy);
+}
+
+void _eosin_lesions_clip(EosinLesionSet *set, const EosinSlideInfo *info) {
+  set->clip_x0 = (double) info->bounds_x, set->clip_y0 = (double) info->bounds_y;
+  set->clip_x1 = (double) (info->bounds_x + info->bounds_w);
+  set->clip_y1 = (double) (info->bounds_y + info->bounds_h);
+  for (guint i = 0; i < set->lesions->len; i++) {
+    EosinLesion *l = &g_array_index(set->lesions, EosinLesion, i);
+    l->x = clip(l->x, set->clip_x0, set->clip_x1 - 1);
+    l->y = clip(l->y, set->clip_y0, set->clip_y1 - 1);
+  }
 }
 
 bool _eosin_lesions_write(const EosinLesionSet *set, const char *dir, const EosinSlideInfo *info,

@@ -11,8 +11,8 @@
 
 /* Pixel sizes outside this range are not physical (a 72 dpi default is
  * 353 µm/px; a 300 dpi JPEG 85 µm/px): such values are passed over. */
-#define MPP_MIN 0.02
-#define MPP_MAX 50.0
+#define MPP_MIN EOSIN_MPP_MIN
+#define MPP_MAX EOSIN_MPP_MAX
 
 /* The most pixels a thumbnail may read from one level: 8 Gpx, a 90k x 90k
  * level without a pyramid, is about a minute (and bounded memory). */
@@ -135,7 +135,12 @@ void eosin_slide_free(EosinSlide *slide) {
   g_free(slide);
 }
 
-static EosinSlide *open_with(const char *path, double mpp_override, GError **err) {
+/* @no_mpp (may be NULL): a slide whose µm/px is unknown opens anyway,
+ * with mpp_source NONE and the reason in *@no_mpp (caller frees), for
+ * describing it (eosin info); otherwise that is an EOSIN_ERROR_NO_MPP
+ * error. */
+static EosinSlide *open_with(const char *path, double mpp_override, char **no_mpp,
+                             GError **err) {
   /* a FIFO or a device would hang a reader or feed it forever */
   if (!_eosin_check_input_file(path, "slide", 0, NULL, err))
     return NULL;
@@ -169,9 +174,22 @@ static EosinSlide *open_with(const char *path, double mpp_override, GError **err
     i->bounds_x = i->bounds_y = 0;
     i->bounds_w = i->width, i->bounds_h = i->height;
   }
+  g_autoptr(GError) e = NULL;
   if (!eosin_resolve_mpp(path, slide->ops->get_property, slide->ctx, mpp_override,
-                         &i->mpp_x, &i->mpp_y, &i->mpp_source, err))
-    return NULL;
+                         &i->mpp_x, &i->mpp_y, &i->mpp_source, &e)) {
+    if (!no_mpp || !g_error_matches(e, EOSIN_ERROR, EOSIN_ERROR_NO_MPP)) {
+      g_propagate_error(err, g_steal_pointer(&e));
+      return NULL;
+    }
+    i->mpp_x = i->mpp_y = 0;
+    i->mpp_source = EOSIN_MPP_SOURCE_NONE;
+    /* the reason alone: eosin_resolve_mpp above writes "slide S: unknown
+     * µm/px (REASON); give it with ..." */
+    const char *a = strstr(e->message, "unknown µm/px (");
+    const char *z = a ? strstr(a, "); give it with") : NULL;
+    *no_mpp = a && z ? g_strndup(a + strlen("unknown µm/px ("), z - a - strlen("unknown µm/px ("))
+                     : g_strdup(e->message);
+  }
   return g_steal_pointer(&slide);
 }
 
@@ -185,11 +203,17 @@ void _eosin_qupath_origin(const EosinSlideInfo *info, int64_t *x, int64_t *y) {
 }
 
 EosinSlide *eosin_slide_open(const char *path, double mpp_override, GError **err) {
-  return open_with(path, mpp_override, err);
+  return open_with(path, mpp_override, NULL, err);
+}
+
+EosinSlide *_eosin_slide_open_to_describe(const char *path, double mpp_override, char **no_mpp,
+                                          GError **err) {
+  *no_mpp = NULL;
+  return open_with(path, mpp_override, no_mpp, err);
 }
 
 EosinSlide *eosin_slide_reopen(EosinSlide *slide, GError **err) {
-  EosinSlide *s = open_with(slide->info.path, slide->mpp_override, err);
+  EosinSlide *s = open_with(slide->info.path, slide->mpp_override, NULL, err);
   if (s)
     s->cancel = slide->cancel;
   return s;

@@ -13,6 +13,16 @@
 #include <stdio.h>
 #include <vips/vips.h>
 
+/* The µm/px Eosin believes of a slide, stated or given: outside it a
+ * scanner's value is a unit error and a user's a typo. */
+#define EOSIN_MPP_MIN 0.02
+#define EOSIN_MPP_MAX 50.0
+
+/* eosin_slide_open for describing a slide (eosin info): a slide whose
+ * µm/px is unknown opens too, its mpp 0 and mpp_source NONE, *@no_mpp
+ * (caller frees; NULL when known) saying why and how to give it. */
+EosinSlide *_eosin_slide_open_to_describe(const char *path, double mpp_override, char **no_mpp,
+                                          GError **err);
 /* A second, independent handle on the same slide, for another thread. */
 EosinSlide *eosin_slide_reopen(EosinSlide *slide, GError **err);
 

@@ -106,7 +106,7 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
                           .batch = cfg->batch_size, .cache = cfg->model.cache};
   c->inf = eosin_infer_new(cfg->model.path, &io, err);
   if (!c->inf) {
-    g_prefix_error(err, "%s: [model] path: ", cfg->path);
+    _eosin_config_prefix_model_error(cfg, err);
     return false;
   }
   if (!check_shapes(c, cfg, err))

@@ -227,7 +227,7 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
                           .batch = cfg->batch_size, .cache = cfg->model.cache};
   c->tile_inf = eosin_infer_new(cfg->model.path, &io, err);
   if (!c->tile_inf) {
-    g_prefix_error(err, "%s: [model] path: ", cfg->path);
+    _eosin_config_prefix_model_error(cfg, err);
     return false;
   }
   EosinClassifierExpect want = {.config = cfg->path, .model = cfg->model.path,

@@ -193,11 +193,17 @@ bool _eosin_cyto_finish(void *ctx, const EosinTilePlan *plan, float *values, Jso
     json_builder_add_string_value(b, warnings->pdata[i]);
   json_builder_end_array(b);
 
-  /* the most suspicious cells and tiles, ranked */
+  /* the most suspicious cells, one ranking with one source: the gallery's
+   * cells, one per place, in its order (rank k is gallery #k); without a
+   * gallery ([cytology] gallery_cells = 0) the ten most suspicious */
   json_builder_set_member_name(b, "top_cells");
   json_builder_begin_array(b);
-  for (size_t i = 0; i < MIN(n, (size_t) MAX(c->gallery_n, 10)); i++)
-    json_cell(b, c, &cells[i], (int) i + 1);
+  if (c->gallery_n > 0)
+    for (int i = 0; i < c->n_gallery; i++)
+      json_cell(b, c, &c->gallery[i].cell, i + 1);
+  else
+    for (size_t i = 0; i < MIN(n, (size_t) 10); i++)
+      json_cell(b, c, &cells[i], (int) i + 1);
   json_builder_end_array(b);
   json_top_tiles(b, c, plan);
   return true;
