@@ -16,7 +16,8 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c libtiff-4 zlib libzstd libdeflate
+PKGS    := openslide vips glib-2.0 gthread-2.0 json-glib-1.0 libprotobuf-c libtiff-4 zlib libzstd libdeflate \
+           cairo pangocairo
 CFLAGS  ?= -O2 -g
 # SANITIZE: extra compile+link flags (make asan sets AddressSanitizer + UBSan)
 SANITIZE ?=

@@ -6,6 +6,7 @@
  * files of their own.
  */
 #include "batch-state-private.h"
+#include "report/report.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -137,6 +138,8 @@ bool _eosin_batch_merge(EosinBatchState *st, bool force, const EosinCancel *canc
   g_autoptr(GString) sum = g_string_new("slide,name,status,seconds,tiles,tiles_per_s,error,qc\n");
   g_autoptr(GString) cam = g_string_new("name,probability\n");
   int n = 0;
+  g_autoptr(GArray) rows = g_array_new(FALSE, TRUE, sizeof(EosinBatchRow));
+  g_array_set_clear_func(rows, (GDestroyNotify) _eosin_batch_row_clear);
   for (guint i = 0; i < st->paths->len; i++) {
     EosinBatchRow r = {0};
     if (!read_row(st, i, &r))
@@ -148,12 +151,14 @@ bool _eosin_batch_merge(EosinBatchState *st, bool force, const EosinCancel *canc
       _eosin_csv_append_field(cam, r.name);
       g_string_append_printf(cam, ",%.6f\n", r.probability);
     }
-    _eosin_batch_row_clear(&r);
+    g_array_append_val(rows, r); /* index.html's, freed with the array */
   }
   g_autofree char *sp = g_build_filename(st->outdir, "batch-summary.csv", NULL);
   g_autofree char *cp = g_build_filename(st->outdir, "camelyon-slides.csv", NULL);
   if (!_eosin_write_atomic(sp, sum->str, sum->len, err) ||
-      (st->camelyon && !_eosin_write_atomic(cp, cam->str, cam->len, err)))
+      (st->camelyon && !_eosin_write_atomic(cp, cam->str, cam->len, err)) ||
+      !_eosin_report_index(st->outdir, st->id, (const EosinBatchRow *) rows->data, rows->len,
+                           st->paths->len, st->camelyon, err))
     return false;
   if (rows_out)
     *rows_out = n;

@@ -34,7 +34,9 @@ static const char *const TISSUE_KEYS[] = {"min_fraction", "thumbnail_mpp", "max_
 static const char *const SCHED_KEYS[] = {"readers", "batch_size", "queue_depth",
                                           "max_memory_mb", NULL};
 static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min", "max",
-                                           "compression", "tiles_geojson", NULL};
+                                           "compression", "tiles_geojson", "floor",
+                                           "opacity", NULL};
+static const char *const OPACITIES[] = {"constant", "ramp", NULL};
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
                                          "std", "channel_order", "device", "precision",
                                          "cell", "predict_center_crop", NULL};
@@ -65,6 +67,7 @@ void eosin_config_free(EosinConfig *cfg) {
   g_free(cfg->qc.blur);
   g_free(cfg->overlay_channel);
   g_free(cfg->colormap);
+  g_free(cfg->overlay_opacity);
   g_free(cfg->overlay_compression);
   g_free(cfg->tiles_geojson);
   g_free(cfg->model.path);
@@ -444,8 +447,23 @@ static bool load_overlay(EosinConfig *cfg, GError **err) {
       !eosin_config_get_choice(cfg, "overlay", "compression", "deflate", COMPRESSIONS,
                                &cfg->overlay_compression, err) ||
       !eosin_config_get_choice(cfg, "overlay", "tiles_geojson", "plain", TILES_GEOJSON,
-                               &cfg->tiles_geojson, err))
+                               &cfg->tiles_geojson, err) ||
+      !eosin_config_get_choice(cfg, "overlay", "opacity", "constant", OPACITIES,
+                               &cfg->overlay_opacity, err))
     return false;
+  /* floor: "off", or the value below which a cell is not drawn (a
+   * probability map's many low cells would hide the few high ones) */
+  g_autofree char *floor_s = NULL;
+  if (!eosin_config_get_choice(cfg, "overlay", "floor", "off", NULL, &floor_s, err))
+    return false;
+  cfg->overlay_floor = NAN;
+  if (strcmp(floor_s, "off")) {
+    char *end = NULL;
+    double f = g_ascii_strtod(floor_s, &end);
+    if (!end || *end || !isfinite(f))
+      return config_error(err, cfg, "overlay", "floor", floor_s, "must be off or a number");
+    cfg->overlay_floor = f;
+  }
   bool has_min = g_key_file_has_key(cfg->keyfile, "overlay", "min", NULL);
   bool has_max = g_key_file_has_key(cfg->keyfile, "overlay", "max", NULL);
   if (has_min != has_max)

@@ -174,7 +174,9 @@ struct _EosinConfig {
   /* [overlay] */
   char *overlay_channel;    /* which analyzer channel is drawn */
   char *colormap;           /* viridis, jet, inferno, gray */
-  double overlay_alpha;     /* 0..1 opacity of drawn cells */
+  double overlay_alpha;     /* 0..1 opacity of drawn cells (the highest, with a ramp) */
+  double overlay_floor;     /* cells below it are not drawn; NaN: off */
+  char *overlay_opacity;    /* constant | ramp: opacity growing with the value */
   double overlay_min, overlay_max;  /* value range of the colour map */
   bool overlay_range_set;   /* false: the analyzer's default range */
   char *overlay_compression; /* deflate (any viewer), zstd (faster to write), lzw */
@@ -285,7 +287,6 @@ bool eosin_tissue_detect(const EosinThumbnail *thumb, const EosinSlideInfo *info
 /* Fraction of tissue in a level-0 rectangle. */
 double eosin_tissue_fraction(const EosinTissueMask *mask, double x, double y,
                              double w, double h);
-bool eosin_tissue_save_png(const EosinTissueMask *mask, const char *path, GError **err);
 void eosin_tissue_clear(EosinTissueMask *mask);
 
 /* ---------------------------------------------------------------- tiling */

@@ -81,7 +81,7 @@ bool _eosin_marker_seal(const char *dir, GError **err);
 bool _eosin_output_is_ours(const char *dir, const char *slide_path, GError **err);
 /* The files a batch writes into OUTDIR itself (no slide may take their
  * names). */
-#define EOSIN_BATCH_FILES {"batch-summary.csv", "camelyon-slides.csv", NULL}
+#define EOSIN_BATCH_FILES {"batch-summary.csv", "camelyon-slides.csv", "index.html", NULL}
 /* Removes the temporary files (".NAME.XXXXXX.tmp", plain files) of the
  * OUTDIR-level files @names that a killed run left; call only while
  * holding OUTDIR's lock, which proves no writer is using them. */
@@ -267,6 +267,9 @@ typedef struct {
 bool _eosin_lesions_find(const EosinGrid *grid, int channel, const EosinLesionParams *p,
                          double mpp_x, double mpp_y, EosinLesionSet *out, GError **err);
 void _eosin_lesion_set_clear(EosinLesionSet *set);
+/* Level-0 (*@x, *@y) of grid vertex (@gx, @gy) of @set's outlines, clipped
+ * to the slide (as the written outlines are). */
+void _eosin_lesion_vertex(const EosinLesionSet *set, int gx, int gy, double *x, double *y);
 /* Keeps @set inside @info's slide: outlines (when written) and peaks. */
 void _eosin_lesions_clip(EosinLesionSet *set, const EosinSlideInfo *info);
 /* CAMELYON17 category of a lesion of largest extent @extent_um. */
@@ -290,8 +293,12 @@ bool _eosin_colormap_get(const char *name, EosinColormap *out, GError **err);
 
 /* Colourises channel @channel of @grid into cells of RGBA (width*height*4),
  * empty cells transparent. Caller frees with g_free. */
+/* The opacity (0..255) overlay.tif and preview.png give a cell of value
+ * @v ([overlay] alpha, floor, opacity = ramp): 0 below the floor or NaN. */
+uint8_t _eosin_overlay_opacity(double v, double vmin, double vmax, double alpha, double floor,
+                               bool ramp);
 uint8_t *_eosin_grid_colorize(const EosinGrid *grid, int channel, const EosinColormap *cmap,
-                              double vmin, double vmax, double alpha);
+                              double vmin, double vmax, double alpha, double floor, bool ramp);
 /* Quantises channel @channel into 8 bits: 0 = empty, 1..255 = vmin..vmax. */
 uint8_t *_eosin_grid_quantize(const EosinGrid *grid, int channel, double vmin, double vmax);
 
@@ -377,14 +384,17 @@ typedef struct {
   const char *staging;
   EosinCancel *cancel;
   const EosinIdentity *identity; /* the slide's and models' hashes, for the TIFFs' descriptions */
+  const EosinLesionSet *lesions; /* [lesions]: outlined on preview.png; NULL without */
 } EosinGridFiles;
 /* Writes overlay.tif, heatmap.tif, preview.png, tissue.png, tiles.csv and
  * (when the config asks) tiles.geojson[.zip] into g->staging, two workers
  * side by side; false with the first failure (the overlay's first). */
 bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err);
 
-bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
-                         const uint8_t *rgba_cells, const char *path, GError **err);
+/* preview.png's pixels: @rgba_cells over @thumb, flattened to RGB
+ * (thumb->width x thumb->height x 3, caller frees); NULL with @err. */
+uint8_t *_eosin_preview_rgb(const EosinThumbnail *thumb, const EosinGrid *grid,
+                            const uint8_t *rgba_cells, GError **err);
 
 
 /* tiles.csv: one row per analysed tile (plan order), level-0 x, y, width,

@@ -97,6 +97,11 @@ static void report_overlay(const Run *r, JsonBuilder *b) {
   _eosin_json_str(b, "channel", r->ainfo.channel_names[r->channel]);
   _eosin_json_str(b, "colormap", cfg->colormap);
   _eosin_json_num(b, "alpha", cfg->overlay_alpha);
+  if (isnan(cfg->overlay_floor))
+    _eosin_json_str(b, "floor", "off");
+  else
+    _eosin_json_num(b, "floor", cfg->overlay_floor);
+  _eosin_json_str(b, "opacity", cfg->overlay_opacity);
   _eosin_json_str(b, "compression", cfg->overlay_compression);
   _eosin_json_str(b, "tiles_geojson", cfg->tiles_geojson);
   _eosin_json_num(b, "min", r->vmin);

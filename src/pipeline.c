@@ -13,6 +13,7 @@
  * report, promote). `eosin run` does one after the other.
  */
 #include "pipeline-private.h"
+#include "report/report.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -405,7 +406,7 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
   }
   EosinGridFiles files = {cfg,     r->slide,      &r->grid, &r->mask, &r->plan, &r->ainfo,
                           r->values, channel, vmin,   vmax,     r->staging, o->cancel,
-                          &r->identity};
+                          &r->identity, cfg->lesions.present ? &r->lesions : NULL};
   g_autofree char *qc_png = g_build_filename(r->staging, "qc.png", NULL);
   if (!_eosin_write_grid_files(&files, err) ||
       (r->qc.enabled && !_eosin_qc_png(&r->thumb, &r->qc, qc_png, err)))
@@ -421,7 +422,8 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);
     return false;
   }
-  if (!_eosin_run_write_report(r, r->analyse_s + since(t_out), report, err))
+  if (!_eosin_run_write_report(r, r->analyse_s + since(t_out), report, err) ||
+      !_eosin_report_html(r->staging, err))
     return false;
   if (cancelled(o)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "slide %s: cancelled", path);

@@ -242,20 +242,3 @@ double eosin_tissue_fraction(const EosinTissueMask *m, double x, double y, doubl
   return (double) s / area;
 }
 
-bool eosin_tissue_save_png(const EosinTissueMask *m, const char *path, GError **err) {
-  size_t n = (size_t) m->width * m->height;
-  g_autofree uint8_t *px = g_malloc(n);
-  for (size_t p = 0; p < n; p++)
-    px[p] = m->mask[p] ? 255 : 0;
-  g_autoptr(VipsImage) img = vips_image_new_from_memory(px, n, m->width, m->height, 1,
-                                                        VIPS_FORMAT_UCHAR);
-  void *buf = NULL;
-  size_t len = 0;
-  if (!img || vips_image_write_to_buffer(img, ".png", &buf, &len, NULL)) {
-    _eosin_set_vips_error(err, "tissue.png");
-    return false;
-  }
-  bool ok = _eosin_write_atomic(path, buf, len, err);
-  g_free(buf);
-  return ok;
-}

@@ -6,6 +6,7 @@
  * pN stages and quadratic kappa.
  */
 #include "test-util.h"
+#include <vips/vips.h>
 
 #include "eval/eval-private.h"
 
@@ -147,6 +148,21 @@ Test(eval, camelyon16_cli_with_asap_xml_exclusion_groups) {
   g_autofree char *png = g_build_filename(pred, "froc.png", NULL);
   g_autofree char *csv = g_build_filename(pred, "froc.csv", NULL);
   cr_expect(g_file_test(png, G_FILE_TEST_EXISTS) && g_file_test(csv, G_FILE_TEST_EXISTS));
+  /* froc.png (cairo): the dots of the six rates where the curve says, the
+   * one at 1/4 FP on 0, the one at 2 FP on 1 */
+  cr_assert(vips_init("eosin-tests") == 0);
+  g_autoptr(VipsImage) plot = vips_image_new_from_file(png, NULL);
+  cr_assert(plot, "%s", vips_error_buffer());
+  const double at[][2] = {{0.25, 0}, {2, 1}, {8, 1}};
+  for (int k = 0; k < 3; k++) {
+    double *v = NULL;
+    int n = 0;
+    cr_assert(vips_getpoint(plot, &v, &n, (int) lround(_eosin_froc_px(at[k][0])),
+                            (int) lround(_eosin_froc_py(at[k][1])), NULL) == 0);
+    cr_expect(v[0] < 80 && v[2] > 140, "a blue dot at %g FP, sensitivity %g: %g %g %g", at[k][0],
+              at[k][1], v[0], v[1], v[2]);
+    g_free(v);
+  }
   g_free(out);
   g_free(errs);
 

@@ -218,6 +218,7 @@ static Case *case_new(const char *config_text, bool with_prev, bool no_exchange)
   c->clean = snapshot(c->final);
   c->n_files = g_hash_table_size(c->clean);
   g_hash_table_remove(c->clean, "report.json");
+  g_hash_table_remove(c->clean, "report.html"); /* report.json as a page: its times too */
   g_hash_table_remove(c->clean, _eosin_marker_name());
   c->with_prev = with_prev;
   reset(c);

@@ -1,11 +1,16 @@
 /*
- * eval-plot.c — froc.png: the FROC curve drawn with libvips (axes, grid at
- * the six evaluation rates, the curve as a step-free polyline through its
- * points, the score as text), so a lab can look at a run without Python.
+ * eval-plot.c — froc.png: the FROC curve (axes, grid at the six evaluation
+ * rates, the curve as a step-free polyline through its points, the six
+ * rates' sensitivities as dots, the score as text), drawn with cairo
+ * (antialiased) and pango (text), so a lab can look at a run without
+ * Python.
  */
 #include "eval/eval-private.h"
+#include "report/report.h"
 
+#include <cairo.h>
 #include <math.h>
+#include <pango/pangocairo.h>
 
 #define W 720
 #define H 480
@@ -15,89 +20,82 @@
 #define B 60
 #define XMAX 8.0
 
-static int px(double fps) {
-  return L + (int) lround(MIN(fps, XMAX) / XMAX * (W - L - R));
+double _eosin_froc_px(double fps) {
+  return L + MIN(fps, XMAX) / XMAX * (W - L - R);
 }
-static int py(double sens) {
-  return H - B - (int) lround(sens * (H - T - B));
+double _eosin_froc_py(double sens) {
+  return H - B - sens * (H - T - B);
 }
 
-/* Draws @text at (x, y); text needs pango in libvips, so a failure only
- * loses the label. */
-static void label(VipsImage *img, const char *text, int x, int y) {
-  VipsImage *t = NULL;
-  double ink[] = {0, 0, 0};
-  if (!vips_text(&t, text, "dpi", 96, NULL)) {
-    vips_draw_mask(img, ink, 3, t, x, y, NULL);  /* t: 0..255 glyph coverage */
-    g_object_unref(t);
-  }
-  vips_error_clear();
+static void label(cairo_t *cr, const char *text, double x, double y) {
+  PangoLayout *l = pango_cairo_create_layout(cr);
+  PangoFontDescription *fd = pango_font_description_from_string("DejaVu Sans 10");
+  pango_layout_set_font_description(l, fd);
+  pango_layout_set_text(l, text, -1);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_move_to(cr, x, y);
+  pango_cairo_show_layout(cr, l);
+  pango_font_description_free(fd);
+  g_object_unref(l);
+}
+
+static void line(cairo_t *cr, double x0, double y0, double x1, double y1) {
+  cairo_move_to(cr, x0, y0);
+  cairo_line_to(cr, x1, y1);
+  cairo_stroke(cr);
 }
 
 bool _eosin_froc_plot(const EosinFroc *f, double auc, const char *path, GError **err) {
-  if (!_eosin_vips_init(err))
-    return false;
-  g_autofree uint8_t *white = g_malloc((size_t) W * H * 3);
-  memset(white, 255, (size_t) W * H * 3);
-  VipsImage *mem = vips_image_new_from_memory(white, (size_t) W * H * 3, W, H, 3,
-                                              VIPS_FORMAT_UCHAR);
-  VipsImage *img = NULL;
-  if (!mem || vips_copy(mem, &img, NULL) || vips_image_wio_input(img)) {
-    if (mem)
-      g_object_unref(mem);
-    if (img)
-      g_object_unref(img);
-    _eosin_set_vips_error(err, "froc.png");
-    return false;
-  }
-  g_object_unref(mem);
-  double black[] = {0, 0, 0}, grey[] = {200, 200, 200}, blue[] = {31, 119, 180};
-  for (int r = 0; r < 6; r++) {
-    vips_draw_line(img, grey, 3, px(EOSIN_FROC_RATES[r]), T, px(EOSIN_FROC_RATES[r]), H - B,
-                   NULL);
-    if (r == 0)
-      continue;  /* 1/4 and 1/2 are 12 px apart: one label */
-    g_autofree char *t = g_strdup_printf("%g", EOSIN_FROC_RATES[r]);
-    label(img, t, px(EOSIN_FROC_RATES[r]) - 8, H - B + 8);
-  }
+  cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_t *cr = cairo_create(s);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  /* the grid: the six rates the score averages, and quarters of sensitivity */
+  cairo_set_source_rgb(cr, 0.8, 0.8, 0.8);
+  cairo_set_line_width(cr, 1);
+  for (int r = 0; r < 6; r++)
+    line(cr, _eosin_froc_px(EOSIN_FROC_RATES[r]), T, _eosin_froc_px(EOSIN_FROC_RATES[r]), H - B);
   for (int k = 1; k <= 4; k++)
-    vips_draw_line(img, grey, 3, L, py(k / 4.0), W - R, py(k / 4.0), NULL);
-  vips_draw_line(img, black, 3, L, H - B, W - R, H - B, NULL);
-  vips_draw_line(img, black, 3, L, T, L, H - B, NULL);
+    line(cr, L, _eosin_froc_py(k / 4.0), W - R, _eosin_froc_py(k / 4.0));
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  line(cr, L, H - B, W - R, H - B);
+  line(cr, L, T, L, H - B);
+  for (int r = 1; r < 6; r++) { /* 1/4 and 1/2 are 12 px apart: one label */
+    g_autofree char *t = g_strdup_printf("%g", EOSIN_FROC_RATES[r]);
+    label(cr, t, _eosin_froc_px(EOSIN_FROC_RATES[r]) - 6, H - B + 6);
+  }
   for (int k = 0; k <= 4; k++) {
     g_autofree char *t = g_strdup_printf("%.2f", k / 4.0);
-    label(img, t, 20, py(k / 4.0) - 8);
+    label(cr, t, 28, _eosin_froc_py(k / 4.0) - 8);
   }
-  /* the curve from (0, 0) in increasing FP order; past 8 FP it is clipped */
+  /* the curve from (0, 0) in increasing FP order; past 8 FP it is clipped,
+   * past the last point it stays flat, as numpy.interp reads it */
+  cairo_set_source_rgb(cr, 31 / 255.0, 119 / 255.0, 180 / 255.0);
+  cairo_set_line_width(cr, 2.5);
+  cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
   for (int i = f->n - 1; i >= 0; i--) {
-    int x0 = px(f->fps[i]), y0 = py(f->sensitivity[i]);
-    /* past the last point the curve stays flat, as numpy.interp reads it */
-    int x1 = i ? px(f->fps[i - 1]) : px(XMAX), y1 = i ? py(f->sensitivity[i - 1]) : y0;
-    for (int d = -1; d <= 1; d++) {
-      vips_draw_line(img, blue, 3, x0, y0 + d, x1, y1 + d, NULL);
-      vips_draw_line(img, blue, 3, x0 + d, y0, x1 + d, y1, NULL);
-    }
+    double x0 = _eosin_froc_px(f->fps[i]), y0 = _eosin_froc_py(f->sensitivity[i]);
+    double x1 = i ? _eosin_froc_px(f->fps[i - 1]) : _eosin_froc_px(XMAX);
+    double y1 = i ? _eosin_froc_py(f->sensitivity[i - 1]) : y0;
+    i == f->n - 1 ? cairo_move_to(cr, x0, y0) : cairo_line_to(cr, x0, y0);
+    cairo_line_to(cr, x1, y1);
     if (i && f->fps[i - 1] > XMAX)
       break;
   }
-  for (int r = 0; r < 6; r++)
-    vips_draw_circle(img, blue, 3, px(EOSIN_FROC_RATES[r]), py(f->at_rate[r]), 4, "fill", TRUE,
-                     NULL);
+  cairo_stroke(cr);
+  for (int r = 0; r < 6; r++) {
+    cairo_arc(cr, _eosin_froc_px(EOSIN_FROC_RATES[r]), _eosin_froc_py(f->at_rate[r]), 4.5, 0,
+              2 * G_PI);
+    cairo_fill(cr);
+  }
   g_autofree char *title =
       isnan(auc) ? g_strdup_printf("FROC score %.4f", f->score)
                  : g_strdup_printf("FROC score %.4f   slide AUC %.4f", f->score, auc);
-  label(img, title, L + 140, 10);
-  label(img, "average false positives per slide", W / 2 - 120, H - 28);
-  label(img, "sensitivity", 4, T - 30);
-  void *buf = NULL;
-  size_t len = 0;
-  bool ok = !vips_pngsave_buffer(img, &buf, &len, NULL);
-  g_object_unref(img);
-  if (!ok) {
-    _eosin_set_vips_error(err, path);
-    return false;
-  }
-  ok = _eosin_write_atomic(path, buf, len, err);
-  g_free(buf);
+  label(cr, title, L + 140, 10);
+  label(cr, "average false positives per slide", W / 2.0 - 110, H - 28);
+  label(cr, "sensitivity", 4, T - 30);
+  cairo_destroy(cr);
+  bool ok = _eosin_cairo_write_png(s, path, err);
+  cairo_surface_destroy(s);
   return ok;
 }

@@ -85,6 +85,9 @@ void _eosin_froc_clear(EosinFroc *f);
 /* froc.png: the curve, the six evaluation rates, the score (and @auc if
  * not NaN). */
 bool _eosin_froc_plot(const EosinFroc *f, double auc, const char *path, GError **err);
+/* Where froc.png puts @fps false positives per slide and @sens sensitivity. */
+double _eosin_froc_px(double fps);
+double _eosin_froc_py(double sens);
 
 /* ROC AUC as Mann-Whitney U / (n_pos n_neg), ties counting one half; NaN
  * without both classes. */

@@ -30,7 +30,8 @@
 static const char *const CORE_OUTPUTS[] = {"overlay.tif",     "heatmap.tif",    "preview.png",
                                            "tissue.png",      "tiles.csv",      "report.json",
                                            "detections.csv",  "lesions.geojson", "lesions.xml",
-                                           "tiles.geojson",   "tiles.geojson.zip", "qc.png", NULL};
+                                           "tiles.geojson",   "tiles.geojson.zip", "qc.png",
+                                           "report.html", NULL};
 
 const char *_eosin_marker_name(void) {
   return MARKER;

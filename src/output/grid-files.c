@@ -9,7 +9,7 @@
  * small levels), and the preview is libvips on one core; side by side
  * they keep the cores busy.
  */
-#include "eosin-private.h"
+#include "report/report.h"
 
 /* preview.png's longer side: enough to see the tiles of a whole slide */
 #define PREVIEW_SIDE 1600
@@ -30,11 +30,71 @@ static int preview_side(const EosinSlideInfo *info) {
 
 typedef struct {
   const EosinGridFiles *g;
+  const EosinColormap *cm;
   const EosinPaint *ov, *hm;
   const uint8_t *rgba;
   const char *desc, *hdesc;
   GError *err[2]; /* each worker's failure */
 } Job;
+
+/* preview.png: the overlay over @thumb, the lesions outlined, and the
+ * legend band: slide, colour bar with the channel and units, scale bar. */
+static bool save_preview(const Job *j, const EosinThumbnail *thumb, const char *path,
+                         GError **err) {
+  const EosinGridFiles *g = j->g;
+  const EosinConfig *cfg = g->cfg;
+  const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
+  g_autofree uint8_t *rgb = _eosin_preview_rgb(thumb, g->grid, j->rgba, err);
+  if (!rgb)
+    return false;
+  g_autoptr(GPtrArray) outlines = g->lesions ? _eosin_lesion_outlines(g->lesions) : NULL;
+  EosinDecor d = {.title = info->name, .channel = g->ainfo->channel_names[g->channel],
+                  .units = _eosin_channel_units(cfg, g->vmin, g->vmax), .cm = j->cm,
+                  .vmin = g->vmin, .vmax = g->vmax, .floor = cfg->overlay_floor,
+                  .um_per_px = info->mpp_x * thumb->scale_x, .scale_x = thumb->scale_x,
+                  .scale_y = thumb->scale_y, .outlines = outlines};
+  return _eosin_decor_png(rgb, thumb->width, thumb->height, &d, path, err);
+}
+
+/* tissue.png: the thumbnail with the tissue mask's edge drawn on it in
+ * green (a bare mask was too small and too abstract to check against the
+ * slide), outside the tissue dimmed, and the legend band. */
+static bool save_tissue(const Job *j, const EosinThumbnail *thumb, const char *path,
+                        GError **err) {
+  const EosinGridFiles *g = j->g;
+  const EosinTissueMask *m = g->mask;
+  const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
+  int W = thumb->width, H = thumb->height;
+  g_autofree uint8_t *rgb = g_memdup2(thumb->rgb, (size_t) W * H * 3);
+  g_autofree uint8_t *in = g_new0(uint8_t, (size_t) W * H);
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      int mx = (int) ((x + 0.5) * thumb->scale_x / m->scale_x);
+      int my = (int) ((y + 0.5) * thumb->scale_y / m->scale_y);
+      in[(size_t) y * W + x] =
+          mx >= 0 && my >= 0 && mx < m->width && my < m->height && m->mask[(size_t) my * m->width + mx];
+    }
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      uint8_t *p = rgb + 3 * ((size_t) y * W + x);
+      bool t = in[(size_t) y * W + x], edge = false;
+      for (int dy = -1; dy <= 1 && !edge; dy++)
+        for (int dx = -1; dx <= 1 && !edge; dx++) {
+          int xx = x + dx, yy = y + dy;
+          edge = xx >= 0 && yy >= 0 && xx < W && yy < H && in[(size_t) yy * W + xx] != t;
+        }
+      if (edge)
+        p[0] = 0, p[1] = 200, p[2] = 83;
+      else if (!t)
+        for (int c = 0; c < 3; c++)
+          p[c] = (uint8_t) (p[c] * 3 / 5 + 40);
+    }
+  g_autofree char *title = g_strdup_printf("%s: tissue outlined in green (%.1f %% of the slide)",
+                                           info->name, 100 * m->fraction);
+  EosinDecor d = {.title = title, .um_per_px = info->mpp_x * thumb->scale_x,
+                  .scale_x = thumb->scale_x, .scale_y = thumb->scale_y};
+  return _eosin_decor_png(rgb, W, H, &d, path, err);
+}
 
 /* @k = 0: overlay.tif; 1: the rest. Files go to the staging folder. */
 static void write_part(void *data, int k, void *scratch) {
@@ -60,8 +120,8 @@ static void write_part(void *data, int k, void *scratch) {
   (void) (_eosin_write_pyramid(j->hm, info, cfg->overlay_compression, j->hdesc, g->cancel,
                                heatmap, err) &&
           eosin_slide_thumbnail(g->slide, preview_side(info), 0, &thumb, err) &&
-          _eosin_save_preview(&thumb, g->grid, j->rgba, preview, err) &&
-          eosin_tissue_save_png(g->mask, tissue, err) &&
+          save_preview(j, &thumb, preview, err) &&
+          save_tissue(j, &thumb, tissue, err) &&
           _eosin_write_tiles_csv(csv, g->plan, g->ainfo, g->values, err) &&
           (!geojson || _eosin_write_tiles_geojson(geojson, !strcmp(cfg->tiles_geojson, "zip"),
                                                   g->plan, g->ainfo, g->values, info, err)));
@@ -92,8 +152,9 @@ bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err) {
   EosinColormap cm;
   if (!_eosin_colormap_get(cfg->colormap, &cm, err))
     return false;
-  g_autofree uint8_t *rgba = _eosin_grid_colorize(g->grid, g->channel, &cm, g->vmin, g->vmax,
-                                                  cfg->overlay_alpha);
+  g_autofree uint8_t *rgba =
+      _eosin_grid_colorize(g->grid, g->channel, &cm, g->vmin, g->vmax, cfg->overlay_alpha,
+                           cfg->overlay_floor, !strcmp(cfg->overlay_opacity, "ramp"));
   g_autofree uint8_t *q = _eosin_grid_quantize(g->grid, g->channel, g->vmin, g->vmax);
   g_autofree char *tag = provenance_tag(g);
   g_autofree char *desc = g_strdup_printf(
@@ -107,7 +168,7 @@ bool _eosin_write_grid_files(const EosinGridFiles *g, GError **err) {
   g_autoptr(EosinPaint) ov = _eosin_paint_new(g->grid, rgba, 4);
   g_autoptr(EosinPaint) hm = _eosin_paint_new(g->grid, q, 1);
   /* the overlays' levels mirror the slide's, so a viewer pairs them 1:1 */
-  Job j = {g, ov, hm, rgba, desc, hdesc, {NULL, NULL}};
+  Job j = {g, &cm, ov, hm, rgba, desc, hdesc, {NULL, NULL}};
   _eosin_parallel_for(2, 0, write_part, &j);
   /* the overlay's failure before the rest's */
   GError *e = j.err[0] ? j.err[0] : j.err[1];

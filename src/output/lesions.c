@@ -211,6 +211,11 @@ static double vy0(const EosinLesionSet *s, int y) {
   return clip(s->origin_y + y * s->cell_y, s->clip_y0, s->clip_y1);
 }
 
+void _eosin_lesion_vertex(const EosinLesionSet *set, int gx, int gy, double *x, double *y) {
+  *x = vx0(set, gx);
+  *y = vy0(set, gy);
+}
+
 /* Is the point (px, py) (grid units) inside @ring? Even-odd ray casting. */
 static bool ring_contains(const GArray *ring, double px, double py) {
   const int *v = (const int *) ring->data;

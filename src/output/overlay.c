@@ -69,15 +69,28 @@ static double unit(double v, double vmin, double vmax) {
   return CLAMP((v - vmin) / (vmax - vmin), 0.0, 1.0);
 }
 
+uint8_t _eosin_overlay_opacity(double v, double vmin, double vmax, double alpha, double floor,
+                               bool ramp) {
+  if (isnan(v) || (!isnan(floor) && v < floor))
+    return 0;
+  if (!ramp)
+    return (uint8_t) lround(255 * alpha);
+  /* from a fifth of @alpha at the floor (or min) to @alpha at max: the
+   * lowest cells drawn still show, the highest stand out */
+  double lo = isnan(floor) ? vmin : MAX(floor, vmin);
+  double t = vmax > lo ? CLAMP((v - lo) / (vmax - lo), 0.0, 1.0) : 1.0;
+  return (uint8_t) lround(255 * alpha * (0.2 + 0.8 * t));
+}
+
 uint8_t *_eosin_grid_colorize(const EosinGrid *g, int channel, const EosinColormap *cm,
-                              double vmin, double vmax, double alpha) {
+                              double vmin, double vmax, double alpha, double floor, bool ramp) {
   size_t cells = (size_t) g->width * g->height;
   uint8_t *out = g_malloc0(cells * 4);
-  uint8_t a = (uint8_t) lround(255 * alpha);
   for (size_t c = 0; c < cells; c++) {
     float v = g->values[c * g->n_channels + channel];
-    if (isnan(v))
-      continue;
+    uint8_t a = _eosin_overlay_opacity(v, vmin, vmax, alpha, floor, ramp);
+    if (!a)
+      continue; /* transparent, as a cell no tile covers */
     int idx = (int) lround(255 * unit(v, vmin, vmax));
     memcpy(out + c * 4, cm->lut[idx], 3);
     out[c * 4 + 3] = a;
@@ -332,33 +345,35 @@ bool _eosin_verify_overlay(const char *path, const EosinSlideInfo *info, GError 
   return true;
 }
 
-bool _eosin_save_preview(const EosinThumbnail *thumb, const EosinGrid *grid,
-                         const uint8_t *rgba_cells, const char *path, GError **err) {
+uint8_t *_eosin_preview_rgb(const EosinThumbnail *thumb, const EosinGrid *grid,
+                            const uint8_t *rgba_cells, GError **err) {
   g_autoptr(VipsImage) base = vips_image_new_from_memory(
       thumb->rgb, (size_t) thumb->width * thumb->height * 3, thumb->width, thumb->height, 3,
       VIPS_FORMAT_UCHAR);
   g_autoptr(VipsImage) over = _eosin_grid_image(grid, rgba_cells, 4, thumb->width,
                                                 thumb->height, thumb->scale_x, thumb->scale_y);
-  VipsImage *comp = NULL;
+  VipsImage *comp = NULL, *flat = NULL, *u8 = NULL;
   if (!base || !over || vips_composite2(base, over, &comp, VIPS_BLEND_MODE_OVER, NULL)) {
     _eosin_set_vips_error(err, "preview.png");
-    return false;
+    return NULL;
   }
   g_autoptr(VipsImage) compp = comp;
-  VipsImage *flat = NULL;
   if (vips_flatten(comp, &flat, NULL)) {
     _eosin_set_vips_error(err, "preview.png");
-    return false;
+    return NULL;
   }
   g_autoptr(VipsImage) flatp = flat;
-  g_autoptr(VipsImage) u8 = NULL;
-  void *buf = NULL;
-  size_t len = 0;
-  if (vips_cast_uchar(flat, &u8, NULL) || vips_image_write_to_buffer(u8, ".png", &buf, &len, "compression", 1, "filter", VIPS_FOREIGN_PNG_FILTER_ALL, NULL)) {
+  if (vips_cast_uchar(flat, &u8, NULL)) {
     _eosin_set_vips_error(err, "preview.png");
-    return false;
+    return NULL;
   }
-  bool ok = _eosin_write_atomic(path, buf, len, err);
-  g_free(buf);
-  return ok;
+  g_autoptr(VipsImage) u8p = u8;
+  size_t len = 0;
+  uint8_t *rgb = vips_image_write_to_memory(u8, &len);
+  if (!rgb || len != (size_t) thumb->width * thumb->height * 3) {
+    g_free(rgb);
+    _eosin_set_vips_error(err, "preview.png");
+    return NULL;
+  }
+  return rgb;
 }
