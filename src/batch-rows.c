@@ -22,6 +22,8 @@ void _eosin_batch_row_clear(EosinBatchRow *r) {
   g_clear_pointer(&r->status, g_free);
   g_clear_pointer(&r->error, g_free);
   g_clear_pointer(&r->qc, g_free);
+  g_clear_pointer(&r->score_label, g_free);
+  g_clear_pointer(&r->category, g_free);
 }
 
 static char *row_path(const EosinBatchState *st, guint index) {
@@ -49,6 +51,9 @@ static bool read_row(const EosinBatchState *st, guint index, EosinBatchRow *row)
   row->tiles = (int) _eosin_obj_num(o, "tiles");
   row->tiles_per_s = _eosin_obj_num(o, "tiles_per_s");
   row->probability = _eosin_obj_num(o, "probability");
+  row->score = _eosin_obj_num(o, "score");
+  row->score_label = g_strdup(_eosin_obj_str(o, "score_label"));
+  row->category = g_strdup(_eosin_obj_str(o, "category"));
   return true;
 }
 
@@ -93,6 +98,9 @@ bool _eosin_batch_put_row(const EosinBatchState *st, guint index, const EosinBat
   member_str(b, "error", row->error);
   member_str(b, "qc", row->qc);
   member_num(b, "probability", row->probability);
+  member_num(b, "score", row->score);
+  member_str(b, "score_label", row->score_label);
+  member_str(b, "category", row->category);
   json_builder_end_object(b);
   g_autoptr(JsonNode) root = json_builder_get_root(b);
   g_autofree char *path = row_path(st, index);

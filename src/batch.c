@@ -12,7 +12,7 @@
  * workers — a Slurm array, one per GPU, a rerun beside a running batch —
  * share one OUTDIR and every slide is settled by exactly one of them.
  */
-#include "eosin-private.h"
+#include "report/report.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -35,16 +35,35 @@ static double scores_probability(JsonNode *scores) {
   return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
 }
 
+/* The row's headline from a slide's scores: the score it is known by,
+ * what that is, its category (index.html shows them; report/html.c says
+ * which for each task). */
+static void row_headline(Row *row, JsonNode *scores) {
+  double v;
+  const char *label, *category;
+  _eosin_report_headline(scores && JSON_NODE_HOLDS_OBJECT(scores) ? json_node_get_object(scores)
+                                                                  : NULL,
+                         &v, &label, &category);
+  row->score = v;
+  row->score_label = g_strdup(label);
+  row->category = g_strdup(category);
+}
+
 /* What a finished slide's report.json says for its row (one read): the
- * slide probability (NaN without [lesions]; @probability may be NULL) and
- * qc.verdict (*@qc, caller frees; NULL when absent). */
-static void report_facts(const char *outdir, const char *name, double *probability, char **qc) {
-  g_autofree char *path = g_build_filename(outdir, name, "report.json", NULL);
+ * slide probability (NaN without [lesions]; @probability may be NULL),
+ * qc.verdict (*@qc, caller frees; NULL when absent) and, with @headline,
+ * the row's headline. */
+static void report_facts(const char *outdir, Row *row, double *probability, char **qc,
+                         bool headline) {
+  g_autofree char *path = g_build_filename(outdir, row->name, "report.json", NULL);
   g_autoptr(JsonNode) root = _eosin_read_json_file(path, "report", EOSIN_REPORT_MAX_BYTES,
                                                    EOSIN_REPORT_MAX_DEPTH, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  JsonNode *scores = o ? json_object_get_member(o, "scores") : NULL;
   if (probability)
-    *probability = scores_probability(o ? json_object_get_member(o, "scores") : NULL);
+    *probability = scores_probability(scores);
+  if (headline)
+    row_headline(row, scores);
   JsonNode *q = o ? json_object_get_member(o, "qc") : NULL;
   o = q && JSON_NODE_HOLDS_OBJECT(q) ? json_node_get_object(q) : NULL;
   JsonNode *v = o ? json_object_get_member(o, "verdict") : NULL;
@@ -306,7 +325,8 @@ static bool settle(Batch *b, Pending *p, GError **err) {
     row->tiles = p->rr.tiles_analyzed;
     row->tiles_per_s = p->rr.tiles_per_s;
     row->probability = scores_probability(p->rr.scores);
-    report_facts(b->outdir, row->name, NULL, &row->qc);
+    row_headline(row, p->rr.scores);
+    report_facts(b->outdir, row, NULL, &row->qc, false);
   } else {
     row->status = g_strdup("failed");
     row->error = g_strdup(p->error->message);
@@ -334,7 +354,7 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
     return true;
   }
   g_auto(EosinBatchRow) row = {.path = g_strdup(it->path), .name = eosin_slide_name_from_path(it->path),
-                     .probability = NAN};
+                     .probability = NAN, .score = NAN};
   gint64 t0 = g_get_monotonic_time();
   guint first = _eosin_batch_first_named(b->st, index);
   if (first != index) {
@@ -374,7 +394,7 @@ static bool visit(Batch *b, guint index, int pos, Pending **pending, GArray *bus
       _eosin_batch_note(b->prog, EOSIN_NOTE_ERROR, "%s", row.error);
     } else {
       row.status = g_strdup("skipped-complete");
-      report_facts(b->outdir, row.name, &row.probability, &row.qc);
+      report_facts(b->outdir, &row, &row.probability, &row.qc, true);
     }
     row.seconds = (g_get_monotonic_time() - t0) / 1e6;
     bool ok = row_final(b, index, pos, &row, err);

@@ -196,6 +196,7 @@ struct _EosinConfig {
                                       errors name the command line, not the file */
     bool fp16;              /* precision = fp16 (GPU only) */
     int cell;               /* segmentation: output pixels per stitched cell */
+    bool tta_dihedral;      /* tta = dihedral: the mean of the 8 orientations (nn/tta.c) */
     double predict_center_crop; /* `eosin predict`: the central fraction of each
                                    image (each side) the model sees, 1 = all */
     EosinInferCache *cache; /* not from the file: set (borrowed) by eosin_batch_run
@@ -497,6 +498,10 @@ typedef struct {
   double seconds, tiles_per_s;
   double probability;  /* scores.lesions.slide_probability of a finished slide, else NaN */
   int tiles;
+  /* the headline index.html shows: the score the slide is known by (NaN:
+   * none), what it is, its category (each may be NULL) */
+  double score;
+  char *score_label, *category;
 } EosinBatchRow;
 void _eosin_batch_row_clear(EosinBatchRow *r);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EosinBatchRow, _eosin_batch_row_clear)

@@ -14,6 +14,8 @@
 /* preview.png's longer side: enough to see the tiles of a whole slide */
 #define PREVIEW_SIDE 1600
 #define PREVIEW_MIN_SIDE 1024
+/* tissue.png's longer side at most */
+#define TISSUE_SIDE 1024
 
 /* preview.png's longer side: a level of the slide between PREVIEW_MIN_SIDE
  * and PREVIEW_SIDE px is taken as it is (no resampling, and the fewest
@@ -47,7 +49,23 @@ static bool save_preview(const Job *j, const EosinThumbnail *thumb, const char *
   g_autofree uint8_t *rgb = _eosin_preview_rgb(thumb, g->grid, j->rgba, err);
   if (!rgb)
     return false;
-  g_autoptr(GPtrArray) outlines = g->lesions ? _eosin_lesion_outlines(g->lesions) : NULL;
+  g_autoptr(GPtrArray) outlines = g->lesions ? _eosin_lesion_outlines(g->lesions)
+                                             : g_ptr_array_new_with_free_func(_eosin_outline_free);
+  /* a Ki-67 hot spot: its window, numbered 1 */
+  JsonObject *so = g->scores && JSON_NODE_HOLDS_OBJECT(g->scores) ? json_node_get_object(g->scores)
+                                                                  : NULL;
+  JsonNode *hn = so ? json_object_get_member(so, "ki67_hotspot") : NULL;
+  JsonObject *ho = hn && JSON_NODE_HOLDS_OBJECT(hn) ? json_node_get_object(hn) : NULL;
+  if (ho && json_object_get_boolean_member_with_default(ho, "found", FALSE)) {
+    double x = _eosin_json_number_at(ho, "x"), y = _eosin_json_number_at(ho, "y");
+    double w = _eosin_json_number_at(ho, "width"), h = _eosin_json_number_at(ho, "height");
+    EosinOutline *o = g_new0(EosinOutline, 1);
+    o->xy = g_array_new(FALSE, FALSE, sizeof(double));
+    const double box[] = {x, y, x + w, y, x + w, y + h, x, y + h};
+    g_array_append_vals(o->xy, box, 8);
+    o->number = 1;
+    g_ptr_array_add(outlines, o);
+  }
   EosinDecor d = {.title = info->name, .channel = g->ainfo->channel_names[g->channel],
                   .units = _eosin_channel_units(cfg, g->vmin, g->vmax), .cm = j->cm,
                   .vmin = g->vmin, .vmax = g->vmax, .floor = cfg->overlay_floor,
@@ -59,11 +77,37 @@ static bool save_preview(const Job *j, const EosinThumbnail *thumb, const char *
 /* tissue.png: the thumbnail with the tissue mask's edge drawn on it in
  * green (a bare mask was too small and too abstract to check against the
  * slide), outside the tissue dimmed, and the legend band. */
-static bool save_tissue(const Job *j, const EosinThumbnail *thumb, const char *path,
+static bool save_tissue(const Job *j, const EosinThumbnail *full, const char *path,
                         GError **err) {
   const EosinGridFiles *g = j->g;
   const EosinTissueMask *m = g->mask;
   const EosinSlideInfo *info = eosin_slide_get_info(g->slide);
+  /* at most TISSUE_SIDE px: enough to check the mask against the slide,
+   * and a quarter of the preview's pixels to encode */
+  EosinThumbnail small = *full, *thumb = &small;
+  g_autofree uint8_t *shrunk = NULL;
+  int side = MAX(full->width, full->height);
+  if (side > TISSUE_SIDE) {
+    double f = (double) TISSUE_SIDE / side;
+    g_autoptr(VipsImage) in = vips_image_new_from_memory(
+        full->rgb, (size_t) full->width * full->height * 3, full->width, full->height, 3,
+        VIPS_FORMAT_UCHAR);
+    VipsImage *out = NULL;
+    if (!in || vips_resize(in, &out, f, NULL)) {
+      _eosin_set_vips_error(err, "tissue.png");
+      return false;
+    }
+    g_autoptr(VipsImage) outp = out;
+    size_t len = 0;
+    shrunk = vips_image_write_to_memory(out, &len);
+    if (!shrunk || len != (size_t) out->Xsize * out->Ysize * 3) {
+      _eosin_set_vips_error(err, "tissue.png");
+      return false;
+    }
+    small.width = out->Xsize, small.height = out->Ysize, small.rgb = shrunk;
+    small.scale_x = full->scale_x * full->width / out->Xsize;
+    small.scale_y = full->scale_y * full->height / out->Ysize;
+  }
   int W = thumb->width, H = thumb->height;
   g_autofree uint8_t *rgb = g_memdup2(thumb->rgb, (size_t) W * H * 3);
   g_autofree uint8_t *in = g_new0(uint8_t, (size_t) W * H);

@@ -236,20 +236,13 @@ static void pretty(GString *s, JsonNode *n) {
   g_string_append(s, "</pre>\n");
 }
 
-bool _eosin_report_html(const char *dir, GError **err) {
-  g_autofree char *rp = g_build_filename(dir, "report.json", NULL);
-  g_autoptr(JsonNode) root =
-      _eosin_read_json_file(rp, "report", EOSIN_REPORT_MAX_BYTES, EOSIN_REPORT_MAX_DEPTH, err);
-  if (!root)
-    return false;
-  JsonObject *r = JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
-  JsonNode *sn = r ? json_object_get_member(r, "scores") : NULL;
-  JsonObject *scores = sn && JSON_NODE_HOLDS_OBJECT(sn) ? json_node_get_object(sn) : NULL;
+/* The page's head and the slide's line: name, task, hash, µm/px, size. */
+static void page_head(GString *s, JsonObject *r) {
   const char *name = r ? str_at(r, "slide.name") : NULL;
   const char *task = r ? str_at(r, "identity.task") : NULL;
-  g_autoptr(GString) s = g_string_new("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                                      "<meta name=\"viewport\" content=\"width=device-width, "
-                                      "initial-scale=1\"><title>");
+  g_string_append(s, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width, "
+                     "initial-scale=1\"><title>");
   esc(s, name);
   g_string_append(s, " — Eosin</title><style>");
   g_string_append(s, CSS);
@@ -267,7 +260,11 @@ bool _eosin_report_html(const char *dir, GError **err) {
                          r ? _eosin_json_number_at(r, "slide.height") : 0);
   esc(s, r ? str_at(r, "created") : NULL);
   g_string_append(s, RUN_END "</p>\n");
-  /* the quality verdict before any number: a score on a failed slide is not one */
+}
+
+/* The QC verdict, its findings and the run's warnings: before any number,
+ * as a score on a failed slide is not one. */
+static void quality(GString *s, JsonObject *r) {
   const char *verdict = r ? str_at(r, "qc.verdict") : NULL;
   g_string_append_printf(s, "<p>Quality control: <span class=\"verdict %s\">%s</span></p>\n",
                          verdict && strspn(verdict, "pasfilwrn") == strlen(verdict) ? verdict : "none",
@@ -291,6 +288,10 @@ bool _eosin_report_html(const char *dir, GError **err) {
     }
     g_string_append(s, "</ul>\n");
   }
+}
+
+/* The headline score and category, and the rule behind each score. */
+static void headline(GString *s, JsonObject *scores) {
   double value;
   const char *label, *category;
   _eosin_report_headline(scores, &value, &label, &category);
@@ -312,17 +313,29 @@ bool _eosin_report_html(const char *dir, GError **err) {
     g_string_append(s, "; lesions are the connected cells above the threshold, numbered by "
                        "their highest probability as outlined on the preview.</p>\n");
   }
-  figure(s, dir, "preview.png",
-         "The heatmap over the slide: colour bar and scale bar below; outlines numbered as "
-         "in the tables.");
-  if (scores) {
-    section(s, scores, "Scores", 1);
-    g_string_append(s, "<p class=\"muted\">x, y: level-0 pixels of the slide; areas in µm², "
-                       "extents in µm.</p>\n");
-  }
-  figure(s, dir, "gallery.png", "The most suspicious cells, ranked as top_cells.");
-  figure(s, dir, "tissue.png", "The tissue analysed, outlined in green.");
-  figure(s, dir, "qc.png", "The quality gate's artefact classes.");
+  /* the rule behind each IHC and cytology score, in one sentence each */
+  static const char *const RULES[][2] = {
+      {"ki67_index", "Ki-67 index: DAB-positive nuclei as a percentage of all nuclei detected "
+                     "in the tissue."},
+      {"ki67_hotspot_index", "Ki-67 hot spot: the window of the asked area with the highest "
+                             "index among windows holding at least the minimum number of cells "
+                             "(outlined on the preview)."},
+      {"h_score", "H-score: 1 × % weak + 2 × % moderate + 3 × % strong positive cells (0–300)."},
+      {"allred.total", "Allred: proportion score (0–5) + intensity score (0–3) of the positive "
+                       "cells."},
+      {"triage.abnormal", "Triage: the slide is reported by its most severe lesion (Bethesda "
+                          "2014), from the tile model's class probabilities and the cell "
+                          "model's abnormal scores; the evidence is listed below."}};
+  for (size_t i = 0; scores && i < G_N_ELEMENTS(RULES); i++)
+    if (!isnan(_eosin_json_number_at(scores, RULES[i][0]))) {
+      g_string_append(s, "<p>");
+      esc(s, RULES[i][1]);
+      g_string_append(s, "</p>\n");
+    }
+}
+
+/* Links to the slide's files, and the provenance folded away. */
+static void files_and_provenance(GString *s, const char *dir, JsonObject *r) {
   g_string_append(s, "<h2>Files</h2><p>");
   static const char *const FILES[] = {"overlay.tif", "heatmap.tif", "tiles.csv", "tiles.geojson",
                                       "lesions.geojson", "lesions.xml", "detections.csv",
@@ -348,6 +361,33 @@ bool _eosin_report_html(const char *dir, GError **err) {
   g_string_append(s, "</details>\n<p class=\"muted\">Eosin ");
   esc(s, eosin_version());
   g_string_append(s, "</p></body></html>\n");
+}
+
+bool _eosin_report_html(const char *dir, GError **err) {
+  g_autofree char *rp = g_build_filename(dir, "report.json", NULL);
+  g_autoptr(JsonNode) root =
+      _eosin_read_json_file(rp, "report", EOSIN_REPORT_MAX_BYTES, EOSIN_REPORT_MAX_DEPTH, err);
+  if (!root)
+    return false;
+  JsonObject *r = JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  JsonNode *sn = r ? json_object_get_member(r, "scores") : NULL;
+  JsonObject *scores = sn && JSON_NODE_HOLDS_OBJECT(sn) ? json_node_get_object(sn) : NULL;
+  g_autoptr(GString) s = g_string_new(NULL);
+  page_head(s, r);
+  quality(s, r);
+  headline(s, scores);
+  figure(s, dir, "preview.png",
+         "The heatmap over the slide: colour bar and scale bar below; outlines numbered as "
+         "in the tables.");
+  if (scores) {
+    section(s, scores, "Scores", 1);
+    g_string_append(s, "<p class=\"muted\">x, y: level-0 pixels of the slide; areas in µm², "
+                       "extents in µm.</p>\n");
+  }
+  figure(s, dir, "gallery.png", "The most suspicious cells, ranked as top_cells.");
+  figure(s, dir, "tissue.png", "The tissue analysed, outlined in green.");
+  figure(s, dir, "qc.png", "The quality gate's artefact classes.");
+  files_and_provenance(s, dir, r);
   g_autofree char *path = g_build_filename(dir, "report.html", NULL);
   return _eosin_write_atomic(path, s->str, s->len, err);
 }
