@@ -385,6 +385,7 @@ typedef struct {
   EosinCancel *cancel;
   const EosinIdentity *identity; /* the slide's and models' hashes, for the TIFFs' descriptions */
   const EosinLesionSet *lesions; /* [lesions]: outlined on preview.png; NULL without */
+  JsonNode *scores;              /* the analyzer's: a Ki-67 hot spot is outlined; may be NULL */
 } EosinGridFiles;
 /* Writes overlay.tif, heatmap.tif, preview.png, tissue.png, tiles.csv and
  * (when the config asks) tiles.geojson[.zip] into g->staging, two workers

@@ -406,7 +406,7 @@ static bool write_outputs(Run *r, EosinRunResult *res, GError **err) {
   }
   EosinGridFiles files = {cfg,     r->slide,      &r->grid, &r->mask, &r->plan, &r->ainfo,
                           r->values, channel, vmin,   vmax,     r->staging, o->cancel,
-                          &r->identity, cfg->lesions.present ? &r->lesions : NULL};
+                          &r->identity, cfg->lesions.present ? &r->lesions : NULL, r->scores};
   g_autofree char *qc_png = g_build_filename(r->staging, "qc.png", NULL);
   if (!_eosin_write_grid_files(&files, err) ||
       (r->qc.enabled && !_eosin_qc_png(&r->thumb, &r->qc, qc_png, err)))
