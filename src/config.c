@@ -39,7 +39,8 @@ static const char *const OVERLAY_KEYS[] = {"channel", "colormap", "alpha", "min"
 static const char *const OPACITIES[] = {"constant", "ramp", NULL};
 static const char *const MODEL_KEYS[] = {"path", "kind", "classes", "activation", "mean",
                                          "std", "channel_order", "device", "precision",
-                                         "cell", "predict_center_crop", NULL};
+                                         "cell", "predict_center_crop", "tta", NULL};
+static const char *const TTAS[] = {"none", "dihedral", NULL};
 static const char *const LESION_KEYS[] = {"channel", "threshold", "min_area_um2", "top_k",
                                           "smooth_um", NULL};
 static const char *const KINDS[] = {"classification", "segmentation", NULL};
@@ -252,7 +253,7 @@ static bool get_triple(const EosinConfig *cfg, const char *group, const char *ke
 /* The [model] group; absent is fine (analyzers that need it say so). */
 static bool load_model_group(EosinConfig *cfg, GError **err) {
   cfg->model.present = g_key_file_has_group(cfg->keyfile, "model");
-  g_autofree char *precision = NULL, *order = NULL, *classes = NULL, *path = NULL;
+  g_autofree char *precision = NULL, *order = NULL, *classes = NULL, *path = NULL, *tta = NULL;
   if (!eosin_config_check_keys(cfg, "model", MODEL_KEYS, err) ||
       !eosin_config_get_choice(cfg, "model", "kind", "classification", KINDS, &cfg->model.kind,
                                err) ||
@@ -265,8 +266,14 @@ static bool load_model_group(EosinConfig *cfg, GError **err) {
       !get_triple(cfg, "model", "std", 1, 1e-6, 1e6, cfg->model.pre.std, err) ||
       !eosin_config_get_int(cfg, "model", "cell", 4, 1, 256, &cfg->model.cell, err) ||
       !eosin_config_get_double(cfg, "model", "predict_center_crop", 1, 0.01, 1,
-                               &cfg->model.predict_center_crop, err))
+                               &cfg->model.predict_center_crop, err) ||
+      !eosin_config_get_choice(cfg, "model", "tta", "none", TTAS, &tta, err))
     return false;
+  cfg->model.tta_dihedral = !strcmp(tta, "dihedral");
+  if (cfg->model.tta_dihedral && strcmp(cfg->model.kind, "classification"))
+    return config_error(err, cfg, "model", "tta", tta,
+                        "test-time augmentation is for classification models (a segmentation "
+                        "map would have to be turned back)");
   EosinDevice dev; /* the grammar inference runs by (nn/device.c): what loads here runs */
   if (!eosin_device_parse(cfg->model.device, &dev, NULL))
     return config_error(err, cfg, "model", "device", cfg->model.device,

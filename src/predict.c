@@ -144,6 +144,49 @@ static bool load_image(const char *path, int size, double crop, uint8_t *rgb, bo
   return true;
 }
 
+/* A batch's outputs are all finite, else an EOSIN_ERROR_NUMERIC error
+ * naming the first image that gave a non-finite one. */
+static bool outputs_finite(const EosinConfig *cfg, GPtrArray *files, const int *idx,
+                           const float *out, int n, int C, GError **err) {
+  g_autoptr(GError) nerr = NULL;
+  if (_eosin_check_model_outputs(cfg->model.path, out, n, C, NULL, &nerr))
+    return true;
+  const char *first = files->pdata[idx[0]];
+  for (int i = 0; i < n; i++) {
+    bool finite = true;
+    for (int k = 0; k < C; k++)
+      finite &= isfinite(out[(size_t) i * C + k]);
+    if (!finite) {
+      first = files->pdata[idx[i]];
+      break;
+    }
+  }
+  g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NUMERIC, "%s (first: %s)", nerr->message, first);
+  return false;
+}
+
+/* The CSV rows of a batch: the path (quoted when it must be), then the
+ * class probabilities. */
+static void append_rows(GString *csv, GPtrArray *files, const int *idx, const float *out, int n,
+                        int C) {
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
+  for (int i = 0; i < n; i++) {
+    const char *rel = files->pdata[idx[i]];
+    bool quote = strpbrk(rel, ",\"\n") != NULL;
+    if (quote) {
+      g_auto(GStrv) parts = g_strsplit(rel, "\"", -1);
+      g_autofree char *esc = g_strjoinv("\"\"", parts);
+      g_string_append_printf(csv, "\"%s\"", esc);
+    } else {
+      g_string_append(csv, rel);
+    }
+    for (int k = 0; k < C; k++)
+      g_string_append_printf(csv, ",%s",
+                             g_ascii_formatd(num, sizeof num, "%.6g", out[(size_t) i * C + k]));
+    g_string_append_c(csv, '\n');
+  }
+}
+
 bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_path,
                    const EosinPredictOptions *o, EosinPredictResult *res, GError **err) {
   memset(res, 0, sizeof *res);
@@ -187,7 +230,6 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
   g_autofree uint8_t *rgb = g_new(uint8_t, img * B);
   g_autofree float *out = g_new(float, (size_t) C * B);
   g_autofree int *idx = g_new(int, B);
-  char num[G_ASCII_DTOSTR_BUF_SIZE];
   for (guint next = 0; next < files->len;) {
     if (o && o->cancel && g_atomic_int_get(&o->cancel->cancelled)) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_CANCELLED, "predict: cancelled after %d images",
@@ -214,39 +256,17 @@ bool eosin_predict(const EosinConfig *cfg, const char *input, const char *csv_pa
     }
     if (n == 0)
       continue;
-    if (!eosin_infer_run_rgb(inf, rgb, n, &cfg->model.pre, out, err))
+    /* [model] tta = dihedral: the mean of the 8 orientations' probabilities */
+    if (cfg->model.tta_dihedral
+            ? !eosin_infer_run_dihedral(inf, rgb, n, size, &cfg->model.pre,
+                                        cfg->model.activation, C, out, err)
+            : !eosin_infer_run_rgb(inf, rgb, n, &cfg->model.pre, out, err))
       return false;
-    g_autoptr(GError) nerr = NULL;
-    if (!_eosin_check_model_outputs(cfg->model.path, out, n, C, NULL, &nerr)) {
-      const char *first = files->pdata[idx[0]];
-      for (int i = 0; i < n; i++) {
-        bool finite = true;
-        for (int k = 0; k < C; k++)
-          finite &= isfinite(out[(size_t) i * C + k]);
-        if (!finite) {
-          first = files->pdata[idx[i]];
-          break;
-        }
-      }
-      g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_NUMERIC, "%s (first: %s)", nerr->message, first);
+    if (!outputs_finite(cfg, files, idx, out, n, C, err))
       return false;
-    }
-    _eosin_activate(cfg->model.activation, out, n, C, 1);
-    for (int i = 0; i < n; i++) {
-      const char *rel = files->pdata[idx[i]];
-      bool quote = strpbrk(rel, ",\"\n") != NULL;
-      if (quote) {
-        g_auto(GStrv) parts = g_strsplit(rel, "\"", -1);
-        g_autofree char *esc = g_strjoinv("\"\"", parts);
-        g_string_append_printf(csv, "\"%s\"", esc);
-      } else {
-        g_string_append(csv, rel);
-      }
-      for (int k = 0; k < C; k++)
-        g_string_append_printf(csv, ",%s",
-                               g_ascii_formatd(num, sizeof num, "%.6g", out[(size_t) i * C + k]));
-      g_string_append_c(csv, '\n');
-    }
+    if (!cfg->model.tta_dihedral) /* already activated, orientation by orientation */
+      _eosin_activate(cfg->model.activation, out, n, C, 1);
+    append_rows(csv, files, idx, out, n, C);
     res->images += n;
     if (o && o->progress)
       o->progress(res->images + res->failed, (int) files->len, o->data);

@@ -143,6 +143,16 @@ size_t eosin_infer_output_per_image(const EosinInfer *inf);
 bool eosin_infer_run_rgb(EosinInfer *inf, const uint8_t *rgb, int n, const EosinPreprocess *pp,
                          float *out, GError **err);
 
+/* Orientation @k (0..7: @k & 3 quarter turns, mirrored when @k >= 4) of
+ * the @side x @side RGB image @src into @dst (as large; not @src). */
+void eosin_dihedral(const uint8_t *src, int side, int k, uint8_t *dst);
+/* eosin_infer_run_rgb over @n @side x @side images in each of the 8
+ * orientations, each activated (@activation over @C classes) and the 8
+ * averaged into @out (n x C probabilities). 8x the work. */
+bool eosin_infer_run_dihedral(EosinInfer *inf, const uint8_t *rgb, int n, int side,
+                              const EosinPreprocess *pp, const char *activation, int C,
+                              float *out, GError **err);
+
 /* The backend running now ("cpu-onednn", "cuda", ...). */
 const char *eosin_infer_backend(const EosinInfer *inf);
 /* One line: backend, precision, batch and what happened. Caller frees. */

@@ -19,6 +19,7 @@ typedef struct {
   EosinInfer *inf;
   EosinPreprocess pre;
   bool segmentation;
+  bool tta; /* [model] tta = dihedral */
   int C;           /* classes */
   int map;         /* segmentation: output map side; 1 for classification */
   int cell;        /* output pixels per cell side */
@@ -99,6 +100,7 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
   *ctx = c;
   c->pre = cfg->model.pre;
   c->segmentation = !strcmp(cfg->model.kind, "segmentation");
+  c->tta = cfg->model.tta_dihedral;
   c->C = cfg->model.n_classes;
   c->activation = g_strdup(cfg->model.activation);
   c->model = g_strdup(cfg->model.path);
@@ -128,6 +130,15 @@ static bool cnn_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info
 
 static bool cnn_run(void *ctx, const EosinTileBatch *b, float *values, GError **err) {
   CnnCtx *c = ctx;
+  if (c->tta) {
+    /* activated and averaged over the 8 orientations */
+    if (!eosin_infer_run_dihedral(c->inf, b->pixels, b->n, b->tile_size, &c->pre,
+                                  c->activation, c->C, c->out, err) ||
+        !_eosin_check_model_outputs(c->model, c->out, b->n, c->C, b, err))
+      return false;
+    memcpy(values, c->out, sizeof(float) * b->n * c->C);
+    return true;
+  }
   if (!eosin_infer_run_rgb(c->inf, b->pixels, b->n, &c->pre, c->out, err) ||
       !_eosin_check_model_outputs(c->model, c->out, b->n, c->out_per, b, err))
     return false;

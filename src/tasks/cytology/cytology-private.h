@@ -98,6 +98,7 @@ typedef struct {
   EosinPreprocess pre;
   int tile_in, tile_factor;   /* model input side; tile px per input px */
   char *tile_activation;
+  bool tta;                 /* [model] tta = dihedral, for the tile model */
   /* the cell model */
   EosinInfer *cell_inf;
   int cell_in, n_cell_classes;

@@ -189,6 +189,7 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
   *ctx = c;
   c->pre = cfg->model.pre;
   c->tile_activation = g_strdup(cfg->model.activation);
+  c->tta = cfg->model.tta_dihedral;
   bool ok =
       eosin_config_get_double(cfg, "cytology", "cell_window_um", 48, 5, 500, &c->window_um,
                               err) &&

@@ -155,6 +155,15 @@ static bool tile_model(const CytoCtx *c, const EosinTileBatch *b, float *probs, 
           dst[3 * ((size_t) y * in + x) + ch] = (uint8_t) ((s + f * f / 2) / (f * f));
         }
   }
+  if (c->tta) {
+    /* [model] tta = dihedral: the mean of the 8 orientations' probabilities */
+    if (!eosin_infer_run_dihedral(c->tile_inf, small, b->n, in, &c->pre, c->tile_activation, 4,
+                                  probs, err)) {
+      g_prefix_error(err, "tile model: ");
+      return false;
+    }
+    return _eosin_check_model_outputs("(the [model] tile model)", probs, b->n, 4, b, err);
+  }
   if (!eosin_infer_run_rgb(c->tile_inf, small, b->n, &c->pre, probs, err)) {
     g_prefix_error(err, "tile model: ");
     return false;
