@@ -458,3 +458,48 @@ Test(cytology, tile_model_must_give_probabilities) {
   g_autofree char *cfgpath = bare_config("", "cell_abnormal = d\n");
   expect_init_error("cytology", cfgpath, "[model] activation = 'none'", "no activation");
 }
+
+/* A slide of @n fields: @fp of them normal fields the tile model calls
+ * abnormal (P(NL) 0.3), @lesion of them HSIL, the rest normal. */
+static float *slide_fields(int n, int fp, int lesion) {
+  float *p = g_new(float, 4 * n);
+  for (int t = 0; t < n; t++) {
+    float *v = p + 4 * t;
+    if (t < lesion)
+      v[0] = 0.02f, v[1] = 0.08f, v[2] = 0.85f, v[3] = 0.05f;
+    else if (t < lesion + fp)
+      v[0] = 0.3f, v[1] = 0.6f, v[2] = 0.08f, v[3] = 0.02f;
+    else
+      v[0] = 0.97f, v[1] = 0.02f, v[2] = 0.007f, v[3] = 0.003f;
+  }
+  return p;
+}
+
+Test(cytology, the_count_rule_finds_a_small_lesion_the_mean_misses) {
+  /* 600 fields; the tile model's 1.6 % of normal fields called abnormal
+   * is 9.6 a normal slide: a clean slide with 10 such fields passes, the
+   * same slide with a planted 30-field (5 %) HSIL lesion is flagged HSIL,
+   * where the mean over every field stays NILM */
+  EosinTriageRule r = rule();
+  r.count = true, r.field_fp_rate = 0.016, r.alpha = 0.001;
+  g_autofree float *clean = slide_fields(600, 10, 0), *lesion = slide_fields(600, 10, 30);
+  EosinTriage t;
+  _eosin_cyto_triage(&r, clean, 4, 600, NULL, 0, &t);
+  cr_expect_eq(t.category, 0, "the clean slide is NILM (chance %g)", t.chance);
+  cr_expect_float_eq(t.fields_expected, 9.6, 1e-9);
+  cr_expect_eq(t.lesion_tiles, 10);
+  cr_expect_gt(t.chance, 0.001);
+  _eosin_cyto_triage(&r, lesion, 4, 600, NULL, 0, &t);
+  cr_expect_eq(t.category, 2, "the planted lesion is HSIL (chance %g), got %d", t.chance,
+               t.category);
+  cr_expect_eq(t.lesion_tiles, 40);
+  cr_expect_lt(t.chance, 1e-6);
+  EosinTriageRule m = rule();
+  _eosin_cyto_triage(&m, lesion, 4, 600, NULL, 0, &t);
+  cr_expect_eq(t.category, 0, "the mean over every field dilutes it: NILM (abnormal %.3f)",
+               t.abnormal);
+  /* the tail itself: P(X >= 2), X ~ Bin(3, 0.5) = 1/2; P(X >= 0) = 1 */
+  cr_expect_float_eq(_eosin_binomial_tail(2, 3, 0.5), 0.5, 1e-12);
+  cr_expect_float_eq(_eosin_binomial_tail(0, 10, 0.1), 1.0, 1e-12);
+  cr_expect_float_eq(_eosin_binomial_tail(1, 10, 0.1), 1 - pow(0.9, 10), 1e-12);
+}

@@ -42,6 +42,11 @@ typedef struct {
   int min_top_tiles;
   double cell_weight;       /* abnormal = (1-w) tile evidence + w cell evidence */
   double threshold;         /* abnormal >= this: not NILM */
+  /* triage_rule = count: the fields the tile model calls abnormal against
+   * the number a normal slide of this size would show by chance */
+  bool count;
+  double field_fp_rate;     /* the tile model's rate of normal fields called abnormal */
+  double alpha;             /* chance probability below which the slide is abnormal */
 } EosinTriageRule;
 
 typedef struct {
@@ -55,11 +60,16 @@ typedef struct {
   double abnormal;          /* the combined score */
   double prob[EOSIN_CYTO_FIELD_CLASSES];  /* NILM, LSIL, HSIL, SCC */
   int category;             /* index into the classes */
+  /* triage_rule = count (NaN otherwise): fields expected abnormal on a
+   * normal slide of this size, and the chance of lesion_tiles or more */
+  double fields_expected, chance;
 } EosinTriage;
 
 /* Slide triage from per-tile class probabilities (@tile_probs: n_tiles x 4,
  * tile model order, @stride floats apart) and the cells' p_abnormal. The
  * rules are documented in the README and above each step. */
+/* P(X >= @k) for X ~ Binomial(@n, @p). */
+double _eosin_binomial_tail(int k, int n, double p);
 void _eosin_cyto_triage(const EosinTriageRule *r, const float *tile_probs, size_t stride,
                         size_t n_tiles, const EosinCytoCell *cells, size_t n_cells,
                         EosinTriage *out);

@@ -26,7 +26,8 @@
 static const char *const CYTO_KEYS[] = {
     "cell_model", "cell_classes", "cell_abnormal", "cell_window_um", "threshold", "sigma_um",
     "min_area_um2", "max_area_um2", "background_radius_um", "top_tile_fraction",
-    "min_top_tiles", "cell_weight", "abnormal_threshold", "min_cells",
+    "min_top_tiles", "cell_weight", "abnormal_threshold", "triage_rule", "field_fp_rate",
+    "alpha", "min_cells",
     "min_cells_for_triage", "adequacy_exclude", "gallery_cells", "geojson_min_probability", "geojson_max_cells",
     NULL};
 
@@ -166,6 +167,22 @@ static bool load_cell_model(CytoCtx *c, const EosinConfig *cfg, GError **err) {
   return true;
 }
 
+/* [cytology] triage_rule (mean | count), field_fp_rate (the tile model's
+ * rate of normal fields called abnormal in its group-wise cross-validation
+ * on training patients: 1.6 %, models/cytology-field.md) and alpha. */
+static bool get_rule(const EosinConfig *cfg, EosinTriageRule *r, GError **err) {
+  static const char *const RULES[] = {"mean", "count", NULL};
+  g_autofree char *rule = NULL;
+  if (!eosin_config_get_choice(cfg, "cytology", "triage_rule", "mean", RULES, &rule, err) ||
+      !eosin_config_get_double(cfg, "cytology", "field_fp_rate", 0.016, 1e-6, 0.5,
+                               &r->field_fp_rate, err) ||
+      !eosin_config_get_double(cfg, "cytology", "alpha", 0.001, 1e-12, 0.5, &r->alpha, err))
+    return false;
+  r->count = !strcmp(rule, "count");
+  return true;
+}
+
+
 static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *info,
                       GError **err) {
   if (!eosin_config_check_keys(cfg, "cytology", CYTO_KEYS, err))
@@ -209,6 +226,7 @@ static bool cyto_init(const EosinConfig *cfg, void **ctx, EosinAnalyzerInfo *inf
                               err) &&
       eosin_config_get_double(cfg, "cytology", "abnormal_threshold", 0.5, 0, 1,
                               &c->rule.threshold, err) &&
+      get_rule(cfg, &c->rule, err) &&
       eosin_config_get_int(cfg, "cytology", "min_cells", 5000, 0, G_MAXINT, &c->min_cells,
                            err) &&
       eosin_config_get_int(cfg, "cytology", "min_cells_for_triage", 100, 0, G_MAXINT,

@@ -65,6 +65,20 @@ static void json_triage(JsonBuilder *b, const CytoCtx *c, const char *reason, si
   } else {
     _eosin_json_str(b, "category", _eosin_cyto_triage_names[t->category]);
     _eosin_json_num(b, "abnormal", t->abnormal);
+    _eosin_json_str(b, "rule", c->rule.count ? "count" : "mean");
+    if (c->rule.count) {
+      /* the evidence in a cytologist's words */
+      _eosin_json_int(b, "fields_abnormal", t->lesion_tiles);
+      _eosin_json_num(b, "fields_expected_on_a_normal_slide", t->fields_expected);
+      _eosin_json_num(b, "chance_on_a_normal_slide", t->chance);
+      g_autofree char *ev = g_strdup_printf(
+          "%d fields scored abnormal; %.1f expected on a normal slide of this size "
+          "(%.1f %% of fields called abnormal in the tile model's cross-validation); "
+          "chance %.2g %s %.2g",
+          t->lesion_tiles, t->fields_expected, 100 * c->rule.field_fp_rate, t->chance,
+          t->chance < c->rule.alpha ? "<" : ">=", c->rule.alpha);
+      _eosin_json_str(b, "evidence", ev);
+    }
     json_builder_set_member_name(b, "probabilities");
     json_builder_begin_object(b);
     for (int q = 0; q < EOSIN_CYTO_FIELD_CLASSES; q++)

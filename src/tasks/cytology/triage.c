@@ -36,11 +36,30 @@ static int ranked_cmp(const void *pa, const void *pb) {
   return a->tile < b->tile ? -1 : a->tile > b->tile;
 }
 
+double _eosin_binomial_tail(int k, int n, double p) {
+  if (k <= 0)
+    return 1;
+  if (k > n || p <= 0)
+    return 0;
+  if (p >= 1)
+    return 1;
+  /* P(X >= k) summed in log space from k up: each term from the last */
+  double lt = lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0) + k * log(p) +
+              (n - k) * log1p(-p);
+  double sum = 0, term = exp(lt);
+  for (int i = k; i <= n && term > 0; i++) {
+    sum += term;
+    term *= (double) (n - i) / (i + 1) * p / (1 - p);
+  }
+  return MIN(sum, 1.0);
+}
+
 void _eosin_cyto_triage(const EosinTriageRule *r, const float *tile_probs, size_t stride,
                         size_t n_tiles, const EosinCytoCell *cells, size_t n_cells,
                         EosinTriage *out) {
   memset(out, 0, sizeof *out);
   out->cell_abnormal = NAN;
+  out->fields_expected = out->chance = NAN;
   if (!n_tiles)
     return;
   /* 1. tile evidence: the mean P(abnormal) = 1 - P(NL) over the most
@@ -78,6 +97,15 @@ void _eosin_cyto_triage(const EosinTriageRule *r, const float *tile_probs, size_
   }
   double w = n_cells ? r->cell_weight : 0;
   out->abnormal = (1 - w) * out->tile_abnormal + (n_cells ? w * out->cell_abnormal : 0);
+  if (r->count) {
+    /* evidence that scales with the lesion, not the slide: a lesion of a
+     * few fields is as many abnormal fields whatever the slide's size,
+     * while the mean over every field dilutes it to nothing. abnormal =
+     * 1 - the chance that a normal slide of this size shows that many */
+    out->fields_expected = r->field_fp_rate * (double) n_tiles;
+    out->chance = _eosin_binomial_tail((int) nl, (int) n_tiles, r->field_fp_rate);
+    out->abnormal = 1 - out->chance;
+  }
   /* 4. NILM = 1 - abnormal; the abnormal share split between LSIL, HSIL
    *    and SCC as the grade splits it; the category is NILM below the
    *    threshold, else the most probable lesion */
@@ -86,7 +114,7 @@ void _eosin_cyto_triage(const EosinTriageRule *r, const float *tile_probs, size_
   for (int c = 1; c < EOSIN_CYTO_FIELD_CLASSES; c++)
     out->prob[c] = lesion > 0 ? out->abnormal * out->grade[c] / lesion : out->abnormal / 3;
   out->category = 0;
-  if (out->abnormal >= r->threshold) {
+  if (r->count ? out->chance < r->alpha : out->abnormal >= r->threshold) {
     out->category = 1;
     for (int c = 2; c < EOSIN_CYTO_FIELD_CLASSES; c++)
       if (out->prob[c] > out->prob[out->category])
