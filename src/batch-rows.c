@@ -39,21 +39,21 @@ static bool read_row(const EosinBatchState *st, guint index, EosinBatchRow *row)
     return false;
   g_autoptr(JsonNode) root = _eosin_read_json_file(path, "batch row", ROW_MAX_BYTES, 4, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
-  const char *batch = _eosin_obj_str(o, "batch"), *status = _eosin_obj_str(o, "status");
+  const char *batch = _eosin_json_string_at(o, "batch"), *status = _eosin_json_string_at(o, "status");
   if (!batch || strcmp(batch, st->id) || !status)
     return false;
-  row->path = g_strdup(_eosin_obj_str(o, "path"));
-  row->name = g_strdup(_eosin_obj_str(o, "name"));
+  row->path = g_strdup(_eosin_json_string_at(o, "path"));
+  row->name = g_strdup(_eosin_json_string_at(o, "name"));
   row->status = g_strdup(status);
-  row->error = g_strdup(_eosin_obj_str(o, "error"));
-  row->qc = g_strdup(_eosin_obj_str(o, "qc"));
-  row->seconds = _eosin_obj_num(o, "seconds");
-  row->tiles = (int) _eosin_obj_num(o, "tiles");
-  row->tiles_per_s = _eosin_obj_num(o, "tiles_per_s");
-  row->probability = _eosin_obj_num(o, "probability");
-  row->score = _eosin_obj_num(o, "score");
-  row->score_label = g_strdup(_eosin_obj_str(o, "score_label"));
-  row->category = g_strdup(_eosin_obj_str(o, "category"));
+  row->error = g_strdup(_eosin_json_string_at(o, "error"));
+  row->qc = g_strdup(_eosin_json_string_at(o, "qc"));
+  row->seconds = _eosin_json_number_at(o, "seconds");
+  row->tiles = (int) _eosin_json_number_at(o, "tiles");
+  row->tiles_per_s = _eosin_json_number_at(o, "tiles_per_s");
+  row->probability = _eosin_json_number_at(o, "probability");
+  row->score = _eosin_json_number_at(o, "score");
+  row->score_label = g_strdup(_eosin_json_string_at(o, "score_label"));
+  row->category = g_strdup(_eosin_json_string_at(o, "category"));
   return true;
 }
 

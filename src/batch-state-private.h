@@ -22,18 +22,3 @@ struct _EosinBatchState {
 
 /* The live workers registered in workers/ (this one included). */
 int _eosin_batch_live_workers(EosinBatchState *st);
-
-static inline const char *_eosin_obj_str(JsonObject *o, const char *key) {
-  JsonNode *n = o ? json_object_get_member(o, key) : NULL;
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
-             ? json_node_get_string(n)
-             : NULL;
-}
-
-/* A number member, NaN when absent or not a number. */
-static inline double _eosin_obj_num(JsonObject *o, const char *key) {
-  JsonNode *n = o ? json_object_get_member(o, key) : NULL;
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) != G_TYPE_STRING
-             ? json_node_get_double(n)
-             : NAN;
-}

@@ -154,7 +154,7 @@ static bool read_record(EosinBatchState *st, GError **err) {
     return false;
   JsonObject *o = JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
   JsonNode *sl = o ? json_object_get_member(o, "slides") : NULL;
-  const char *fmt = _eosin_obj_str(o, "format"), *id = _eosin_obj_str(o, "id"), *sha = _eosin_obj_str(o, "manifest_sha256");
+  const char *fmt = _eosin_json_string_at(o, "format"), *id = _eosin_json_string_at(o, "id"), *sha = _eosin_json_string_at(o, "manifest_sha256");
   if (!fmt || strcmp(fmt, RECORD_FORMAT) || !id || !sha || !sl || !JSON_NODE_HOLDS_ARRAY(sl)) {
     g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s is not a batch record of Eosin's",
                 path);
@@ -172,7 +172,7 @@ static bool read_record(EosinBatchState *st, GError **err) {
   for (guint i = 0; i < json_array_get_length(a); i++) {
     JsonNode *e = json_array_get_element(a, i);
     JsonObject *eo = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-    const char *p = _eosin_obj_str(eo, "path"), *n = _eosin_obj_str(eo, "name");
+    const char *p = _eosin_json_string_at(eo, "path"), *n = _eosin_json_string_at(eo, "name");
     if (!p || !n) {
       g_set_error(err, EOSIN_ERROR, EOSIN_ERROR_IO, "%s: slide %u has no path or name",
                   path, i + 1);

@@ -28,11 +28,9 @@ static void row_clear(gpointer p) {
 /* scores.lesions.slide_probability from a slide's scores object, or NaN
  * (a config without [lesions]). */
 static double scores_probability(JsonNode *scores) {
-  JsonObject *o = scores && JSON_NODE_HOLDS_OBJECT(scores) ? json_node_get_object(scores) : NULL;
-  JsonNode *l = o ? json_object_get_member(o, "lesions") : NULL;
-  o = l && JSON_NODE_HOLDS_OBJECT(l) ? json_node_get_object(l) : NULL;
-  JsonNode *v = o ? json_object_get_member(o, "slide_probability") : NULL;
-  return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
+  return _eosin_json_number_at(
+      scores && JSON_NODE_HOLDS_OBJECT(scores) ? json_node_get_object(scores) : NULL,
+      "lesions.slide_probability");
 }
 
 /* The row's headline from a slide's scores: the score it is known by,
@@ -64,12 +62,7 @@ static void report_facts(const char *outdir, Row *row, double *probability, char
     *probability = scores_probability(scores);
   if (headline)
     row_headline(row, scores);
-  JsonNode *q = o ? json_object_get_member(o, "qc") : NULL;
-  o = q && JSON_NODE_HOLDS_OBJECT(q) ? json_node_get_object(q) : NULL;
-  JsonNode *v = o ? json_object_get_member(o, "verdict") : NULL;
-  *qc = v && JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING
-            ? g_strdup(json_node_get_string(v))
-            : NULL;
+  *qc = g_strdup(_eosin_json_string_at(o, "qc.verdict"));
 }
 
 /* The state of @it's output folder; false with @e set when the slide

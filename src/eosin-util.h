@@ -46,6 +46,11 @@ bool _eosin_write_json(const char *path, JsonNode *root, GError **err);
  * with json_node_unref. */
 JsonNode *_eosin_read_json_file(const char *path, const char *what, gint64 max_bytes,
                                 int max_depth, GError **err);
+/* The string / number at dotted @path ("slide.mpp_x") of @o (may be NULL):
+ * NULL / NaN when a step is missing or the value is of another type.
+ * Borrowed from @o. */
+const char *_eosin_json_string_at(JsonObject *o, const char *path);
+double _eosin_json_number_at(JsonObject *o, const char *path);
 /* The bounds Eosin reads its own report.json with: far above any report it
  * writes, far below what would exhaust memory or the stack. */
 #define EOSIN_REPORT_MAX_BYTES (16 << 20)

@@ -527,16 +527,18 @@ bool _eosin_prepare_outdir(const char *outdir, GError **err) {
 /* Whether OUTDIR/<slide> already holds this slide's result for this
  * config and model (as a batch skips it); then @res (may be NULL) says so.
  * Anything less — absent, stale, broken, or the slide unreadable — is for
- * the run to deal with, as before. */
+ * the run to deal with, as before. @id (the caller's, cleared by it) gets
+ * the identity worked out, for the run to reuse rather than hash the slide
+ * again. */
 static bool complete_already(const EosinConfig *cfg, const char *path, const char *outdir,
-                             const EosinRunOptions *opts, EosinRunResult *res) {
-  g_auto(EosinIdentity) id = {0};
+                             const EosinRunOptions *opts, EosinIdentity *id,
+                             EosinRunResult *res) {
   g_autofree char *name = eosin_slide_name_from_path(path);
-  if (!*name || name[0] == '.' || !_eosin_identity_config(cfg, &id, NULL) ||
-      !_eosin_identity_slide(path, opts->mpp_override, opts->cancel, &id, NULL))
+  if (!*name || name[0] == '.' || !_eosin_identity_config(cfg, id, NULL) ||
+      !_eosin_identity_slide(path, opts->mpp_override, opts->cancel, id, NULL))
     return false;
   g_autofree char *final = g_build_filename(outdir, name, NULL), *why = NULL;
-  if (_eosin_output_state(final, &id, &why) != EOSIN_OUTPUT_COMPLETE)
+  if (_eosin_output_state(final, id, &why) != EOSIN_OUTPUT_COMPLETE)
     return false;
   if (res) {
     res->outdir = g_steal_pointer(&final);
@@ -571,7 +573,9 @@ bool eosin_run_slide(const EosinConfig *cfg, const char *path, const char *outdi
       return false;
     }
   }
-  if (opts && opts->skip_complete && complete_already(cfg, path, outdir, opts, res))
+  g_auto(EosinIdentity) id = {0};
+  if (opts && opts->skip_complete && complete_already(cfg, path, outdir, opts, &id, res))
     return true;
-  return _eosin_run_slide_locked(cfg, path, outdir, opts, NULL, res, err);
+  /* the identity the check worked out, when it got as far as the slide */
+  return _eosin_run_slide_locked(cfg, path, outdir, opts, id.slide_path ? &id : NULL, res, err);
 }

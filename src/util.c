@@ -225,3 +225,32 @@ void _eosin_parallel_for(int n, size_t scratch_bytes, void (*fn)(void *data, int
   for (int t = 1; t < n_threads; t++)
     g_thread_join(th[t]);
 }
+
+/* The node at dotted @path of @o ("slide.mpp_x": member slide, then its
+ * member mpp_x), NULL when any step is missing or not an object. */
+static JsonNode *node_at(JsonObject *o, const char *path) {
+  g_auto(GStrv) parts = g_strsplit(path, ".", -1);
+  JsonNode *n = NULL;
+  for (int i = 0; parts[i] && o; i++) {
+    n = json_object_get_member(o, parts[i]);
+    o = parts[i + 1] && n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+    if (parts[i + 1] && !o)
+      return NULL;
+  }
+  return n;
+}
+
+const char *_eosin_json_string_at(JsonObject *o, const char *path) {
+  JsonNode *n = node_at(o, path);
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+             ? json_node_get_string(n)
+             : NULL;
+}
+
+double _eosin_json_number_at(JsonObject *o, const char *path) {
+  JsonNode *n = node_at(o, path);
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) != G_TYPE_STRING &&
+                 json_node_get_value_type(n) != G_TYPE_BOOLEAN
+             ? json_node_get_double(n)
+             : NAN;
+}

@@ -10,7 +10,6 @@
 
 #include <cairo.h>
 #include <math.h>
-#include <pango/pangocairo.h>
 
 #define W 720
 #define H 480
@@ -27,16 +26,10 @@ double _eosin_froc_py(double sens) {
   return H - B - sens * (H - T - B);
 }
 
+/* @text in black at (x, y) (numbers and fixed words: no markup in them) */
 static void label(cairo_t *cr, const char *text, double x, double y) {
-  PangoLayout *l = pango_cairo_create_layout(cr);
-  PangoFontDescription *fd = pango_font_description_from_string("DejaVu Sans 10");
-  pango_layout_set_font_description(l, fd);
-  pango_layout_set_text(l, text, -1);
   cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_move_to(cr, x, y);
-  pango_cairo_show_layout(cr, l);
-  pango_font_description_free(fd);
-  g_object_unref(l);
+  _eosin_cairo_text(cr, text, x, y, 10, false);
 }
 
 static void line(cairo_t *cr, double x0, double y0, double x1, double y1) {

@@ -50,7 +50,8 @@ void _eosin_decor_layout(int w, int h, double um_per_px, EosinDecorLayout *out) 
   }
 }
 
-static void text(cairo_t *cr, const char *markup, double x, double y, int size, bool right) {
+void _eosin_cairo_text(cairo_t *cr, const char *markup, double x, double y, int size,
+                      bool right) {
   PangoLayout *l = pango_cairo_create_layout(cr);
   g_autofree char *font = g_strdup_printf("DejaVu Sans %d", size);
   PangoFontDescription *fd = pango_font_description_from_string(font);
@@ -89,15 +90,15 @@ static void draw_colour_bar(cairo_t *cr, const EosinDecor *d, const EosinDecorLa
   g_autofree char *name = g_markup_escape_text(d->channel, -1);
   g_autofree char *head = d->units ? g_strdup_printf("<b>%s</b> (%s)", name, d->units)
                                    : g_strdup_printf("<b>%s</b>", name);
-  text(cr, head, L->bar_x, L->bar_y - 18, 9, false);
+  _eosin_cairo_text(cr, head, L->bar_x, L->bar_y - 18, 9, false);
   g_autofree char *lo = fmt_value(d->vmin), *hi = fmt_value(d->vmax);
-  text(cr, lo, L->bar_x, L->bar_y + L->bar_h + 1, 8, false);
-  text(cr, hi, L->bar_x + L->bar_w, L->bar_y + L->bar_h + 1, 8, true);
+  _eosin_cairo_text(cr, lo, L->bar_x, L->bar_y + L->bar_h + 1, 8, false);
+  _eosin_cairo_text(cr, hi, L->bar_x + L->bar_w, L->bar_y + L->bar_h + 1, 8, true);
   if (!isnan(d->floor) && d->floor > d->vmin && d->floor < d->vmax) {
     double fx = L->bar_x + (d->floor - d->vmin) / (d->vmax - d->vmin) * (L->bar_w - 1);
     g_autofree char *f = fmt_value(d->floor);
     g_autofree char *fl = g_strdup_printf("not drawn below %s", f);
-    text(cr, fl, fx, L->bar_y + L->bar_h + 1, 8, true);
+    _eosin_cairo_text(cr, fl, fx, L->bar_y + L->bar_h + 1, 8, true);
   }
 }
 
@@ -107,7 +108,7 @@ static void draw_scale_bar(cairo_t *cr, const EosinDecorLayout *L) {
   cairo_fill(cr);
   g_autofree char *label = L->scale_um >= 1000 ? g_strdup_printf("%g mm", L->scale_um / 1000)
                                                : g_strdup_printf("%g µm", L->scale_um);
-  text(cr, label, L->scale_x0, L->scale_y - 20, 9, false);
+  _eosin_cairo_text(cr, label, L->scale_x0, L->scale_y - 20, 9, false);
 }
 
 static void draw_outlines(cairo_t *cr, const EosinDecor *d) {
@@ -139,9 +140,14 @@ static void draw_outlines(cairo_t *cr, const EosinDecor *d) {
       cairo_set_source_rgb(cr, 0.05, 0.05, 0.2);
       cairo_fill(cr);
       cairo_set_source_rgb(cr, 1, 1, 1);
-      text(cr, num, cx - (o->number >= 10 ? 7 : 4), cy - 8, 9, false);
+      _eosin_cairo_text(cr, num, cx - (o->number >= 10 ? 7 : 4), cy - 8, 9, false);
     }
   }
+}
+
+void _eosin_html_append(GString *s, const char *text) {
+  g_autofree char *e = g_markup_escape_text(text ? text : "", -1);
+  g_string_append(s, e);
 }
 
 bool _eosin_cairo_write_png(cairo_surface_t *s, const char *path, GError **err) {
@@ -207,7 +213,7 @@ bool _eosin_decor_png(const uint8_t *rgb, int w, int h, const EosinDecor *d, con
     g_autofree char *t = g_markup_escape_text(d->title, -1);
     g_autofree char *tm = g_strdup_printf("<b>%s</b>", t);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    text(cr, tm, MARGIN, h + 6, 10, false);
+    _eosin_cairo_text(cr, tm, MARGIN, h + 6, 10, false);
   }
   if (d->channel && d->cm)
     draw_colour_bar(cr, d, &L);

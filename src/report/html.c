@@ -26,35 +26,6 @@ static const char CSS[] =
     ".4em 0}.muted{color:#666}.scroll{overflow-x:auto}pre{white-space:pre-wrap;font-size:.8em}"
     "@media print{details{display:block}summary{display:none}img{max-width:90%}}";
 
-static const char *str_at(JsonObject *o, const char *path) {
-  g_auto(GStrv) parts = g_strsplit(path, ".", -1);
-  JsonNode *n = NULL;
-  for (int i = 0; parts[i] && o; i++) {
-    n = json_object_get_member(o, parts[i]);
-    o = parts[i + 1] && n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-    if (parts[i + 1] && !o)
-      return NULL;
-  }
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
-             ? json_node_get_string(n)
-             : NULL;
-}
-
-double _eosin_json_number_at(JsonObject *o, const char *path) {
-  g_auto(GStrv) parts = g_strsplit(path, ".", -1);
-  JsonNode *n = NULL;
-  for (int i = 0; parts[i] && o; i++) {
-    n = json_object_get_member(o, parts[i]);
-    o = parts[i + 1] && n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-    if (parts[i + 1] && !o)
-      return NAN;
-  }
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) != G_TYPE_STRING &&
-                 json_node_get_value_type(n) != G_TYPE_BOOLEAN
-             ? json_node_get_double(n)
-             : NAN;
-}
-
 /* The score a slide is known by and its category, from report.json
  * "scores": the first of the tasks' headline values that is there. */
 void _eosin_report_headline(JsonObject *scores, double *value, const char **label,
@@ -73,7 +44,7 @@ void _eosin_report_headline(JsonObject *scores, double *value, const char **labe
     *label = isnan(*value) ? NULL : VALUES[i][1];
   }
   for (int i = 0; scores && CATS[i] && !*category; i++)
-    *category = str_at(scores, CATS[i]);
+    *category = _eosin_json_string_at(scores, CATS[i]);
   /* [lesions]: the slide's CAMELYON17 category is its largest lesion's */
   JsonNode *ln = scores && !*category ? json_object_get_member(scores, "lesions") : NULL;
   JsonObject *lo = ln && JSON_NODE_HOLDS_OBJECT(ln) ? json_node_get_object(ln) : NULL;
@@ -84,18 +55,13 @@ void _eosin_report_headline(JsonObject *scores, double *value, const char **labe
     JsonArray *a = json_node_get_array(an);
     for (guint i = 0; i < json_array_get_length(a); i++) {
       JsonNode *e = json_array_get_element(a, i);
-      const char *c = JSON_NODE_HOLDS_OBJECT(e) ? str_at(json_node_get_object(e), "category") : NULL;
+      const char *c = JSON_NODE_HOLDS_OBJECT(e) ? _eosin_json_string_at(json_node_get_object(e), "category") : NULL;
       for (int k = 1; c && k < 4; k++)
         if (!strcmp(c, SEVERITY[k]))
           worst = MAX(worst, k);
     }
     *category = SEVERITY[worst];
   }
-}
-
-static void esc(GString *s, const char *t) {
-  g_autofree char *e = g_markup_escape_text(t ? t : "", -1);
-  g_string_append(s, e);
 }
 
 static void scalar(GString *s, JsonNode *n) {
@@ -105,7 +71,7 @@ static void scalar(GString *s, JsonNode *n) {
   }
   GType t = json_node_get_value_type(n);
   if (t == G_TYPE_STRING)
-    esc(s, json_node_get_string(n));
+    _eosin_html_append(s, json_node_get_string(n));
   else if (t == G_TYPE_BOOLEAN)
     g_string_append(s, json_node_get_boolean(n) ? "yes" : "no");
   else if (t == G_TYPE_INT64)
@@ -136,7 +102,7 @@ static void table(GString *s, JsonArray *a) {
     if (is_scalar(json_object_get_member(json_node_get_object(first), k->data)) &&
         strcmp(k->data, "rank")) {
       g_string_append(s, "<th>");
-      esc(s, k->data);
+      _eosin_html_append(s, k->data);
       g_string_append(s, "</th>");
     }
   g_string_append(s, "</tr>\n");
@@ -168,7 +134,7 @@ static void table(GString *s, JsonArray *a) {
 static void section(GString *s, JsonObject *o, const char *title, int depth) {
   if (title) {
     g_string_append_printf(s, "<h%d>", depth <= 1 ? 2 : 3);
-    esc(s, title);
+    _eosin_html_append(s, title);
     g_string_append_printf(s, "</h%d>\n", depth <= 1 ? 2 : 3);
   }
   g_autoptr(GList) keys = json_object_get_members(o);
@@ -180,7 +146,7 @@ static void section(GString *s, JsonObject *o, const char *title, int depth) {
     if (!open)
       g_string_append(s, "<table>\n"), open = true;
     g_string_append(s, "<tr><th>");
-    esc(s, k->data);
+    _eosin_html_append(s, k->data);
     g_string_append(s, "</th><td>");
     scalar(s, v);
     g_string_append(s, "</td></tr>\n");
@@ -196,13 +162,13 @@ static void section(GString *s, JsonObject *o, const char *title, int depth) {
       JsonNode *e0 = json_array_get_length(a) ? json_array_get_element(a, 0) : NULL;
       if (e0 && JSON_NODE_HOLDS_OBJECT(e0)) {
         g_string_append(s, "<h3>");
-        esc(s, k->data);
+        _eosin_html_append(s, k->data);
         g_string_append_printf(s, " <span class=\"muted\">(%u)</span></h3>\n",
                                json_array_get_length(a));
         table(s, a);
       } else if (e0) {
         g_string_append(s, "<p><b>");
-        esc(s, k->data);
+        _eosin_html_append(s, k->data);
         g_string_append(s, "</b>: ");
         for (guint i = 0; i < json_array_get_length(a); i++) {
           JsonNode *e = json_array_get_element(a, i);
@@ -223,7 +189,7 @@ static void figure(GString *s, const char *dir, const char *file, const char *ca
     return;
   g_string_append_printf(s, "<figure><a href=\"%s\"><img src=\"%s\" alt=\"%s\"></a>"
                             "<figcaption class=\"muted\">", file, file, file);
-  esc(s, caption);
+  _eosin_html_append(s, caption);
   g_string_append(s, "</figcaption></figure>\n");
 }
 
@@ -232,40 +198,40 @@ static void pretty(GString *s, JsonNode *n) {
     return;
   g_autofree char *t = json_to_string(n, TRUE);
   g_string_append(s, "<pre>");
-  esc(s, t);
+  _eosin_html_append(s, t);
   g_string_append(s, "</pre>\n");
 }
 
 /* The page's head and the slide's line: name, task, hash, µm/px, size. */
 static void page_head(GString *s, JsonObject *r) {
-  const char *name = r ? str_at(r, "slide.name") : NULL;
-  const char *task = r ? str_at(r, "identity.task") : NULL;
+  const char *name = r ? _eosin_json_string_at(r, "slide.name") : NULL;
+  const char *task = r ? _eosin_json_string_at(r, "identity.task") : NULL;
   g_string_append(s, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                      "<meta name=\"viewport\" content=\"width=device-width, "
                      "initial-scale=1\"><title>");
-  esc(s, name);
+  _eosin_html_append(s, name);
   g_string_append(s, " — Eosin</title><style>");
   g_string_append(s, CSS);
   g_string_append(s, "</style></head><body>\n<h1>");
-  esc(s, name);
+  _eosin_html_append(s, name);
   g_string_append(s, "</h1>\n<p class=\"muted\">");
-  esc(s, task);
+  _eosin_html_append(s, task);
   g_string_append(s, " · slide ");
-  esc(s, r ? str_at(r, "identity.slide.hash") : NULL);
+  _eosin_html_append(s, r ? _eosin_json_string_at(r, "identity.slide.hash") : NULL);
   double mpp = r ? _eosin_json_number_at(r, "slide.mpp_x") : NAN;
   g_string_append_printf(s, " · %.4g µm/px (", mpp);
-  esc(s, r ? str_at(r, "slide.mpp_source") : NULL);
+  _eosin_html_append(s, r ? _eosin_json_string_at(r, "slide.mpp_source") : NULL);
   g_string_append_printf(s, ") · %.0f × %.0f px · " RUN_BEGIN,
                          r ? _eosin_json_number_at(r, "slide.width") : 0,
                          r ? _eosin_json_number_at(r, "slide.height") : 0);
-  esc(s, r ? str_at(r, "created") : NULL);
+  _eosin_html_append(s, r ? _eosin_json_string_at(r, "created") : NULL);
   g_string_append(s, RUN_END "</p>\n");
 }
 
 /* The QC verdict, its findings and the run's warnings: before any number,
  * as a score on a failed slide is not one. */
 static void quality(GString *s, JsonObject *r) {
-  const char *verdict = r ? str_at(r, "qc.verdict") : NULL;
+  const char *verdict = r ? _eosin_json_string_at(r, "qc.verdict") : NULL;
   g_string_append_printf(s, "<p>Quality control: <span class=\"verdict %s\">%s</span></p>\n",
                          verdict && strspn(verdict, "pasfilwrn") == strlen(verdict) ? verdict : "none",
                          verdict ? verdict : "not checked");
@@ -301,15 +267,15 @@ static void headline(GString *s, JsonObject *scores) {
       g_string_append_printf(s, "%s: <b>%.3g</b>", label, value);
     if (category) {
       g_string_append(s, label ? " · category <b>" : "category <b>");
-      esc(s, category);
+      _eosin_html_append(s, category);
       g_string_append(s, "</b>");
     }
     g_string_append(s, "</p>\n");
   }
-  const char *rule = scores ? str_at(scores, "lesions.slide_score_rule") : NULL;
+  const char *rule = scores ? _eosin_json_string_at(scores, "lesions.slide_score_rule") : NULL;
   if (rule) {
     g_string_append(s, "<p>Rule: the slide's probability is the ");
-    esc(s, rule);
+    _eosin_html_append(s, rule);
     g_string_append(s, "; lesions are the connected cells above the threshold, numbered by "
                        "their highest probability as outlined on the preview.</p>\n");
   }
@@ -329,7 +295,7 @@ static void headline(GString *s, JsonObject *scores) {
   for (size_t i = 0; scores && i < G_N_ELEMENTS(RULES); i++)
     if (!isnan(_eosin_json_number_at(scores, RULES[i][0]))) {
       g_string_append(s, "<p>");
-      esc(s, RULES[i][1]);
+      _eosin_html_append(s, RULES[i][1]);
       g_string_append(s, "</p>\n");
     }
 }
@@ -359,7 +325,7 @@ static void files_and_provenance(GString *s, const char *dir, JsonObject *r) {
   pretty(s, r ? json_object_get_member(r, "command") : NULL);
   g_string_append(s, RUN_END);
   g_string_append(s, "</details>\n<p class=\"muted\">Eosin ");
-  esc(s, eosin_version());
+  _eosin_html_append(s, eosin_version());
   g_string_append(s, "</p></body></html>\n");
 }
 

@@ -40,11 +40,6 @@ static const char SCRIPT[] =
     "for(var k=0;k<im.length;k++)if(im[k].complete&&im[k].naturalWidth>0)ok++;"
     "document.body.setAttribute('data-images',ok+'/'+im.length);});})();";
 
-static void esc(GString *s, const char *t) {
-  g_autofree char *e = g_markup_escape_text(t ? t : "", -1);
-  g_string_append(s, e);
-}
-
 /* A row and its headline (from the row: index.html reads no report.json,
  * so a merge of 100,000 rows reads 100,000 small files, not reports). */
 typedef struct {
@@ -87,10 +82,10 @@ bool _eosin_report_index(const char *outdir, const char *batch_id, const EosinBa
   g_autoptr(GString) s = g_string_new("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                                       "<meta name=\"viewport\" content=\"width=device-width, "
                                       "initial-scale=1\"><title>Eosin batch " RUN_BEGIN);
-  esc(s, batch_id);
+  _eosin_html_append(s, batch_id);
   g_string_append_printf(s, RUN_END "</title><style>%s</style></head><body>\n<h1>Batch " RUN_BEGIN,
                          CSS);
-  esc(s, batch_id);
+  _eosin_html_append(s, batch_id);
   g_string_append(s, RUN_END);
   g_autoptr(GDateTime) now = g_date_time_new_now_local();
   g_autofree char *when = g_date_time_format(now, "%Y-%m-%d %H:%M");
@@ -107,7 +102,7 @@ bool _eosin_report_index(const char *outdir, const char *batch_id, const EosinBa
   g_string_append(s, "<div class=\"scroll\"><table id=\"slides\"><thead><tr>"
                      "<th data-col=\"preview\">preview</th><th data-col=\"slide\">slide</th>"
                      "<th data-col=\"status\">status</th><th data-col=\"score\">");
-  esc(s, label ? label : "score");
+  _eosin_html_append(s, label ? label : "score");
   g_string_append(s, "</th><th data-col=\"category\">category</th><th data-col=\"qc\">QC</th>"
                      "<th data-col=\"seconds\">s</th><th data-col=\"error\">error</th></tr></thead>"
                      "<tbody>\n");
@@ -123,21 +118,21 @@ bool _eosin_report_index(const char *outdir, const char *batch_id, const EosinBa
     g_string_append(s, "</td><td>");
     if (ok)
       g_string_append_printf(s, "<a href=\"%s/report.html\">", href);
-    esc(s, r->name);
+    _eosin_html_append(s, r->name);
     g_string_append_printf(s, "%s</td><td>", ok ? "</a>" : "");
-    esc(s, r->status);
+    _eosin_html_append(s, r->status);
     if (isfinite(lines[i].f.score))
       g_string_append_printf(s, "</td><td class=\"num\" data-v=\"%.6f\">%.3f</td><td>",
                              lines[i].f.score, lines[i].f.score);
     else
       g_string_append(s, "</td><td class=\"num\" data-v=\"\"></td><td>");
-    esc(s, lines[i].f.category);
+    _eosin_html_append(s, lines[i].f.category);
     g_string_append(s, "</td><td>");
-    esc(s, r->qc);
+    _eosin_html_append(s, r->qc);
     g_string_append_printf(s, "</td><td class=\"num\">" RUN_BEGIN "%.1f" RUN_END
                               "</td><td class=\"err\">",
                            isfinite(r->seconds) ? r->seconds : 0);
-    esc(s, r->error);
+    _eosin_html_append(s, r->error);
     g_string_append(s, "</td></tr>\n");
   }
   g_string_append(s, "</tbody></table></div>\n<script>");

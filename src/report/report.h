@@ -47,6 +47,12 @@ typedef struct {
 } EosinDecorLayout;
 void _eosin_decor_layout(int w, int h, double um_per_px, EosinDecorLayout *out);
 
+/* @markup (pango markup) at (@x, @y) in DejaVu Sans @size, in the current
+ * colour; @right: @x is its right end. */
+void _eosin_cairo_text(cairo_t *cr, const char *markup, double x, double y, int size,
+                       bool right);
+/* @text appended to @s escaped for HTML (NULL: nothing). */
+void _eosin_html_append(GString *s, const char *text);
 /* @s as a PNG at @path, durably (a temporary name, fsync, rename). */
 bool _eosin_cairo_write_png(cairo_surface_t *s, const char *path, GError **err);
 /* @rgb (w x h, 3 bytes a pixel) with the outlines drawn over it and the
@@ -69,8 +75,6 @@ bool _eosin_report_html(const char *dir, GError **err);
  * "scores". Borrowed strings. */
 void _eosin_report_headline(JsonObject *scores, double *value, const char **label,
                             const char **category);
-/* The number at a dotted @path ("slide.mpp_x") of @o, NaN when absent. */
-double _eosin_json_number_at(JsonObject *o, const char *path);
 /* OUTDIR/index.html from the batch's rows so far (@n of @total slides;
  * @lesions: sorted by the slide probability, highest first). */
 bool _eosin_report_index(const char *outdir, const char *batch_id, const EosinBatchRow *rows,
